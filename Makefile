@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:
+#   make lab    set up if needed, then open the workbook in JupyterLab
+#   make test   set up if needed, then run the whole test suite
+# The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
+# reinstalled only when pyproject.toml changes.
+SHELL := /bin/bash
+.PHONY: setup system lab notebook test test-fast bench clean-grading
+
+setup:
+	@bash scripts/setup_env.sh >/dev/null
+
+system:
+	@bash scripts/setup_system.sh
+
+lab:
+	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" lab --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+
+notebook:
+	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" notebook --notebook-dir="$(CURDIR)"
+
+test:
+	@bash scripts/setup_system.sh
+	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest $(PYTEST_ARGS)
+
+test-fast:
+	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+bench:
+	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done

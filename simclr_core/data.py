@@ -1,0 +1,174 @@
+"""Datasets by name, as uint8 image tensors the augmentations (and the batched fast path) accept.
+
+- ``cifar10``: torchvision.datasets.CIFAR10 (the paper's small-image benchmark; Chen et al. 2020, App. B.9),
+  downloaded when ``download=True``.
+- ``fashion-mnist``: torchvision.datasets.FashionMNIST layout, or any folder that holds the four raw idx
+  ``.gz`` files (Debian's ``dataset-fashion-mnist`` puts them in /usr/share/datasets/fashion-mnist).
+
+Every dataset is loaded once into memory as ``images`` (N, C, H, W) uint8 and ``targets`` (N,) int64
+(CIFAR-10 is 180 MB, Fashion-MNIST 55 MB), which is what makes batched augmentation fast.
+A dataset that is missing and cannot be downloaded raises ``DatasetUnavailable`` naming the folder that
+was searched and the ways to provide the files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS"]
+
+DATASETS = ("cifar10", "fashion-mnist")
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is not on disk and could not be downloaded."""
+
+
+@dataclass
+class ImageDataset(Dataset):
+    """In-memory images (N, C, H, W) uint8 with labels (N,); ``transform`` is applied per item."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    classes: tuple[str, ...]
+    name: str = ""
+    transform: object = None
+
+    def __post_init__(self):
+        if self.images.dim() != 4 or self.images.dtype != torch.uint8:
+            raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
+        if self.targets.shape != (self.images.shape[0],):
+            raise ValueError(f"targets must be ({self.images.shape[0]},), got {tuple(self.targets.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        x = self.images[i]  # (C, H, W) uint8
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.targets[i])
+
+    def subset(self, n: int, seed: int = 0) -> "ImageDataset":
+        """A random class-mixed subset of n images (the same n and seed always give the same subset)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self):
+            raise ValueError(f"n must be an integer in 1..{len(self)}, got {n!r}")
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return ImageDataset(self.images[idx], self.targets[idx], self.classes, self.name, self.transform)
+
+
+def default_root() -> Path:
+    """Where datasets live: $SIMCLR_DATA, else ~/.cache/simclr-workbook/data."""
+    return Path(os.environ.get("SIMCLR_DATA", Path.home() / ".cache" / "simclr-workbook" / "data")).expanduser()
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False) -> ImageDataset:
+    """Load ``cifar10`` or ``fashion-mnist`` (train or test split) into memory."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
+    if name == "cifar10":
+        root = Path(root).expanduser() if root is not None else default_root()
+        return _load_cifar10(root, train, download)
+    if root is None:
+        root = SYSTEM_FASHION_MNIST if _raw_idx_files(SYSTEM_FASHION_MNIST, train) else default_root()
+    return _load_fashion_mnist(Path(root).expanduser(), train, download)
+
+
+def _unavailable(name: str, root: Path, how: str, reason: str) -> DatasetUnavailable:
+    return DatasetUnavailable(
+        f"{name} is not in {root} and could not be downloaded ({reason}).\n"
+        f"Options:\n{how}"
+        f"  - or train on the real data this machine has offline:\n"
+        f"      simclr pretrain --dataset fashion-mnist --data-root {SYSTEM_FASHION_MNIST}\n"
+        f"    (Debian/Ubuntu: apt-get install dataset-fashion-mnist)"
+    )
+
+
+def _load_cifar10(root: Path, train: bool, download: bool) -> ImageDataset:
+    from torchvision.datasets import CIFAR10
+
+    how = (
+        f"  - with internet: pass download=True (CLI: --download) to fetch it into {root}\n"
+        f"  - offline: copy cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extract it\n"
+        f"    so that {root / 'cifar-10-batches-py'} holds data_batch_1..5 and test_batch\n"
+    )
+    try:
+        ds = CIFAR10(str(root), train=train, download=False)
+    except RuntimeError:  # torchvision: "Dataset not found or corrupted"
+        if not download:
+            raise _unavailable("CIFAR-10", root, how, "download=False") from None
+        try:
+            ds = CIFAR10(str(root), train=train, download=True)
+        except Exception as err:  # urllib / socket errors from deep inside the download
+            raise _unavailable("CIFAR-10", root, how, f"{type(err).__name__}: {err}") from None
+    images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+    return ImageDataset(images, torch.as_tensor(ds.targets, dtype=torch.int64), tuple(ds.classes), "cifar10")
+
+
+_IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _raw_idx_files(folder: Path, train: bool):
+    """The (images, labels) idx files for a split in ``folder``, plain or .gz; None if absent."""
+    found = []
+    for stem in _IDX_FILES[train]:
+        for cand in (folder / stem, folder / f"{stem}.gz"):
+            if cand.is_file():
+                found.append(cand)
+                break
+        else:
+            return None
+    return tuple(found)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (the MNIST format: big-endian magic, dims, then uint8 data), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4:
+        raise ValueError(f"{path} is not an idx file (only {len(data)} bytes)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not a uint8 idx file (magic {data[:4].hex()})")
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: header says {dims}, found {arr.size} values")
+    return arr.reshape(dims)
+
+
+def _load_fashion_mnist(root: Path, train: bool, download: bool) -> ImageDataset:
+    # Either the idx files directly in root (Debian's layout) or torchvision's root/FashionMNIST/raw.
+    files = _raw_idx_files(root, train) or _raw_idx_files(root / "FashionMNIST" / "raw", train)
+    if files is None:
+        how = (
+            f"  - with internet: pass download=True (CLI: --download) to fetch it into {root / 'FashionMNIST' / 'raw'}\n"
+            f"  - offline: put {', '.join(s + '.gz' for s in _IDX_FILES[train])} into {root}\n"
+        )
+        if not download:
+            raise _unavailable("Fashion-MNIST", root, how, "download=False")
+        from torchvision.datasets import FashionMNIST
+
+        try:
+            FashionMNIST(str(root), train=train, download=True)
+        except Exception as err:
+            raise _unavailable("Fashion-MNIST", root, how, f"{type(err).__name__}: {err}") from None
+        files = _raw_idx_files(root / "FashionMNIST" / "raw", train)
+    images, labels = (read_idx(f) for f in files)
+    if images.ndim != 3 or labels.shape != (images.shape[0],):
+        raise ValueError(f"Fashion-MNIST files in {root} disagree: images {images.shape}, labels {labels.shape}")
+    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28)
+    return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), FASHION_CLASSES, "fashion-mnist")

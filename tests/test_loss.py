@@ -1,0 +1,176 @@
+"""NT-Xent against an independent naive reference, closed forms, and the seed's hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from simclr_core.loss import info_nce_from_similarity, nt_xent, positive_pairs
+from simclr_core.seed import SEED_POSITIVES, SEED_S
+
+
+def naive_nt_xent(z1, z2, tau):
+    """Eq. (1) of the paper with explicit loops: l(i, j) = -log exp(s_ij/tau) / sum_{k != i} exp(s_ik/tau)."""
+    z = torch.cat([z1, z2]).double()
+    N = z1.shape[0]
+    losses = []
+    for i in range(2 * N):
+        j = i + N if i < N else i - N
+        def sim(a, b):
+            return float(z[a] @ z[b]) / (float(z[a].norm()) * float(z[b].norm()))
+        num = math.exp(sim(i, j) / tau)
+        den = sum(math.exp(sim(i, k) / tau) for k in range(2 * N) if k != i)
+        losses.append(-math.log(num / den))
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("N", [1, 2, 7, 64])
+@pytest.mark.parametrize("D", [3, 16])
+@pytest.mark.parametrize("tau", [0.05, 0.5, 5.0])
+def test_matches_naive_reference(N, D, tau):
+    g = torch.Generator().manual_seed(1000 * N + D)
+    z1, z2 = torch.randn(N, D, generator=g, dtype=torch.float64), torch.randn(N, D, generator=g, dtype=torch.float64)
+    ref = naive_nt_xent(z1, z2, tau)
+    per_anchor = nt_xent(z1, z2, temperature=tau, reduction="none")
+    assert per_anchor.shape == (2 * N,)
+    torch.testing.assert_close(per_anchor, ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(nt_xent(z1, z2, tau), ref.mean(), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(nt_xent(z1, z2, tau, reduction="sum"), ref.sum(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("N", [1, 2, 7, 64])
+def test_float32_matches_reference(N):
+    g = torch.Generator().manual_seed(N)
+    z1, z2 = torch.randn(N, 32, generator=g), torch.randn(N, 32, generator=g)
+    torch.testing.assert_close(nt_xent(z1, z2, 0.1, "none").double(), naive_nt_xent(z1, z2, 0.1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("N", [1, 2, 7, 64])
+@pytest.mark.parametrize("tau", [0.05, 0.5, 5.0])
+def test_identical_embeddings_give_log_2N_minus_1(N, tau):
+    # every candidate has the same similarity, so the softmax is uniform over the 2N - 1 candidates
+    z = torch.ones(N, 8, dtype=torch.float64)
+    torch.testing.assert_close(nt_xent(z, z.clone(), tau), torch.tensor(math.log(2 * N - 1), dtype=torch.float64))
+
+
+def test_single_pair_gives_exactly_zero_and_zero_gradient():
+    z1 = torch.randn(1, 5, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(1, 5, dtype=torch.float64, requires_grad=True)
+    loss = nt_xent(z1, z2, 0.1)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.all(z1.grad == 0) and torch.all(z2.grad == 0)
+
+
+def test_perfect_alignment_orthogonal_negatives_closed_form():
+    # z1 = z2 = orthonormal rows: positive sim 1, every negative sim 0 ->
+    # l = -log e^{1/tau} / (e^{1/tau} + 2N - 2)
+    N, tau = 5, 0.3
+    z = torch.eye(N, dtype=torch.float64)
+    expected = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + 2 * N - 2))
+    torch.testing.assert_close(nt_xent(z, z.clone(), tau, "none"), torch.full((2 * N,), expected, dtype=torch.float64))
+
+
+def test_symmetric_under_swapping_views():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    a = nt_xent(z1, z2, 0.5, "none")
+    b = nt_xent(z2, z1, 0.5, "none")
+    torch.testing.assert_close(a, torch.cat([b[9:], b[:9]]))
+    torch.testing.assert_close(nt_xent(z1, z2, 0.5), nt_xent(z2, z1, 0.5))
+
+
+def test_scale_invariant_because_embeddings_are_normalised():
+    g = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(nt_xent(z1, z2, 0.2), nt_xent(7.5 * z1, 0.01 * z2, 0.2))
+
+
+def test_gradcheck_float64():
+    g = torch.Generator().manual_seed(5)
+    z1 = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: nt_xent(a, b, 0.3), (z1, z2))
+    assert torch.autograd.gradcheck(lambda a, b: nt_xent(a, b, 0.3, "none"), (z1, z2))
+
+
+def test_seed_question_1_values_at_tau_0_1():
+    # hand computation (tau = 0.1): numerator e^{9.5} = 13359.73,
+    # denominator e^{9.5} + e^{1.0} + e^{0.5} + e^{0.2} + e^{0} = 13366.32
+    losses = info_nce_from_similarity(SEED_S, SEED_POSITIVES, 0.1)
+    assert f"{losses[0].item():.4g}" == "0.000493"  # L(1,2) = 4.930e-4
+    assert f"{losses[2].item():.4g}" == "0.001154"  # L(3,4) = 1.154e-3
+    assert math.isclose(losses[0].item(), -math.log(13359.7268 / 13366.3152), rel_tol=1e-6)
+
+
+def test_from_similarity_agrees_with_naive_on_embeddings():
+    g = torch.Generator().manual_seed(6)
+    z1, z2 = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    S = z @ z.T
+    S.fill_diagonal_(float("nan"))  # the diagonal is ignored whatever it holds
+    out = info_nce_from_similarity(S, positive_pairs(4), 0.7)
+    torch.testing.assert_close(out, naive_nt_xent(z1, z2, 0.7))
+
+
+def test_from_similarity_accepts_lists_and_adjacent_layout():
+    S = SEED_S.nan_to_num(1.0).tolist()
+    out = info_nce_from_similarity(S, [1, 0, 3, 2, 5, 4], 0.5)
+    assert out.shape == (6,)
+    assert math.isclose(out[0].item(), 0.502727116319136, rel_tol=1e-9)  # hand-computed at tau = 0.5
+
+
+@pytest.mark.parametrize("tau", [0, -0.1, float("inf"), float("nan"), "hot", None])
+def test_bad_temperature(tau):
+    z = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="temperature"):
+        nt_xent(z, z, tau)
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce_from_similarity(SEED_S, SEED_POSITIVES, tau)
+
+
+@pytest.mark.parametrize(
+    "z1, z2, match",
+    [
+        (torch.randn(3, 4), torch.randn(4, 4), "same shape"),
+        (torch.randn(3, 4), torch.randn(3, 5), "same shape"),
+        (torch.randn(4), torch.randn(4), "2 dims"),
+        (torch.randn(2, 3, 4), torch.randn(2, 3, 4), "2 dims"),
+        (torch.tensor([[1.0, float("nan")]]), torch.ones(1, 2), "non-finite"),
+        (torch.ones(2, 2), torch.tensor([[1.0, 1.0], [float("inf"), 0.0]]), "non-finite"),
+        (torch.ones(2, 2, dtype=torch.long), torch.ones(2, 2, dtype=torch.long), "floating"),
+        (torch.empty(0, 4), torch.empty(0, 4), "at least one"),
+    ],
+)
+def test_bad_embeddings(z1, z2, match):
+    with pytest.raises(ValueError, match=match):
+        nt_xent(z1, z2)
+
+
+def test_bad_reduction():
+    with pytest.raises(ValueError, match="reduction"):
+        nt_xent(torch.randn(2, 3), torch.randn(2, 3), reduction="avg")
+
+
+@pytest.mark.parametrize(
+    "S, positives, match",
+    [
+        (torch.zeros(6, 5), [1, 0, 3, 2, 5, 4], "square"),
+        (torch.zeros(5, 5), [1, 0, 3, 2, 4], "even"),
+        (torch.zeros(6, 6), [1, 0, 3, 2, 5], "6 integer"),
+        (torch.zeros(6, 6), [1, 0, 3, 2, 5, 6], "0..5"),
+        (torch.zeros(6, 6), [0, 1, 3, 2, 5, 4], "its own positive"),
+        (torch.zeros(6, 6), [1, 2, 0, 4, 5, 3], "not a valid pairing"),
+        (torch.zeros(6, 6), [1.0, 0, 3, 2, 5, 4], "integer"),
+        (torch.tensor([[0.0, float("nan")], [1.0, 0.0]]), [1, 0], "non-finite"),
+    ],
+)
+def test_bad_similarity_inputs(S, positives, match):
+    with pytest.raises(ValueError, match=match):
+        info_nce_from_similarity(S, positives, 0.1)
+
+
+def test_keeps_device_and_dtype():
+    z = torch.randn(3, 4, dtype=torch.float64)
+    assert nt_xent(z, z + 1).dtype == torch.float64
+    assert nt_xent(z.float(), z.float() + 1).dtype == torch.float32
