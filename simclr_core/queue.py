@@ -1,0 +1,167 @@
+"""Plentiful negatives without a big batch: a FIFO queue of keys and a momentum encoder.
+
+SimCLR (Chen et al. 2020, arXiv:2002.05709) takes its negatives from the batch, so a batch of N pairs
+gives each anchor only 2N - 2 negatives. Two older ideas decouple the number of negatives from N:
+
+- a memory bank (Wu et al. 2018; PIRL, Misra & van der Maaten 2020, arXiv:1912.01991) keeps a stored
+  embedding per image and samples negatives from it;
+- MoCo (He et al. 2020, arXiv:1911.05722) keeps a FIFO queue of the last K keys, produced by a momentum
+  (exponential moving average) copy of the encoder so that old and new keys stay consistent.
+
+Read bottom-up: ``NegativeQueue`` (the FIFO), ``nt_xent_with_queue`` (eq. (1) of SimCLR whose denominator
+also runs over the queued keys), ``momentum_update`` / ``MomentumEncoder`` (MoCo's theta_k <- m theta_k +
+(1 - m) theta_q; MoCo's default m = 0.999 is for 800k-step ImageNet runs, we default to m = 0.99 because
+the workbook's runs are a few thousand steps long).
+
+With an empty queue ``nt_xent_with_queue`` is exactly ``simclr_core.loss.nt_xent``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .loss import _check_embeddings, _check_reduction, check_temperature, positive_pairs
+
+__all__ = ["NegativeQueue", "nt_xent_with_queue", "info_nce_queue", "momentum_update", "MomentumEncoder"]
+
+
+def _positive_int(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return v
+
+
+class NegativeQueue(nn.Module):
+    """A FIFO of at most ``size`` L2-normalised, detached keys of dimension ``dim``.
+
+    ``enqueue(keys)`` appends (K, dim) keys; when the queue is full the oldest are dropped. ``keys`` returns
+    the stored keys as a (len(q), dim) tensor, OLDEST FIRST. The storage is a ring buffer registered as
+    module buffers, so ``.to(device)`` and ``state_dict()`` (checkpointing) work as for any module.
+    """
+
+    def __init__(self, dim: int, size: int):
+        super().__init__()
+        self.dim = _positive_int(dim, "dim")
+        self.size = _positive_int(size, "size")
+        self.register_buffer("_ring", torch.zeros(size, dim))  # (size, dim) ring buffer
+        self.register_buffer("_next", torch.zeros((), dtype=torch.long))  # slot the next key goes to
+        self.register_buffer("_count", torch.zeros((), dtype=torch.long))  # number of valid keys
+
+    def __len__(self) -> int:
+        return int(self._count)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Append keys (K, dim): detached, L2-normalised, the oldest dropped when more than ``size``."""
+        if not isinstance(keys, torch.Tensor) or keys.dim() != 2 or keys.shape[1] != self.dim:
+            shape = tuple(keys.shape) if isinstance(keys, torch.Tensor) else type(keys).__name__
+            raise ValueError(f"keys must be a tensor of shape (K, {self.dim}), got {shape}")
+        if not keys.is_floating_point() or not torch.isfinite(keys).all():
+            raise ValueError("keys must be finite floating-point values")
+        k = F.normalize(keys.detach().to(self._ring), dim=1)  # (K, dim) unit vectors
+        if k.shape[0] > self.size:
+            k = k[-self.size :]  # only the newest ``size`` can survive
+        K = k.shape[0]
+        slots = (int(self._next) + torch.arange(K, device=k.device)) % self.size  # (K,)
+        self._ring[slots] = k
+        self._next.fill_((int(self._next) + K) % self.size)
+        self._count.fill_(min(self.size, int(self._count) + K))
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The stored keys (len, dim), oldest first."""
+        n = int(self._count)
+        if n < self.size:
+            return self._ring[:n]  # (n, dim) never wrapped: slots 0..n-1 in arrival order
+        return torch.roll(self._ring, shifts=-int(self._next), dims=0)  # (size, dim) oldest at _next
+
+    def clear(self) -> None:
+        self._next.zero_()
+        self._count.zero_()
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, size={self.size}, len={len(self)}"
+
+
+def _queue_keys(queue, D: int, like: torch.Tensor) -> torch.Tensor:
+    if queue is None:
+        return like.new_zeros(0, D)
+    Q = queue.keys if isinstance(queue, NegativeQueue) else queue
+    if not isinstance(Q, torch.Tensor) or Q.dim() != 2 or Q.shape[1] != D:
+        shape = tuple(Q.shape) if isinstance(Q, torch.Tensor) else type(Q).__name__
+        raise ValueError(f"queue must be a NegativeQueue, a (K, {D}) tensor of keys, or None; got {shape}")
+    return F.normalize(Q.detach().to(like), dim=1)  # (K, D) constants: no gradient into the queue
+
+
+def nt_xent_with_queue(z1: torch.Tensor, z2: torch.Tensor, queue=None, temperature: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+    """NT-Xent whose denominator also runs over K queued keys (MoCo-style extra negatives).
+
+    For anchor i (rows ordered [z1 rows, z2 rows] as in ``nt_xent``) with positive j(i):
+
+        l(i) = -log exp(s_ij / tau) / ( sum_{k != i} exp(s_ik / tau) + sum_{q=1}^{K} exp(sim(z_i, key_q) / tau) )
+
+    The in-batch candidates k run over the 2N - 1 other views (never the anchor itself); the keys are
+    treated as constants (detached). ``queue`` is a NegativeQueue, a (K, D) tensor, or None (K = 0).
+    The caller enqueues new keys AFTER computing the loss, so a batch never meets its own keys.
+    """
+    tau = check_temperature(temperature)
+    _check_reduction(reduction)
+    _check_embeddings(z1, z2)
+    N, D = z1.shape
+    Q = _queue_keys(queue, D, z1)  # (K, D)
+
+    z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
+    logits_batch = z @ z.T / tau  # (2N, 2N)
+    logits_batch.fill_diagonal_(float("-inf"))  # (2N, 2N) no self-negatives
+    logits_queue = z @ Q.T / tau  # (2N, K)
+    logits = torch.cat([logits_batch, logits_queue], dim=1)  # (2N, 2N + K)
+    labels = positive_pairs(N, device=z.device)  # (2N,) the positive sits in the batch block
+    return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+info_nce_queue = nt_xent_with_queue
+
+
+def _check_momentum(m) -> float:
+    try:
+        m = float(m)
+    except (TypeError, ValueError):
+        raise ValueError(f"momentum m must be a number in [0, 1], got {m!r}") from None
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"momentum m must be a number in [0, 1] (MoCo uses 0.999), got {m!r}")
+    return m
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, m: float = 0.99) -> None:
+    """theta_target <- m * theta_target + (1 - m) * theta_online (MoCo eq. (2)); buffers are copied."""
+    m = _check_momentum(m)
+    p_on, p_tg = list(online.parameters()), list(target.parameters())
+    if len(p_on) != len(p_tg) or any(a.shape != b.shape for a, b in zip(p_on, p_tg)):
+        raise ValueError("online and target must have the same architecture (matching parameter shapes)")
+    for p, q in zip(p_on, p_tg):
+        q.mul_(m).add_(p.detach(), alpha=1.0 - m)
+    for b, c in zip(online.buffers(), target.buffers()):  # BatchNorm running statistics
+        c.copy_(b)
+
+
+class MomentumEncoder(nn.Module):
+    """A frozen EMA copy of ``model``: ``update(online)`` moves it towards the online weights; forward has no grad."""
+
+    def __init__(self, model: nn.Module, m: float = 0.99):
+        super().__init__()
+        self.m = _check_momentum(m)
+        self.target = copy.deepcopy(model)
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+
+    def update(self, online: nn.Module) -> None:
+        momentum_update(online, self.target, self.m)
+
+    @torch.no_grad()
+    def forward(self, *args, **kwargs):
+        return self.target(*args, **kwargs)
