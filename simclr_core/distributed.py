@@ -1,0 +1,272 @@
+"""Multi-process SimCLR: the negatives of every process, gathered with their gradients.
+
+Chen et al. 2020 (arXiv:2002.05709), Sec. 2.2 "Training with large batch size": the paper trains with
+batches of up to 8192 spread over 128 TPU cores, and *every* anchor is contrasted against the 2N - 2
+negatives of the whole global batch, not just the ones on its own core. Data parallelism by itself
+(PyTorch's DistributedDataParallel, DDP) only averages gradients; the loss on each process would see only
+its own 2B - 2 negatives. SimCLR needs one more thing from the distributed engine: an all-gather of the
+embeddings z that carries gradients back to the process that produced them.
+
+Read bottom-up:
+- ``nt_xent_rank``: pure maths, no communication. Given the embeddings of the GLOBAL batch (N = K * B
+  pairs from K processes, rank-major order) it returns the loss of rank r's 2B anchors against all
+  2N - 1 candidates. The diagonal is masked and the positive picked at GLOBAL indices: rank r's z1 row b
+  is global row r*B + b, its z2 row is N + r*B + b. (The classic bug uses the local indices b and B + b.)
+  The mean over ranks of these per-rank means is exactly ``simclr_core.loss.nt_xent`` on the global batch.
+- ``gather_with_grad``: all_gather whose backward sums the incoming gradients of every process
+  (all_reduce) and hands each process the slice of its own rows.
+- ``nt_xent_distributed``: the two together; what a training step calls on each process.
+- ``init_distributed`` / ``cleanup`` / ``barrier`` / ``is_main_process`` / ``reduce_mean``: process
+  group plumbing for ``torchrun`` (NCCL on GPUs, gloo on CPU).
+
+Why the gradients come out right: every process computes L_r (mean over its 2B anchors). The objective
+is L = (1/K) sum_r L_r, which is the single-process loss on the global batch because all L_r average the
+same number of anchors. Backward on process r gives dz_r = sum_r' dL_r'/dz_r (the all_reduce), i.e.
+K * dL/dz_r, and DDP's gradient *averaging* (1/K) over processes turns the parameter gradients into
+exactly dL/dtheta. So the gradient w.r.t. this process's embeddings is K times the single-process one,
+and the parameter gradients after DDP equal the single-process ones (tests/test_distributed.py checks
+both to 1e-5 with 2 gloo processes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from simclr_core.loss import _check_embeddings, _check_reduction, check_temperature, positive_pairs
+
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "cleanup",
+    "barrier",
+    "is_main_process",
+    "reduce_mean",
+    "gather_with_grad",
+    "nt_xent_rank",
+    "nt_xent_distributed",
+]
+
+
+# --------------------------------------------------------------------------- the loss (pure maths)
+
+
+def _check_rank(rank: int, world_size: int) -> None:
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an integer in 0..{world_size - 1} (world_size={world_size}), got {rank!r}")
+
+
+def nt_xent_rank(
+    z1_all: torch.Tensor,
+    z2_all: torch.Tensor,
+    rank: int,
+    world_size: int,
+    temperature: float = 0.5,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """NT-Xent of rank ``rank``'s anchors against the whole global batch (no communication).
+
+    Args:
+        z1_all, z2_all: (N, D) embeddings of the global batch, N = world_size * B, rank-major: rows
+            r*B .. r*B + B - 1 come from rank r (what ``gather_with_grad`` returns).
+        rank, world_size: which B pairs are this process's anchors.
+        temperature: tau > 0 (0.5 = the paper's CIFAR-10 default, appendix B.9).
+        reduction: "mean" over the 2B local anchors, "sum", or "none" (the 2B losses, [z1 rows, z2 rows]).
+
+    ``mean_r nt_xent_rank(Z1, Z2, r, K) == nt_xent(Z1, Z2)`` for every K dividing N.
+    """
+    tau = check_temperature(temperature)
+    _check_reduction(reduction)
+    _check_embeddings(z1_all, z2_all)
+    _check_rank(rank, world_size)
+    N = z1_all.shape[0]
+    if N % world_size:
+        raise ValueError(f"the global batch of N={N} pairs does not split evenly over world_size={world_size}")
+    B = N // world_size
+
+    z = F.normalize(torch.cat([z1_all, z2_all]), dim=1)  # (2N, D) all candidates, [z1 rows, z2 rows]
+    b = torch.arange(B, device=z.device)  # (B,)
+    anchors = torch.cat([rank * B + b, N + rank * B + b])  # (2B,) GLOBAL row index of each local anchor
+    logits = z[anchors] @ z.T / tau  # (2B, 2N) sim(z_i, z_k) / tau
+    logits[torch.arange(2 * B, device=z.device), anchors] = float("-inf")  # (2B, 2N) k = i never counts
+    labels = positive_pairs(N, device=z.device)[anchors]  # (2B,) global index j(i) of the positive
+    return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+# --------------------------------------------------------------------------- the gather
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world_size) of the default process group, or (0, 1) when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Forward: all_gather (B, D) -> (K*B, D). Backward: all_reduce(sum) the (K*B, D) gradient, keep my B rows.
+
+    Every process's loss depends on every process's rows, so the gradient w.r.t. my rows is the sum over
+    processes of what their losses say about them: exactly what all_reduce(SUM) followed by my slice is.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        rank, world_size = _world()
+        z = z.contiguous()
+        parts = [torch.empty_like(z) for _ in range(world_size)]
+        dist.all_gather(parts, z)
+        ctx.rank, ctx.B = rank, z.shape[0]
+        return torch.cat(parts)  # (K*B, D)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()  # (K*B, D) never reduce autograd's buffer in place
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.B : (ctx.rank + 1) * ctx.B]  # (B, D)
+
+
+def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
+    """All-gather (B, D) rows from every process into (world_size * B, D), rank-major, with gradients.
+
+    Identity when there is no process group (or world_size 1). Every process must pass the same shape;
+    this is checked (one tiny extra all_gather) because NCCL would otherwise hang or return garbage.
+    """
+    if not isinstance(z, torch.Tensor) or z.dim() != 2:
+        raise ValueError(f"z must be a (B, D) torch.Tensor, got {getattr(z, 'shape', type(z).__name__)}")
+    rank, world_size = _world()
+    if world_size == 1:
+        return z
+    shape = torch.tensor(z.shape, device=z.device)  # (2,)
+    shapes = [torch.empty_like(shape) for _ in range(world_size)]
+    dist.all_gather(shapes, shape)
+    if any(not torch.equal(s, shape) for s in shapes):
+        raise ValueError(
+            f"every process must gather the same (B, D); got {[tuple(s.tolist()) for s in shapes]} "
+            "(use drop_last=True in the DistributedSampler/DataLoader)"
+        )
+    return _GatherWithGrad.apply(z)
+
+
+def nt_xent_distributed(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent over the GLOBAL batch, called on every process with its own (B, D) pairs.
+
+    This process's 2B anchors are contrasted against all 2N - 1 candidates of the global batch
+    (N = world_size * B); the result is the mean over the local anchors. Averaged over processes (which
+    DDP does to the gradients) this is ``nt_xent`` on the concatenated global batch. Without a process
+    group it is exactly ``nt_xent(z1, z2, temperature)``.
+    """
+    tau = check_temperature(temperature)
+    _check_embeddings(z1, z2)
+    rank, world_size = _world()
+    z1_all = gather_with_grad(z1)  # (N, D)
+    z2_all = gather_with_grad(z2)  # (N, D)
+    return nt_xent_rank(z1_all, z2_all, rank, world_size, tau)
+
+
+# --------------------------------------------------------------------------- process-group plumbing
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits: its global rank, the number of processes, its rank on this node, its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group that ``torchrun`` describes, or run as a single process.
+
+    Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment, WORLD_SIZE > 1) this initialises the
+    default process group, NCCL when the device is a GPU and gloo on CPU, and pins process ``local_rank``
+    to GPU ``cuda:local_rank``. Otherwise it returns world_size 1 and creates no process group.
+
+    device: "auto" (GPU if available), "cpu", "cuda" or "cuda:<i>" (single process only; under torchrun
+    the GPU is chosen by LOCAL_RANK).
+    """
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but torch.cuda.is_available() is False; use 'cpu'")
+
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
+        raise ValueError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world_size}, LOCAL_RANK={local_rank}")
+
+    if world_size == 1:
+        dev = torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible")
+        return DistInfo(0, 1, 0, dev)
+
+    if use_cuda:
+        if ":" in device:
+            raise ValueError(f"device {device!r}: under torchrun pass 'cuda' (or 'auto'); LOCAL_RANK picks the GPU")
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+        backend = "nccl"
+    else:
+        dev = torch.device("cpu")
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistInfo(rank, world_size, local_rank, dev)
+
+
+def cleanup() -> None:
+    """Destroy the default process group, if there is one (safe to call always)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True on rank 0, or when there is no process group."""
+    return _world()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every process (no-op without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over all processes (for logging the global loss); a detached copy."""
+    x = x.detach().clone()
+    _, world_size = _world()
+    if world_size > 1:
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        x /= world_size
+    return x
