@@ -1,0 +1,269 @@
+"""The SimCLR augmentation t ~ T on a whole batch at once, on the training device.
+
+Same ops and ranges as ``simclr_core.augment`` (Chen et al. 2020, arXiv:2002.05709, Sec. 3 and
+Appendix A; defaults = the CIFAR-10 recipe of Appendix B.9: strength s = 0.5, no blur), but instead of
+a Python loop over images every op is one tensor operation over the batch with per-image parameters:
+
+- random resized crop + horizontal flip: one ``affine_grid`` / ``grid_sample`` call, the crop box and
+  flip sign of image b in row b of a (B, 2, 3) affine matrix (torchvision's sampling of the box: scale
+  U(lo, hi) of the area, log-uniform aspect ratio in [3/4, 4/3], 10 tries, then the whole image);
+- colour jitter with p = jitter_p: brightness, contrast, saturation factors U(max(0, 1 - 0.8s), 1 + 0.8s)
+  and hue shift U(-0.2s, 0.2s) per image, the four ops in a per-image random order (as torchvision's
+  ColorJitter draws a fresh order for every call), formulas as in torchvision.transforms.v2.functional;
+- grayscale with p = grayscale_p (luma 0.2989 R + 0.587 G + 0.114 B, kept as C channels);
+- optional Gaussian blur with p = blur_p, sigma U(0.1, 2.0), per-image kernels in one grouped conv.
+
+Random parameters are drawn on the CPU from the ``torch.Generator`` you pass (so a seed gives the
+same views on CPU and GPU) and moved to the images' device; the pixels never leave the device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .augment import AugmentConfig
+
+__all__ = ["BatchAugment", "sample_crop_boxes", "crop_flip", "adjust_brightness", "adjust_contrast",
+           "adjust_saturation", "adjust_hue", "to_grayscale", "gaussian_blur", "LUMA"]
+
+LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ITU-R 601-2)
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)  # (n,)
+
+
+# ---------------------------------------------------------------- geometry: crop + flip in one resample
+
+def sample_crop_boxes(B: int, H: int, W: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), g=None, tries: int = 10):
+    """Per-image crop boxes as fractions of the image: centre (cx, cy) and size (w, h), each (B,).
+
+    torchvision's RandomResizedCrop.get_params, vectorised: ``tries`` proposals per image, the first
+    that fits is kept; images with none that fits get the whole image clamped to the ratio range.
+    """
+    area = _uniform(B * tries, scale[0], scale[1], g).view(B, tries) * (H * W)  # (B, T) target area, px^2
+    log_r = _uniform(B * tries, math.log(ratio[0]), math.log(ratio[1]), g).view(B, tries)  # (B, T)
+    r = torch.exp(log_r)  # (B, T) aspect ratio w/h
+    w = torch.sqrt(area * r).round()  # (B, T) px
+    h = torch.sqrt(area / r).round()  # (B, T) px
+    ok = (w > 0) & (h > 0) & (w <= W) & (h <= H)  # (B, T)
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((B,), -1))  # (B,) first fitting try
+    pick = first.clamp(min=0)
+    w_px = w.gather(1, pick[:, None]).squeeze(1)  # (B,)
+    h_px = h.gather(1, pick[:, None]).squeeze(1)  # (B,)
+    # fallback (torchvision): the whole image, cropped to the nearest allowed ratio
+    in_ratio = W / H
+    if in_ratio < min(ratio):
+        fw, fh = W, round(W / min(ratio))
+    elif in_ratio > max(ratio):
+        fw, fh = round(H * max(ratio)), H
+    else:
+        fw, fh = W, H
+    none = first < 0
+    w_px = torch.where(none, torch.full_like(w_px, fw), w_px)
+    h_px = torch.where(none, torch.full_like(h_px, fh), h_px)
+    # top-left corner uniform over the integer positions where the box fits, as torchvision does
+    top = torch.floor(torch.rand(B, generator=g) * (H - h_px + 1))  # (B,)
+    left = torch.floor(torch.rand(B, generator=g) * (W - w_px + 1))  # (B,)
+    top = torch.where(none, ((H - h_px) / 2).round(), top)
+    left = torch.where(none, ((W - w_px) / 2).round(), left)
+    cx = (left + w_px / 2) / W  # (B,) in [0, 1]
+    cy = (top + h_px / 2) / H  # (B,)
+    return cx, cy, w_px / W, h_px / H
+
+
+def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
+    """Resample box b of image b to (size, size), mirrored where flip[b]; x (B, C, H, W) float.
+
+    With align_corners=False, output coordinate u in [-1, 1] reads input coordinate
+    u_in = sign * w * u + (2 cx - 1), so the box [cx - w/2, cx + w/2] fills the output exactly; the
+    full box (w = h = 1, centre 0.5, no flip) at the input size reproduces x exactly (identity).
+    """
+    B = x.shape[0]
+    sign = 1.0 - 2.0 * flip.float()  # (B,) -1 mirrors
+    theta = torch.zeros(B, 2, 3)  # (B, 2, 3)
+    theta[:, 0, 0] = sign * w
+    theta[:, 0, 2] = 2 * cx - 1
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = 2 * cy - 1
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, [B, x.shape[1], size, size], align_corners=False)  # (B, size, size, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, C, size, size)
+
+
+# ---------------------------------------------------------------- colour ops, per-image factors (B,)
+
+def to_grayscale(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) luma; a 1-channel input is returned as is."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(1)
+    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)  # (B, 1, H, W)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    f = f.view(-1, 1, 1, 1).to(x)  # (B, 1, 1, 1)
+    return (f * x + (1 - f) * other).clamp_(0, 1)
+
+
+def adjust_brightness(x, f):
+    """x * f, clamped to [0, 1] (f = 1: identity)."""
+    return _blend(x, torch.zeros_like(x), f)
+
+
+def adjust_contrast(x, f):
+    """Blend with the mean luma of each image."""
+    mean = to_grayscale(x).mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    return _blend(x, mean, f)
+
+
+def adjust_saturation(x, f):
+    """Blend with the image's own grayscale version (1-channel images are returned unchanged)."""
+    if x.shape[1] == 1:
+        return x
+    return _blend(x, to_grayscale(x), f)
+
+
+def _rgb_to_hsv(x):
+    r, g, b = x.unbind(1)  # (B, H, W) each
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    eqc = maxc == minc
+    cr = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = cr / torch.where(eqc, ones, maxc)
+    cr_div = torch.where(eqc, ones, cr)
+    rc, gc, bc = (maxc - r) / cr_div, (maxc - g) / cr_div, (maxc - b) / cr_div
+    hr = (maxc == r) * (bc - gc)
+    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
+    return h, s, maxc
+
+
+def _hsv_to_rgb(h, s, v):
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    i = i.to(torch.int64) % 6
+    p = (v * (1.0 - s)).clamp(0, 1)
+    q = (v * (1.0 - s * f)).clamp(0, 1)
+    t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
+    sel = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    out = torch.zeros(h.shape[0], 3, *h.shape[1:], dtype=v.dtype, device=v.device)
+    for k, (a, b_, c) in enumerate(sel):
+        m = (i == k).unsqueeze(1)  # (B, 1, H, W)
+        out = torch.where(m, torch.stack([a, b_, c], 1), out)
+    return out
+
+
+def adjust_hue(x, f):
+    """Rotate the hue by f (in turns, |f| <= 0.5) per image (1-channel images are returned unchanged)."""
+    if x.shape[1] == 1:
+        return x
+    h, s, v = _rgb_to_hsv(x)
+    h = torch.remainder(h + f.view(-1, 1, 1).to(h), 1.0)
+    return _hsv_to_rgb(h, s, v)
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur, sigma (B,): separable, reflect padding, one grouped conv per axis."""
+    B, C, H, W = x.shape
+    half = (kernel_size - 1) / 2
+    t = torch.linspace(-half, half, kernel_size, device=x.device, dtype=x.dtype)  # (k,)
+    k = torch.exp(-0.5 * (t[None] / sigma.to(x)[:, None]) ** 2)  # (B, k)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(C, 0)  # (B*C, k)
+    pad = kernel_size // 2
+    y = x.reshape(1, B * C, H, W)
+    y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, k[:, None, None, :], groups=B * C)  # (1, B*C, H+2p, W) horizontal
+    y = F.conv2d(y, k[:, None, :, None], groups=B * C)  # (1, B*C, H, W) vertical
+    return y.view(B, C, H, W)
+
+
+_JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+class BatchAugment(nn.Module):
+    """x (B, C, H, W) uint8 or float in [0, 1] -> one random view (B, C, size, size) float32.
+
+    Every image draws its own crop, flip, jitter factors and order, grayscale and blur coins.
+    Call it twice for the two views of SimCLR. ``generator``: a CPU ``torch.Generator`` (or None for
+    the global RNG) from which all random parameters are drawn.
+    """
+
+    def __init__(self, cfg: AugmentConfig = AugmentConfig()):
+        super().__init__()
+        if not isinstance(cfg, AugmentConfig):
+            raise ValueError(f"cfg must be an AugmentConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.register_buffer("mean", torch.tensor(cfg.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std).view(1, -1, 1, 1), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ValueError(f"expected a batch tensor (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        elif x.is_floating_point():
+            x = x.float()
+        else:
+            raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {x.dtype}")
+        cfg, g = self.cfg, generator
+        B, C, H, W = x.shape
+        s = cfg.strength
+
+        # 1. random resized crop + flip (or plain resize), one resample for the whole batch
+        if cfg.crop:
+            cx, cy, w, h = sample_crop_boxes(B, H, W, cfg.crop_scale, g=g)
+        else:
+            cx = cy = torch.full((B,), 0.5)
+            w = h = torch.ones(B)
+        flip = torch.rand(B, generator=g) < 0.5 if cfg.flip else torch.zeros(B, dtype=torch.bool)
+        if cfg.crop or cfg.flip or (H, W) != (cfg.size, cfg.size):
+            x = crop_flip(x, cx, cy, w, h, flip, cfg.size)  # (B, C, size, size)
+
+        # 2. colour jitter with probability jitter_p, four ops in a per-image random order
+        if cfg.color_jitter and s > 0:
+            apply = (torch.rand(B, generator=g) < cfg.jitter_p).to(x.device)  # (B,)
+            lo = max(0.0, 1 - 0.8 * s)
+            factors = [_uniform(B, lo, 1 + 0.8 * s, g) for _ in range(3)]  # brightness, contrast, saturation
+            hue = min(0.2 * s, 0.5)
+            factors.append(_uniform(B, -hue, hue, g))
+            order = torch.argsort(torch.rand(B, 4, generator=g), dim=1).to(x.device)  # (B, 4) per-image permutation
+            factors = [f.to(x.device) for f in factors]
+            y = x
+            for step in range(4):
+                for k, op in enumerate(_JITTER_OPS):
+                    if C == 1 and k >= 2:
+                        continue  # saturation and hue do nothing on one channel
+                    m = apply & (order[:, step] == k)  # (B,) images doing op k at this step
+                    if m.any():
+                        y = y.clone() if y is x else y
+                        y[m] = op(y[m], factors[k][m])
+            x = y
+
+        # 3. grayscale with probability grayscale_p
+        if cfg.grayscale and C > 1:
+            m = (torch.rand(B, generator=g) < cfg.grayscale_p).to(x.device)  # (B,)
+            x = torch.where(m.view(-1, 1, 1, 1), to_grayscale(x).expand_as(x), x)
+
+        # 4. Gaussian blur with probability blur_p, kernel ~10% of the side, sigma U(0.1, 2.0)
+        if cfg.blur:
+            k = max(3, int(0.1 * cfg.size) // 2 * 2 + 1)
+            sigma = _uniform(B, 0.1, 2.0, g)
+            m = (torch.rand(B, generator=g) < cfg.blur_p).to(x.device)
+            x = torch.where(m.view(-1, 1, 1, 1), gaussian_blur(x, k, sigma), x)
+
+        if cfg.normalize:
+            if len(cfg.mean) != C:
+                raise ValueError(f"normalize: mean/std have {len(cfg.mean)} channels, images have {C}")
+            x = (x - self.mean.to(x)) / self.std.to(x)
+        return x.contiguous()
+
+    def extra_repr(self) -> str:
+        return repr(self.cfg)
