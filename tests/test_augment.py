@@ -82,7 +82,7 @@ def test_pipeline_matches_paper_parameters():
     applied = [o for o in t.transforms if isinstance(o, v2.RandomApply)]
     jitter = [o for o in applied if isinstance(o.transforms[0], v2.ColorJitter)][0]
     cj = jitter.transforms[0]
-    assert cj.brightness == (0.2, 1.8) and cj.hue == (-0.2, 0.2)  # 0.8 s and 0.2 s with s = 1
+    assert cj.brightness == pytest.approx((0.2, 1.8)) and cj.hue == pytest.approx((-0.2, 0.2))  # 0.8 s, 0.2 s; s = 1
     assert jitter.p == 0.8 and ops["RandomGrayscale"].p == 0.2
     blur = [o for o in t.transforms if isinstance(o, v2.RandomApply) and isinstance(o.transforms[0], v2.GaussianBlur)]
     assert blur and blur[0].transforms[0].kernel_size == (9, 9)  # ~10% of 96, odd
