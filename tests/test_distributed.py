@@ -1,0 +1,227 @@
+"""Multi-process NT-Xent (simclr_core.distributed) against single-process nt_xent on the same global batch.
+
+Two real processes on CPU with gloo over loopback (127.0.0.1) each hold N/2 pairs; their loss, their
+embedding gradients and the DDP-averaged parameter gradients of a tiny model must equal one process
+holding all N pairs (to 1e-5). The mis-indexed variant (local-index diagonal and positives) and the
+no-gather variant must NOT match, which shows the comparison can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn as nn
+import torch.nn.functional as F
+
+from simclr_core.distributed import (
+    DistInfo,
+    gather_with_grad,
+    init_distributed,
+    nt_xent_distributed,
+    nt_xent_rank,
+)
+from simclr_core.loss import nt_xent, positive_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+N, D_IN, TAU, WORLD = 8, 6, 0.5, 2
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def global_batch():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N, D_IN, generator=g, dtype=torch.float64)  # (N, D_in) "images"
+    x1 = x + 0.3 * torch.randn(N, D_IN, generator=g, dtype=torch.float64)  # (N, D_in) view 1
+    x2 = x + 0.3 * torch.randn(N, D_IN, generator=g, dtype=torch.float64)  # (N, D_in) view 2
+    return x1, x2
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(D_IN, 16), nn.ReLU(), nn.Linear(16, 4)).double()
+
+
+def mis_indexed_loss(z1_all, z2_all, rank, world_size, tau):
+    """The classic bug: single-process code pasted onto gathered candidates, diagonal + positives at LOCAL indices."""
+    B = z1_all.shape[0] // world_size
+    z_local = F.normalize(torch.cat([z1_all[rank * B : (rank + 1) * B], z2_all[rank * B : (rank + 1) * B]]), dim=1)
+    z = F.normalize(torch.cat([z1_all, z2_all]), dim=1)  # (2N, D)
+    logits = z_local @ z.T / tau  # (2B, 2N)
+    logits[torch.arange(2 * B), torch.arange(2 * B)] = float("-inf")  # wrong: local row i is not global row i
+    return F.cross_entropy(logits, positive_pairs(B))  # wrong: local partner i +- B
+
+
+def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from simclr_core import distributed as sd
+
+    info = sd.init_distributed("cpu")
+    try:
+        x1, x2 = global_batch()
+        B = N // world_size
+        x = torch.cat([x1[rank * B : (rank + 1) * B], x2[rank * B : (rank + 1) * B]])  # (2B, D_in) both views
+        model = DDP(tiny_model())
+        z = model(x)  # (2B, 4) one forward for both views (DDP expects one forward per backward)
+        z.retain_grad()
+        z1, z2 = z[:B], z[B:]
+        loss = sd.nt_xent_distributed(z1, z2, TAU)
+        loss.backward()
+        with torch.no_grad():
+            z1_all, z2_all = sd.gather_with_grad(z1), sd.gather_with_grad(z2)
+            buggy = mis_indexed_loss(z1_all, z2_all, rank, world_size, TAU)
+            local_only = nt_xent(z1, z2, TAU)
+        torch.save(
+            {
+                "info": (info.rank, info.world_size, info.local_rank, str(info.device), info.is_main),
+                "loss": loss.detach(),
+                "global_loss": sd.reduce_mean(loss),
+                "z_grad": z.grad.clone(),
+                "param_grads": [p.grad.clone() for p in model.parameters()],
+                "buggy": buggy,
+                "local_only": local_only,
+                "is_main": sd.is_main_process(),
+            },
+            f"{out}/rank{rank}.pt",
+        )
+        sd.barrier()
+    finally:
+        sd.cleanup()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(WORLD, free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+@pytest.fixture(scope="module")
+def single():
+    x1, x2 = global_batch()
+    model = tiny_model()
+    z1, z2 = model(x1), model(x2)  # (N, 4) each
+    z1.retain_grad()
+    z2.retain_grad()
+    loss = nt_xent(z1, z2, TAU)
+    loss.backward()
+    return {"loss": loss.detach(), "z1_grad": z1.grad, "z2_grad": z2.grad,
+            "param_grads": [p.grad for p in model.parameters()]}
+
+
+def test_processes_know_who_they_are(two_ranks):
+    for r, res in enumerate(two_ranks):
+        assert res["info"] == (r, WORLD, r, "cpu", r == 0)
+        assert res["is_main"] == (r == 0)
+
+
+def test_loss_equals_single_process(two_ranks, single):
+    per_rank = torch.stack([res["loss"] for res in two_ranks])
+    torch.testing.assert_close(per_rank.mean(), single["loss"], rtol=0, atol=1e-5)
+    for res in two_ranks:  # reduce_mean is what rank 0 logs
+        torch.testing.assert_close(res["global_loss"], single["loss"], rtol=0, atol=1e-5)
+
+
+def test_embedding_gradients_equal_single_process(two_ranks, single):
+    """Each process's dL/dz is WORLD x the single-process one (DDP's 1/WORLD averaging undoes that)."""
+    B = N // WORLD
+    for r, res in enumerate(two_ranks):
+        g = res["z_grad"] / WORLD  # (2B, 4)
+        torch.testing.assert_close(g[:B], single["z1_grad"][r * B : (r + 1) * B], rtol=0, atol=1e-5)
+        torch.testing.assert_close(g[B:], single["z2_grad"][r * B : (r + 1) * B], rtol=0, atol=1e-5)
+
+
+def test_ddp_parameter_gradients_equal_single_process(two_ranks, single):
+    for res in two_ranks:
+        for g, ref in zip(res["param_grads"], single["param_grads"]):
+            torch.testing.assert_close(g, ref, rtol=0, atol=1e-5)
+    assert max(float(g.abs().max()) for g in single["param_grads"]) > 1e-3  # the comparison is not 0 == 0
+
+
+def test_mis_indexed_and_ungathered_losses_do_not_match(two_ranks, single):
+    """The same comparison catches the two classic mistakes: it can fail."""
+    buggy = torch.stack([res["buggy"] for res in two_ranks]).mean()
+    local_only = torch.stack([res["local_only"] for res in two_ranks]).mean()
+    assert abs(float(buggy - single["loss"])) > 1e-2
+    assert abs(float(local_only - single["loss"])) > 1e-2
+
+
+# ------------------------------------------------------------------ in-process maths and input checks
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 12])
+def test_mean_over_simulated_ranks_is_nt_xent(K):
+    g = torch.Generator().manual_seed(K)
+    Z1, Z2 = torch.randn(12, 5, generator=g, dtype=torch.float64), torch.randn(12, 5, generator=g, dtype=torch.float64)
+    per_rank = torch.stack([nt_xent_rank(Z1, Z2, r, K, TAU) for r in range(K)])  # (K,)
+    torch.testing.assert_close(per_rank.mean(), nt_xent(Z1, Z2, TAU))
+    # reduction="none" gives the per-anchor losses of nt_xent, rank by rank
+    full = nt_xent(Z1, Z2, TAU, reduction="none")  # (2N,)
+    B = 12 // K
+    r = K - 1
+    mine = nt_xent_rank(Z1, Z2, r, K, TAU, reduction="none")  # (2B,)
+    torch.testing.assert_close(mine, torch.cat([full[r * B : (r + 1) * B], full[12 + r * B : 12 + (r + 1) * B]]))
+
+
+def test_single_process_is_plain_nt_xent():
+    z1, z2 = torch.randn(5, 3), torch.randn(5, 3)
+    assert gather_with_grad(z1) is z1
+    torch.testing.assert_close(nt_xent_distributed(z1, z2, 0.2), nt_xent(z1, z2, 0.2))
+
+
+def test_init_without_torchrun_is_one_process(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert init_distributed("cpu") == DistInfo(0, 1, 0, torch.device("cpu"))
+    assert init_distributed("cpu").is_main
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:x", "", None, 3])
+def test_bad_device_names_the_value(bad):
+    with pytest.raises(ValueError, match="device"):
+        init_distributed(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_gpu_is_a_value_error():
+    with pytest.raises(ValueError, match="'cuda'"):
+        init_distributed("cuda")
+
+
+def test_bad_torchrun_environment(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE.*'two'"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "5")
+    with pytest.raises(ValueError, match="RANK=5"):
+        init_distributed("cpu")
+
+
+def test_nt_xent_rank_rejects_bad_input():
+    Z = torch.randn(6, 3)
+    with pytest.raises(ValueError, match="rank"):
+        nt_xent_rank(Z, Z, 3, 3)
+    with pytest.raises(ValueError, match="world_size"):
+        nt_xent_rank(Z, Z, 0, 0)
+    with pytest.raises(ValueError, match="N=6.*world_size=4"):
+        nt_xent_rank(Z, Z, 0, 4)
+    with pytest.raises(ValueError, match="temperature"):
+        nt_xent_rank(Z, Z, 0, 2, temperature=-1)
+    with pytest.raises(ValueError, match="same shape"):
+        nt_xent_rank(Z, Z[:4], 0, 2)
+    with pytest.raises(ValueError, match="reduction"):
+        nt_xent_rank(Z, Z, 0, 2, reduction="avg")
