@@ -1,0 +1,151 @@
+"""Batch-size explorer: slide N, watch the number of negatives, the loss and its gradient.
+
+Chen et al. 2020 (arXiv:2002.05709), Sec. 3 and Fig. 9: with N pairs every anchor sees 2N - 2
+negatives, and SimCLR benefits from large batches (4096-8192 in the paper) because more negatives
+make the softmax task harder. Two references sit next to the measured loss L(N):
+
+- log(2N - 1): the loss of a uniform softmax over the 2N - 1 candidates (what an encoder that maps
+  everything to the same point pays; the tau -> infinity limit);
+- log(2N - 1) - L: the InfoNCE lower bound on the mutual information between the two views
+  (van den Oord et al. 2018, arXiv:1807.03748, eq. 10 with 2N - 1 candidates), which can never exceed
+  log(2N - 1): a small batch caps what the loss can certify.
+
+N = 1 leaves no negatives: the positive is the only candidate, so the loss and its gradient are exactly 0
+(exercise Q3). Loss and gradient come from ``simclr_core.loss.nt_xent`` and autograd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+
+from ..loss import nt_xent
+from .figure_image import FigureImage
+from .temperature import TAU_MAX, TAU_MIN, _check_tau_in_range
+
+__all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs"]
+
+
+def random_pairs(N: int, D: int, seed: int = 0, noise: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """N random positive pairs: z1 ~ N(0, I), z2 = z1 + noise * N(0, I) (cosine ~ 1/sqrt(1 + noise^2))."""
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.randn(N, D, generator=g, dtype=torch.float64)  # (N, D)
+    z2 = z1 + noise * torch.randn(N, D, generator=g, dtype=torch.float64)  # (N, D)
+    return z1, z2
+
+
+def loss_and_grad_norm(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> tuple[float, float]:
+    """NT-Xent loss of the pairs and the norm of its gradient w.r.t. all 2N embeddings (autograd)."""
+    z1 = z1.detach().clone().requires_grad_(True)  # (N, D)
+    z2 = z2.detach().clone().requires_grad_(True)  # (N, D)
+    loss = nt_xent(z1, z2, temperature=tau)
+    g1, g2 = torch.autograd.grad(loss, (z1, z2))  # (N, D) each
+    return float(loss.detach()), float(torch.sqrt((g1**2).sum() + (g2**2).sum()))
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+        valid = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be an integer {valid}, got {value!r}")
+    return int(value)
+
+
+class BatchSizeExplorer(widgets.VBox):
+    """Slider for N (pairs in the batch), tau slider, numbers table, loss and gradient-norm curves.
+
+    The first N rows of z1 and z2 form the batch. ``state`` holds the numbers shown; ``update()`` is
+    the N-slider callback, ``set_tau()`` recomputes the curves when tau is released.
+    """
+
+    def __init__(self, N: int = 1, D: int = 128, seed: int = 0, embeddings=None, tau: float = 0.5, max_N: int = 256, noise: float = 1.0):
+        tau = _check_tau_in_range(tau)
+        if embeddings is not None:
+            if not isinstance(embeddings, (tuple, list)) or len(embeddings) != 2:
+                raise ValueError(f"embeddings must be a pair (z1, z2) of (N, D) tensors, got {type(embeddings).__name__}")
+            z1, z2 = embeddings
+            nt_xent(z1, z2, tau)  # validates shapes, dtype, finiteness (raises ValueError)
+            self.z1, self.z2 = z1.detach(), z2.detach()
+        else:
+            max_N = _check_int("max_N", max_N, 1)
+            D = _check_int("D", D, 1)
+            seed = _check_int("seed", seed, 0)
+            if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+                raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+            self.z1, self.z2 = random_pairs(max_N, D, seed, noise)  # (max_N, D) each
+        self.max_N = self.z1.shape[0]
+        N = _check_int("N", N, 1, self.max_N)
+        self.Ns = np.arange(1, self.max_N + 1)  # (max_N,) every batch size on the slider
+
+        self.n_slider = widgets.IntSlider(value=N, min=1, max=self.max_N, description="N (pairs)", continuous_update=True,
+                                          style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
+        self.tau_slider = widgets.FloatLogSlider(value=tau, base=10, min=math.log10(TAU_MIN), max=math.log10(TAU_MAX), step=0.01,
+                                                 description="τ", readout_format=".3g", continuous_update=False)
+        self.table = widgets.HTML()
+        self.plot = FigureImage(figsize=(10.5, 3.4))
+        self.ax_loss, self.ax_grad = self.plot.figure.subplots(1, 2)
+        self.state: dict = {}
+        super().__init__([widgets.HBox([self.n_slider, self.tau_slider]), self.table, self.plot.widget])
+        self.add_class("simclr-batch-size-explorer")
+        self._compute_curves(tau)
+        self.n_slider.observe(self.update, names="value")
+        self.tau_slider.observe(self.set_tau, names="value")
+        self.update()
+
+    def _compute_curves(self, tau: float) -> None:
+        """Loss and gradient norm at every N (max_N small autograd passes, once per tau)."""
+        pairs = [loss_and_grad_norm(self.z1[:n], self.z2[:n], tau) for n in self.Ns]
+        self.loss_curve = np.array([p[0] for p in pairs])  # (max_N,)
+        self.grad_curve = np.array([p[1] for p in pairs])  # (max_N,)
+        self.uniform_curve = np.log(2 * self.Ns - 1)  # (max_N,) log(2N - 1)
+        self._build_figure(tau)
+
+    def _build_figure(self, tau: float) -> None:
+        ax, axg = self.ax_loss, self.ax_grad
+        ax.clear(), axg.clear()
+        ax.plot(self.Ns, self.uniform_curve, color="grey", ls=":", label="log(2N-1): uniform softmax")
+        ax.plot(self.Ns, self.loss_curve, color="black", lw=2, label=f"NT-Xent loss L (τ = {tau:.3g})")
+        ax.fill_between(self.Ns, self.loss_curve, self.uniform_curve, color="#1b9e77", alpha=0.2,
+                        label="log(2N-1) - L: InfoNCE bound on I(view1; view2)")
+        (self.loss_marker,) = ax.plot([], [], "o", color="#d95f02", ms=8)
+        ax.set_xscale("log"), ax.set_xlabel("N (positive pairs; 2N-2 negatives per anchor)"), ax.set_ylabel("nats")
+        ax.legend(loc="upper left", fontsize=8)
+        axg.plot(self.Ns, self.grad_curve, color="#7570b3", lw=2)
+        (self.grad_marker,) = axg.plot([], [], "o", color="#d95f02", ms=8)
+        axg.set_xscale("log"), axg.set_xlabel("N"), axg.set_ylabel("‖∂L/∂z‖ (all 2N embeddings)")
+        axg.set_title("gradient norm (autograd); N = 1 gives exactly 0", fontsize=10)
+
+    def set_tau(self, change=None) -> None:
+        """tau-slider callback: recompute the precomputed curves, then the numbers."""
+        self._compute_curves(float(self.tau_slider.value))
+        self.update()
+
+    def update(self, change=None) -> None:
+        N, tau = int(self.n_slider.value), float(self.tau_slider.value)
+        loss, grad = loss_and_grad_norm(self.z1[:N], self.z2[:N], tau)
+        uniform = math.log(2 * N - 1)
+        self.state = {"N": N, "tau": tau, "negatives": 2 * N - 2, "loss": loss, "grad_norm": grad,
+                      "uniform_loss": uniform, "infonce_bound": uniform - loss}
+        s = self.state
+        self.table.value = (
+            '<table style="font-size:15px; border-collapse:collapse">'
+            f'<tr><td>N (pairs) = <b class="simclr-N">{N}</b>, 2N = {2 * N} views, τ = {tau:.3g}</td></tr>'
+            f'<tr><td>negatives per anchor 2N-2 = <b class="simclr-negatives">{s["negatives"]}</b></td></tr>'
+            f'<tr><td>NT-Xent loss L = <b class="simclr-loss">{loss:.4f}</b> &nbsp; '
+            f'gradient norm ‖∂L/∂z‖ = <b class="simclr-grad-norm">{grad:.4g}</b></td></tr>'
+            f'<tr><td>uniform softmax loss log(2N-1) = <span class="simclr-uniform">{uniform:.4f}</span> &nbsp; '
+            f'InfoNCE bound log(2N-1) - L = <span class="simclr-bound">{s["infonce_bound"]:.4f}</span> nats</td></tr></table>'
+        )
+        self.loss_marker.set_data([N], [loss])
+        self.grad_marker.set_data([N], [grad])
+        self.ax_loss.set_title(f"N = {N}: L = {loss:.3f}, log(2N-1) = {uniform:.3f}", fontsize=10)
+        self.plot.render()
+
+
+def batch_size_explorer(N: int = 1, D: int = 128, seed: int = 0, embeddings=None, tau: float = 0.5, max_N: int = 256) -> BatchSizeExplorer:
+    """The batch-size explorer widget: random correlated pairs (N <= max_N, dim D, fixed seed) or the
+    given ``embeddings=(z1, z2)`` (the slider then runs up to their N). tau defaults to the paper's
+    CIFAR-10 value 0.5 (Appendix B.9)."""
+    return BatchSizeExplorer(N=N, D=D, seed=seed, embeddings=embeddings, tau=tau, max_N=max_N)
