@@ -225,3 +225,20 @@ def test_nt_xent_rank_rejects_bad_input():
         nt_xent_rank(Z, Z[:4], 0, 2)
     with pytest.raises(ValueError, match="reduction"):
         nt_xent_rank(Z, Z, 0, 2, reduction="avg")
+
+
+def torchrun_cmd(nproc: int) -> list[str]:
+    """``torchrun`` of this venv, on loopback only (a free port, no --standalone hostname lookup)."""
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+            "--master-addr=127.0.0.1", f"--master-port={free_port()}"]
+
+
+def test_self_check_under_torchrun():
+    """``torchrun -m simclr_core.distributed`` is the users' check of their own process group."""
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    proc = subprocess.run(torchrun_cmd(2) + ["-m", "simclr_core.distributed"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "world_size=2 backend=gloo" in proc.stdout
+    err = float(proc.stdout.rsplit("=", 1)[1])
+    assert err < 1e-12
