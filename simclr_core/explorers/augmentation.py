@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..augment import AugmentConfig, build_transform
 from ..data import DatasetUnavailable, default_root, load_dataset
 from .figure_image import FigureImage
+from .one_thread import one_thread
 
 __all__ = ["AugmentationExplorer", "augmentation_explorer", "draw_views", "sample_images", "describe_pipeline"]
 
@@ -68,7 +69,7 @@ def draw_views(images: torch.Tensor, cfg: AugmentConfig, n_views: int, seed: int
     Uses its own RNG state (``torch.random.fork_rng``), so the caller's random stream is untouched.
     """
     transform = build_transform(replace(cfg, normalize=False))  # show pixels, not standardised values
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(seed)
         return torch.stack([torch.stack([transform(x) for _ in range(n_views)]) for x in images])  # (B, V, C, S, S)
 

@@ -24,6 +24,7 @@ import torch
 
 from ..loss import nt_xent
 from .figure_image import FigureImage
+from .one_thread import one_thread
 from .temperature import TAU_MAX, TAU_MIN, _check_tau_in_range
 
 __all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs"]
@@ -77,7 +78,8 @@ class BatchSizeExplorer(widgets.VBox):
             self.z1, self.z2 = random_pairs(max_N, D, seed, noise)  # (max_N, D) each
         self.max_N = self.z1.shape[0]
         N = _check_int("N", N, 1, self.max_N)
-        self.Ns = np.arange(1, self.max_N + 1)  # (max_N,) every batch size on the slider
+        # the curves' N grid: every N up to 16, then ~48 log-spaced values (the marker uses the exact N)
+        self.Ns = np.unique(np.concatenate([np.arange(1, min(16, self.max_N) + 1), np.geomspace(1, self.max_N, 48).round().astype(int)]))
 
         self.n_slider = widgets.IntSlider(value=N, min=1, max=self.max_N, description="N (pairs)", continuous_update=True,
                                           style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
@@ -95,11 +97,12 @@ class BatchSizeExplorer(widgets.VBox):
         self.update()
 
     def _compute_curves(self, tau: float) -> None:
-        """Loss and gradient norm at every N (max_N small autograd passes, once per tau)."""
-        pairs = [loss_and_grad_norm(self.z1[:n], self.z2[:n], tau) for n in self.Ns]
-        self.loss_curve = np.array([p[0] for p in pairs])  # (max_N,)
-        self.grad_curve = np.array([p[1] for p in pairs])  # (max_N,)
-        self.uniform_curve = np.log(2 * self.Ns - 1)  # (max_N,) log(2N - 1)
+        """Loss and gradient norm on the N grid (one small autograd pass each, once per tau)."""
+        with one_thread():
+            pairs = [loss_and_grad_norm(self.z1[:n], self.z2[:n], tau) for n in self.Ns]
+        self.loss_curve = np.array([p[0] for p in pairs])  # (G,)
+        self.grad_curve = np.array([p[1] for p in pairs])  # (G,)
+        self.uniform_curve = np.log(2 * self.Ns - 1)  # (G,) log(2N - 1)
         self._build_figure(tau)
 
     def _build_figure(self, tau: float) -> None:
@@ -116,6 +119,7 @@ class BatchSizeExplorer(widgets.VBox):
         (self.grad_marker,) = axg.plot([], [], "o", color="#d95f02", ms=8)
         axg.set_xscale("log"), axg.set_xlabel("N"), axg.set_ylabel("‖∂L/∂z‖ (all 2N embeddings)")
         axg.set_title("gradient norm (autograd); N = 1 gives exactly 0", fontsize=10)
+        self.plot.relayout()
 
     def set_tau(self, change=None) -> None:
         """tau-slider callback: recompute the precomputed curves, then the numbers."""
@@ -124,7 +128,8 @@ class BatchSizeExplorer(widgets.VBox):
 
     def update(self, change=None) -> None:
         N, tau = int(self.n_slider.value), float(self.tau_slider.value)
-        loss, grad = loss_and_grad_norm(self.z1[:N], self.z2[:N], tau)
+        with one_thread():
+            loss, grad = loss_and_grad_norm(self.z1[:N], self.z2[:N], tau)
         uniform = math.log(2 * N - 1)
         self.state = {"N": N, "tau": tau, "negatives": 2 * N - 2, "loss": loss, "grad_norm": grad,
                       "uniform_loss": uniform, "infonce_bound": uniform - loss}

@@ -32,10 +32,19 @@ class FigureImage:
         self.widget = widgets.Image(format="png", layout=widgets.Layout(width=f"{width_px}px", max_width="100%", height="auto"))
         self.renders = 0  # how many PNGs were produced (tests check that updates redraw)
 
+    def relayout(self) -> None:
+        """Recompute the layout on the next render (call after rebuilding axes contents)."""
+        self.figure.set_layout_engine("constrained")
+
     def render(self) -> bytes:
-        """Encode the figure as PNG and push it into the widget; returns the PNG bytes."""
+        """Encode the figure as PNG and push it into the widget; returns the PNG bytes.
+
+        The constrained layout is solved on the first frame (or after ``relayout``) and then frozen,
+        so a slider update costs one draw, not two.
+        """
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png")
+        self.figure.set_layout_engine("none")  # keep the axes where the last layout put them
         png = buf.getvalue()
         self.widget.value = png
         self.renders += 1

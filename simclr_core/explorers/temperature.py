@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..loss import check_temperature, info_nce_from_similarity, nt_xent, positive_pairs
 from ..seed import SEED_POSITIVES, SEED_S
 from .figure_image import FigureImage
+from .one_thread import one_thread
 
 __all__ = ["TAU_MIN", "TAU_MAX", "TemperatureExplorer", "temperature_explorer", "similarity_from_embeddings", "candidate_softmax"]
 
@@ -101,7 +102,8 @@ class TemperatureExplorer(widgets.VBox):
         if isinstance(anchor, bool) or not isinstance(anchor, int) or not 0 <= anchor < n:
             raise ValueError(f"anchor must be a row index in 0..{n - 1}, got {anchor!r}")
         self.taus = np.geomspace(TAU_MIN, TAU_MAX, curve_points)  # (T,)
-        self.curves = loss_curves(self.S, self.positives, self.taus)  # (T, 2N)
+        with one_thread():
+            self.curves = loss_curves(self.S, self.positives, self.taus)  # (T, 2N)
         self.uniform_loss = math.log(n - 1)  # the tau -> infinity limit: uniform softmax over 2N - 1 candidates
 
         self.tau_slider = widgets.FloatLogSlider(
@@ -129,7 +131,8 @@ class TemperatureExplorer(widgets.VBox):
         self.bars = self.ax_bars.bar(range(n - 1), np.zeros(n - 1), color=NEGATIVE_COLOR)
         self.ax_bars.set_ylim(0, 1.08)
         self.ax_bars.set_ylabel("softmax probability  p_i(k)")
-        self.bar_text = self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=9, color=POSITIVE_COLOR)
+        n_texts = n - 1 if n - 1 <= 12 else 1  # a value over every bar when they fit, else over the positive only
+        self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=9) for _ in range(n_texts)]
         self.ax_curve.plot(self.taus, self.curves.mean(axis=1), color="black", lw=2, label="batch loss (mean over 2N anchors)")
         (self.anchor_line,) = self.ax_curve.plot(self.taus, self.curves[:, 0], color=POSITIVE_COLOR, ls="--", label="anchor loss")
         self.ax_curve.axhline(self.uniform_loss, color="grey", ls=":", label=f"uniform softmax: log(2N-1) = {self.uniform_loss:.3g}")
@@ -139,14 +142,15 @@ class TemperatureExplorer(widgets.VBox):
         self.ax_curve.set_xscale("log")
         self.ax_curve.set_xlabel("temperature τ")
         self.ax_curve.set_ylabel("loss")
-        self.ax_curve.legend(loc="upper left", fontsize=8)
+        self.ax_curve.legend(loc="best", fontsize=8)
         self.ax_curve.set_title("loss vs τ (precomputed curve, marker = current τ)", fontsize=10)
 
     def update(self, change=None) -> None:
         """Recompute the numbers at the current tau/anchor and redraw in place (cheap: O(4N^2))."""
         tau, i = float(self.tau_slider.value), int(self.anchor_dropdown.value)
-        losses = info_nce_from_similarity(self.S, self.positives, tau)  # (2N,) l(i, j(i))
-        candidates, probs = candidate_softmax(self.S, i, tau)  # (2N-1,), (2N-1,)
+        with one_thread():
+            losses = info_nce_from_similarity(self.S, self.positives, tau)  # (2N,) l(i, j(i))
+            candidates, probs = candidate_softmax(self.S, i, tau)  # (2N-1,), (2N-1,)
         j = int(self.positives[i])
         self.state = {
             "tau": tau, "anchor": i, "positive": j,
@@ -193,13 +197,17 @@ class TemperatureExplorer(widgets.VBox):
         else:
             self.ax_bars.set_xticks([])
         jx = s["candidates"].index(j)
-        self.bar_text.set_position((jx, s["positive_prob"] + 0.01))
-        self.bar_text.set_text(f"{s['positive_prob']:.3f}")
+        shown = range(n_cand) if len(self.bar_texts) == n_cand else [jx]
+        for text, x in zip(self.bar_texts, shown):
+            p = s["probs"][x]
+            text.set_position((x, p + 0.01))
+            text.set_text(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}")
+            text.set_color(POSITIVE_COLOR if x == jx else "black")
         self.ax_bars.set_title(f"anchor {self.labels[i]}: softmax over candidates k ≠ i at τ = {tau:.3g}\n"
                                f"(orange = positive {self.labels[j]}; self excluded)", fontsize=10)
         self.anchor_line.set_ydata(self.curves[:, i])
         self.anchor_line.set_label(f"anchor {self.labels[i]} loss")
-        self.ax_curve.legend(loc="upper left", fontsize=8)
+        self.ax_curve.legend(loc="best", fontsize=8)
         self.batch_marker.set_data([tau], [s["loss"]])
         self.anchor_marker.set_data([tau], [s["losses"][i]])
         self.tau_line.set_xdata([tau, tau])
