@@ -1,0 +1,240 @@
+"""Evaluating frozen representations: kNN accuracy and the linear probe.
+
+- ``extract_features``: h = f(x) for every image, encoder frozen in eval mode, no augmentation.
+- ``knn_accuracy``: the weighted kNN classifier of Wu et al. 2018 (InstDisc, arXiv:1805.01978), used by
+  most SimCLR reproductions as a cheap monitor: cosine similarity to the k nearest training features,
+  each votes for its class with weight exp(sim / t) (k = 200, t = 0.1).
+- ``linear_probe``: the paper's linear evaluation protocol (Chen et al. 2020, Sec. 2.3 / B.5): a linear
+  classifier (multinomial logistic regression) on frozen features. Here features are standardised with
+  the training mean/std and the classifier is fit full-batch with L-BFGS (exact optimum of a convex
+  problem, no learning rate to tune; seconds for 50k x 512 on a CPU).
+- ``compare_representations``: the same protocol for several encoders (SimCLR, random init) and raw pixels.
+
+Accuracies are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["extract_features", "raw_pixel_features", "knn_accuracy", "knn_predict", "linear_probe",
+           "compare_representations", "ProbeScores", "probe_run", "format_probe_table"]
+
+
+def _check_feats(name_f, feats, name_y, labels):
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
+        raise ValueError(f"{name_f} must be a (N, d) tensor, got {getattr(feats, 'shape', type(feats).__name__)}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (feats.shape[0],):
+        raise ValueError(f"{name_y} must be a ({feats.shape[0]},) tensor of class indices, got {getattr(labels, 'shape', type(labels).__name__)}")
+    if feats.shape[0] < 1:
+        raise ValueError(f"{name_f} is empty")
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, images_uint8: torch.Tensor, batch_size: int = 512, device=None,
+                     mean=None, std=None, channels_last: bool = False) -> torch.Tensor:
+    """h = encoder(x / 255) for images (N, C, H, W) uint8 -> (N, d) float32 on the CPU.
+
+    ``mean``/``std``: per-channel standardisation applied after /255 (as the augmentation did in
+    training), or None. The encoder is put in eval mode (BN uses running statistics) and restored after.
+    """
+    if not isinstance(images_uint8, torch.Tensor) or images_uint8.dim() != 4 or images_uint8.dtype != torch.uint8:
+        raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {getattr(images_uint8, 'shape', type(images_uint8).__name__)} "
+                         f"{getattr(images_uint8, 'dtype', '')}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if device is None:
+        device = next(encoder.parameters()).device
+    device = torch.device(device)
+    was_training = encoder.training
+    encoder.eval()
+    m = s = None
+    if mean is not None:
+        m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    out = []
+    try:
+        for i in range(0, images_uint8.shape[0], batch_size):
+            x = images_uint8[i:i + batch_size].to(device, non_blocking=True).float().div_(255)  # (b, C, H, W)
+            if m is not None:
+                x = (x - m) / s
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    h = encoder(x)
+            else:
+                h = encoder(x)
+            out.append(h.float().cpu())  # (b, d)
+    finally:
+        encoder.train(was_training)
+    return torch.cat(out)  # (N, d)
+
+
+def raw_pixel_features(images_uint8: torch.Tensor) -> torch.Tensor:
+    """The raw-pixel baseline: each image flattened to a (C*H*W,) vector in [0, 1]."""
+    return images_uint8.reshape(images_uint8.shape[0], -1).float() / 255  # (N, C*H*W)
+
+
+@torch.no_grad()
+def knn_predict(train_feats, train_labels, test_feats, k: int = 200, t: float = 0.1, num_classes: int | None = None,
+                chunk: int = 1024) -> torch.Tensor:
+    """Predicted class of each test feature: weighted vote of its k nearest (cosine) training features."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if not t > 0:
+        raise ValueError(f"t (temperature) must be > 0, got {t!r}")
+    C = int(train_labels.max()) + 1 if num_classes is None else num_classes
+    k = min(k, train_feats.shape[0])
+    bank = F.normalize(train_feats.float(), dim=1)  # (N_train, d)
+    preds = []
+    for i in range(0, test_feats.shape[0], chunk):
+        q = F.normalize(test_feats[i:i + chunk].float().to(bank.device), dim=1)  # (b, d)
+        sim = q @ bank.T  # (b, N_train) cosine similarities
+        top_sim, top_idx = sim.topk(k, dim=1)  # (b, k)
+        w = (top_sim / t).exp()  # (b, k) vote weights exp(sim / t)
+        votes = torch.zeros(q.shape[0], C, device=bank.device)  # (b, C)
+        votes.scatter_add_(1, train_labels.to(bank.device)[top_idx], w)
+        preds.append(votes.argmax(1).cpu())
+    return torch.cat(preds)  # (N_test,)
+
+
+def knn_accuracy(train_feats, train_labels, test_feats, test_labels, k: int = 200, t: float = 0.1) -> float:
+    """Top-1 accuracy (fraction) of the weighted kNN classifier (Wu et al. 2018; k = 200, t = 0.1)."""
+    _check_feats("train_feats", train_feats, "train_labels", train_labels)
+    _check_feats("test_feats", test_feats, "test_labels", test_labels)
+    if train_feats.shape[1] != test_feats.shape[1]:
+        raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
+    C = int(max(train_labels.max(), test_labels.max())) + 1
+    pred = knn_predict(train_feats, train_labels, test_feats, k=k, t=t, num_classes=C)
+    return float((pred == test_labels.cpu()).float().mean())
+
+
+def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
+                 max_iter: int = 200, device=None, return_model: bool = False):
+    """Top-1 test accuracy (fraction) of multinomial logistic regression on standardised frozen features.
+
+    Minimises  mean_i CE(W x_i + b, y_i) + weight_decay/2 * ||W||^2  over the whole training set with
+    L-BFGS (strong Wolfe line search), x standardised with the training mean and std.
+    """
+    _check_feats("train_feats", train_feats, "train_labels", train_labels)
+    _check_feats("test_feats", test_feats, "test_labels", test_labels)
+    if train_feats.shape[1] != test_feats.shape[1]:
+        raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    device = torch.device(device) if device is not None else train_feats.device
+    X = train_feats.float().to(device)
+    mu, sd = X.mean(0, keepdim=True), X.std(0, keepdim=True).clamp_min(1e-6)  # (1, d)
+    X = (X - mu) / sd  # (N, d) standardised
+    y = train_labels.to(device)
+    C = int(max(train_labels.max(), test_labels.max())) + 1
+    clf = nn.Linear(X.shape[1], C).to(device)
+    nn.init.zeros_(clf.weight)
+    nn.init.zeros_(clf.bias)
+    opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(clf(X), y) + 0.5 * weight_decay * clf.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        Xt = (test_feats.float().to(device) - mu) / sd  # (N_test, d)
+        acc = float((clf(Xt).argmax(1).cpu() == test_labels.cpu()).float().mean())
+    if return_model:
+        return acc, clf, (mu, sd)
+    return acc
+
+
+@dataclass
+class ProbeScores:
+    name: str
+    knn: float
+    linear: float
+    dim: int
+    seconds: float
+
+
+def compare_representations(features: dict, train_labels, test_labels, k: int = 200, t: float = 0.1,
+                            weight_decay: float = 1e-4) -> list[ProbeScores]:
+    """The same kNN + linear-probe protocol for each entry ``name -> (train_feats, test_feats)``."""
+    rows = []
+    for name, (ftr, fte) in features.items():
+        t0 = time.perf_counter()
+        knn = knn_accuracy(ftr, train_labels, fte, test_labels, k=k, t=t)
+        lin = linear_probe(ftr, train_labels, fte, test_labels, weight_decay=weight_decay)
+        rows.append(ProbeScores(name, knn, lin, ftr.shape[1], time.perf_counter() - t0))
+    return rows
+
+
+def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subset: int | None = None,
+              batch_size: int = 512, k: int = 200, t: float = 0.1, weight_decay: float = 1e-4,
+              progress: bool = True) -> dict:
+    """The linear-evaluation table of a pretraining run folder, written to ``run_dir/probe.json``.
+
+    Three representations under one protocol (kNN and linear probe on the same train/test images):
+    the SimCLR encoder f of the run's last checkpoint, the same architecture at its random initialisation
+    (the exact weights the run started from: same seed), and raw pixels.
+    """
+    import json
+    from pathlib import Path
+
+    from .data import load_dataset
+    from .trainer import build_model, load_run, resolve_device
+
+    dev = resolve_device(device)
+    cfg, model, state = load_run(run_dir, device=dev)
+    train = load_dataset(cfg.dataset, cfg.data_root, train=True)
+    test = load_dataset(cfg.dataset, cfg.data_root, train=False)
+    if train_subset is not None:
+        train = train.subset(min(train_subset, len(train)), seed=cfg.seed)
+    if test_subset is not None:
+        test = test.subset(min(test_subset, len(test)), seed=cfg.seed)
+    torch.manual_seed(cfg.seed)  # the initial weights of the run (pretrain seeds the same way before build_model)
+    random_init = build_model(cfg, train.images.shape[1]).encoder.to(dev)
+    mean, std = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else (None, None)
+    feats = {}
+    steps = [("SimCLR", model.encoder), ("random init", random_init), ("raw pixels", None)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(steps), desc="probe", unit="repr")
+    for name, enc in steps:
+        if enc is None:
+            feats[name] = (raw_pixel_features(train.images), raw_pixel_features(test.images))
+        else:
+            feats[name] = (extract_features(enc, train.images, batch_size, dev, mean, std),
+                           extract_features(enc, test.images, batch_size, dev, mean, std))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    rows = compare_representations(feats, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
+    result = {
+        "run": str(run_dir), "dataset": cfg.dataset, "encoder": cfg.encoder, "epochs_trained": int(state["epoch"]) + 1,
+        "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
+        "results": [r.__dict__ for r in rows],
+    }
+    Path(run_dir, "probe.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_probe_table(result: dict) -> str:
+    lines = [f"{result['dataset']}, {result['encoder']}, {result['epochs_trained']} epochs; "
+             f"{result['n_train']} train / {result['n_test']} test images",
+             f"{'representation':<14} {'dim':>6} {'kNN top-1':>10} {'linear top-1':>13}"]
+    for r in result["results"]:
+        lines.append(f"{r['name']:<14} {r['dim']:>6} {100 * r['knn']:>9.2f}% {100 * r['linear']:>12.2f}%")
+    return "\n".join(lines)
