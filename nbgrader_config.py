@@ -1,0 +1,40 @@
+"""nbgrader configuration for the SimCLR Workbook's problem sets (nbgrader 0.9).
+
+Layout (all relative to this file's folder, the repository root):
+  solutions/<assignment>/<assignment>.ipynb   instructor source: answers, hidden tests, mark schemes
+  exercises/<assignment>/<assignment>.ipynb   student version, produced by `python scripts/course.py generate`
+  grading/                                     git-ignored: gradebook.db, submitted/, autograded/, feedback/
+
+See docs/instructors.md for the commands from source to grades.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+GRADING = os.path.join(ROOT, "grading")
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "simclr-workbook"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = os.path.join("grading", "submitted")
+c.CourseDirectory.autograded_directory = os.path.join("grading", "autograded")
+c.CourseDirectory.feedback_directory = os.path.join("grading", "feedback")
+c.CourseDirectory.solution_directory = os.path.join("grading", "solution")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(GRADING, "gradebook.db")
+# zip_collect reads student zips from grading/downloaded/<assignment>/archive
+c.ZipCollectApp.collect_directory_structure = os.path.join("grading", "downloaded", "{assignment_id}", "{collect_step}")
+
+# Per-cell time limit while autograding/validating: an infinite loop in one answer is interrupted after this many
+# seconds, that cell's tests fail, and the rest of the notebook is still graded.
+c.Execute.timeout = 30
+c.Execute.interrupt_on_timeout = True
+# A student who deletes a test cell gets it back (and graded) instead of silently skipping it.
+c.OverwriteCells.add_missing_cells = True
+# Release notebooks carry no outputs; keep the release deterministic so regenerating gives the committed files.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+os.makedirs(GRADING, exist_ok=True)

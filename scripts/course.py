@@ -1,0 +1,171 @@
+"""Instructor helper for the problem sets: regenerate the student versions and build the student bundle.
+
+    python scripts/course.py generate [ASSIGNMENT ...]   solutions/<a>/ -> exercises/<a>/ (nbgrader generate_assignment)
+    python scripts/course.py bundle OUT.zip              zip of exercises/ only, refused if anything leaks
+    python scripts/course.py check                       exercises/ is exactly what `generate` produces
+
+`generate` runs nbgrader's GenerateAssignment converter in-process (solutions/ is nbgrader's source directory and
+exercises/ its release directory, see nbgrader_config.py) and then normalises every released notebook (no outputs,
+nbformat 4.5, sorted keys, one trailing newline) so that regenerating gives byte-identical files. The gradebook
+(grading/gradebook.db, git-ignored) learns the assignments, cells and hidden tests on the way; autograding needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+                "BEGIN MARK SCHEME", "**Model answer.**", "**Mark scheme")
+STUDENT_README = """SimCLR Workbook - problem sets
+================================
+
+Open each notebook in exercises/<problem set>/ in Jupyter (JupyterLab 4 or Notebook 7), replace every
+`raise NotImplementedError()` with your code and every "YOUR ANSWER HERE" with your answer, and run the tests
+below each answer. Check a whole notebook with the Validate button, or in a terminal:
+
+    nbgrader validate exercises/ps1_similarity_matrix/ps1_similarity_matrix.ipynb
+
+(with the workbook's environment: ~/.cache/simclr-workbook/venv/bin/nbgrader). Hidden tests run when it is graded.
+Submit the notebook file(s) of a problem set, unchanged in name.
+"""
+
+
+def _with_venv_on_path() -> None:
+    """nbgrader's gradebook shells out to `alembic`: make the one next to this Python findable."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def assignments(root: Path = ROOT) -> list[str]:
+    src = root / "solutions"
+    return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def normalise(path: Path) -> None:
+    """Rewrite a notebook in a canonical form: no outputs/execution counts, nbformat 4.5, stable JSON."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("collapsed", None)
+    nb.metadata.pop("widgets", None)
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nbformat.validate(nb)
+    text = nbformat.writes(nb) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def generate(names: list[str] | None = None, root: Path = ROOT) -> list[Path]:
+    """Regenerate exercises/<a>/ from solutions/<a>/ for each assignment; return the written notebooks."""
+    _with_venv_on_path()
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    known = assignments(root)
+    names = names or known
+    for a in names:
+        if a not in known:
+            raise ValueError(f"unknown assignment {a!r}; solutions/ holds {known}")
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    written = []
+    for a in names:
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id = a
+        converter = GenerateAssignment(coursedir=coursedir, config=cfg)
+        converter.force = True
+        converter.create_assignment = True
+        converter.start()  # raises NbGraderException if the source notebook is malformed
+        for nb_path in sorted((root / "exercises" / a).glob("*.ipynb")):
+            normalise(nb_path)
+            written.append(nb_path)
+    return written
+
+
+def leaks(text: str) -> list[str]:
+    return [m for m in LEAK_MARKERS if m in text]
+
+
+def bundle(out: Path, root: Path = ROOT) -> list[str]:
+    """Write the student bundle zip: exercises/ plus a README; refuse if any file holds a solution marker."""
+    ex = root / "exercises"
+    files = sorted(p for p in ex.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+                   and "__pycache__" not in p.parts)
+    if not any(p.suffix == ".ipynb" for p in files):
+        raise SystemExit(f"no notebooks under {ex}; run `python scripts/course.py generate` first")
+    for p in files:
+        found = leaks(p.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            raise SystemExit(f"refusing to bundle: {p.relative_to(root)} contains {found}")
+    names = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            name = "simclr-workbook-exercises/" + p.relative_to(root).as_posix()
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed time: reproducible zip
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, p.read_bytes())
+            names.append(name)
+        info = zipfile.ZipInfo("simclr-workbook-exercises/README.txt", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, STUDENT_README)
+        names.append(info.filename)
+    return names
+
+
+def check(root: Path = ROOT) -> list[str]:
+    """Regenerate into a temporary copy and list committed exercise notebooks that differ (empty = no drift)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        for name in ("nbgrader_config.py",):
+            shutil.copy(root / name, t / name)
+        shutil.copytree(root / "solutions", t / "solutions")
+        generate(root=t)
+        committed = {p.relative_to(root / "exercises") for p in (root / "exercises").rglob("*.ipynb")}
+        fresh = {p.relative_to(t / "exercises") for p in (t / "exercises").rglob("*.ipynb")}
+        drift = sorted(str(p) for p in committed ^ fresh)
+        drift += sorted(str(p) for p in committed & fresh
+                        if (root / "exercises" / p).read_bytes() != (t / "exercises" / p).read_bytes())
+    return drift
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="regenerate exercises/ from solutions/")
+    g.add_argument("assignments", nargs="*", help="default: all in solutions/")
+    b = sub.add_parser("bundle", help="zip exercises/ for students")
+    b.add_argument("out", type=Path)
+    sub.add_parser("check", help="fail if exercises/ differs from a fresh generate")
+    args = ap.parse_args(argv)
+    if args.cmd == "generate":
+        for p in generate(args.assignments or None):
+            print(f"wrote {p.relative_to(ROOT)}")
+    elif args.cmd == "bundle":
+        names = bundle(args.out)
+        print(f"wrote {args.out} ({len(names)} files, no solutions)")
+    else:
+        drift = check()
+        if drift:
+            print("exercises/ differs from `generate`:", *drift, sep="\n  ")
+            return 1
+        print("exercises/ matches a fresh `generate`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
