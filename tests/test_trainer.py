@@ -1,0 +1,179 @@
+"""Trainer pieces against closed forms, and end to end: checkpoints, exact resume, clear errors."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from tests.fixtures_cifar import write_fake_cifar10
+from simclr_core import trainer as trainer_mod
+from simclr_core.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from simclr_core.config import TrainConfig, preset
+from simclr_core.schedule import LARS, lr_at, param_groups, scaled_lr
+from simclr_core.trainer import CHECKPOINT, METRICS, epoch_order, pretrain
+
+
+# ---------------------------------------------------------------- schedule and optimizer
+
+def test_lr_schedule_closed_form():
+    T, W, peak = 100, 10, 2.0
+    assert lr_at(0, T, W, peak) == pytest.approx(0.2)  # (0 + 1) / 10 of the peak
+    assert lr_at(9, T, W, peak) == pytest.approx(2.0)
+    assert lr_at(10, T, W, peak) == pytest.approx(2.0)  # cosine starts at the peak
+    assert lr_at(55, T, W, peak) == pytest.approx(1.0)  # half-way through the cosine: peak / 2
+    assert lr_at(99, T, W, peak) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    assert lr_at(5, T, 0, peak) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 5 / 100)))
+    assert scaled_lr(1.0, 512) == 2.0 and scaled_lr(0.075, 256, "sqrt") == pytest.approx(1.2)
+    with pytest.raises(ValueError, match="scaling"):
+        scaled_lr(1.0, 256, "cubic")
+
+
+def test_lars_step_matches_formula():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    w0, b0 = lin.weight.detach().clone(), lin.bias.detach().clone()
+    opt = LARS(param_groups(lin, weight_decay=0.1), lr=0.5, momentum=0.9, eta=0.001)
+    lin(torch.randn(8, 4)).pow(2).sum().backward()
+    gw, gb = lin.weight.grad.clone(), lin.bias.grad.clone()
+    opt.step()
+    g = gw + 0.1 * w0
+    trust = 0.001 * w0.norm() / g.norm()
+    torch.testing.assert_close(lin.weight.detach(), w0 - 0.5 * trust * g)
+    torch.testing.assert_close(lin.bias.detach(), b0 - 0.5 * gb)  # bias: no decay, no trust ratio
+
+
+def test_epoch_order_shards_one_permutation_across_ranks():
+    n, B = 103, 20
+    shards = [epoch_order(n, seed=1, epoch=3, rank=r, world_size=2, batch_size=B) for r in range(2)]
+    assert shards[0].shape == (5, 10)
+    both = torch.cat([s.flatten() for s in shards])
+    assert len(set(both.tolist())) == 100  # disjoint, drop_last
+    # each global batch is the same 20 images a single process would see
+    single = epoch_order(n, seed=1, epoch=3, rank=0, world_size=1, batch_size=B)
+    for i in range(5):
+        assert set(single[i].tolist()) == set(shards[0][i].tolist()) | set(shards[1][i].tolist())
+    assert not torch.equal(single, epoch_order(n, seed=1, epoch=4, rank=0, world_size=1, batch_size=B))
+
+
+def test_config_validation_names_the_value():
+    with pytest.raises(ValueError, match="'imagenet'"):
+        TrainConfig(dataset="imagenet")
+    with pytest.raises(ValueError, match="temperature.*-1"):
+        TrainConfig(temperature=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="'tpu'"):
+        preset("tpu")
+    g = preset("gpu")
+    assert (g.encoder, g.batch_size, g.temperature, g.optimizer, g.augment.strength, g.augment.blur) == \
+        ("resnet18_cifar", 512, 0.5, "lars", 0.5, False)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}, "optimizer": {}, "epoch": 0, "config": {}})
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"model": {"w": torch.zeros(2)}, "optimizer": {}, "epoch": 1, "config": {}})
+    monkeypatch.undo()
+    state = load_checkpoint(path)
+    assert state["epoch"] == 0 and torch.equal(state["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left behind
+
+
+def test_rng_state_roundtrip():
+    import random
+
+    import numpy as np
+
+    s = rng_state()
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(s)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+# ---------------------------------------------------------------- end to end on a CIFAR-format folder
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory):
+    return write_fake_cifar10(tmp_path_factory.mktemp("cifar"), n_train=200, n_test=60, seed=0)
+
+
+def tiny(cifar_root, out, **kw):
+    base = dict(dataset="cifar10", data_root=str(cifar_root), encoder="small_cnn", widths=(8, 16), proj_dim=16,
+                epochs=2, batch_size=50, warmup_epochs=0.5, monitor_train=100, monitor_test=60, knn_k=20,
+                progress=False, out=None if out is None else str(out), seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_weights(cifar_root, tmp_path, monkeypatch):
+    full = pretrain(tiny(cifar_root, tmp_path / "full", epochs=3))
+    assert [h["epoch"] for h in full.history] == [0, 1, 2]
+    lines = (tmp_path / "full" / METRICS).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
+    assert all(0 <= h["knn_acc"] <= 1 and h["loss"] > 0 for h in full.history)
+
+    # interrupt the second run in the middle of epoch 1: steps 0-3 are epoch 0, steps 4-7 epoch 1
+    real = trainer_mod.simclr_loss
+    calls = {"n": 0}
+
+    def crash_at_step_6(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer_mod, "simclr_loss", crash_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3))
+    monkeypatch.setattr(trainer_mod, "simclr_loss", real)
+    assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 0
+
+    with pytest.raises(CheckpointError, match="already exists.*resume"):
+        pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3))  # never a silent restart over a run
+    resumed = pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    a, b = weights(full.model), weights(resumed.model)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_bad_checkpoints_give_clear_errors(cifar_root, tmp_path):
+    out = tmp_path / "run"
+    pretrain(tiny(cifar_root, out, epochs=1))
+    ck = out / CHECKPOINT
+    with pytest.raises(CheckpointError, match=r"different configuration[\s\S]*batch_size: 50 in the checkpoint vs 40 now"):
+        pretrain(tiny(cifar_root, out, epochs=1, batch_size=40, resume=True))
+    with pytest.raises(CheckpointError, match=r"widths"):
+        pretrain(tiny(cifar_root, out, epochs=1, widths=(8, 32), resume=True))
+    data = ck.read_bytes()
+    ck.write_bytes(data[: len(data) // 2])  # truncated, as after a crash of a non-atomic writer
+    with pytest.raises(CheckpointError, match=f"{ck}.*unreadable"):
+        pretrain(tiny(cifar_root, out, epochs=1, resume=True))
+    ck.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match=str(ck)):
+        trainer_mod.load_run(out)
+
+
+@pytest.mark.slow
+def test_pretraining_learns_on_class_structured_images(cifar_root, tmp_path):
+    """After a few epochs the kNN monitor is far above chance (10 classes) and the loss went down."""
+    r = pretrain(tiny(cifar_root, None, epochs=4, widths=(16, 32)))
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    assert r.history[-1]["knn_acc"] > 0.3
