@@ -29,7 +29,8 @@ class FigureImage:
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(self.figure)
         width_px = int(figsize[0] * dpi)
-        self.widget = widgets.Image(format="png", layout=widgets.Layout(width=f"{width_px}px", max_width="100%", height="auto"))
+        # native size at most, shrinking with the output area (no horizontal scrollbar on narrow screens)
+        self.widget = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{width_px}px", height="auto"))
         self.renders = 0  # how many PNGs were produced (tests check that updates redraw)
 
     def relayout(self) -> None:

@@ -177,7 +177,7 @@ class TemperatureExplorer(widgets.VBox):
             )
         more = "" if n <= 16 else f"<p>({n} anchors; the table lists the selected anchor and its positive)</p>"
         return (
-            f'<div style="font-size:15px"><b>τ = <span class="simclr-tau">{s["tau"]:.4g}</span></b> &nbsp; '
+            f'<div style="font-size:15px"><b>τ = <span class="simclr-tau" data-value="{s["tau"]!r}">{s["tau"]:.4g}</span></b> &nbsp; '
             f'batch loss L = mean<sub>i</sub> l(i, j) = <b><span class="simclr-batch-loss">{s["loss"]:.4f}</span></b>'
             f" &nbsp; (uniform softmax: log(2N-1) = {self.uniform_loss:.4f})</div>"
             f'<table style="border-collapse:collapse; font-size:14px"><tr><th {cell}>anchor i</th><th {cell}>positive j</th>'

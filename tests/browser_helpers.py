@@ -1,0 +1,128 @@
+"""Helpers for the real-browser tests: a throwaway JupyterLab server and a headless Chromium.
+
+- ``jupyterlab_server(notebook_dir, tmp)``: starts ``python -m jupyterlab`` on a free localhost port with a
+  random token, its own config/runtime/settings/workspace folders under ``tmp`` (nothing of the user's
+  JupyterLab state is read or written), news and update checks off, notebook windowing off (so every
+  cell is in the DOM); yields the base URL and token, and stops the server (by its own pid) afterwards.
+- ``chromium(tmp)``: Debian's /usr/bin/chromium driven through /usr/bin/chromedriver, headless, with a
+  temporary profile; Selenium Manager is never asked to download anything (explicit driver path,
+  explicit browser binary, SE_OFFLINE=true).
+- ``require_browser()``: skip when Chromium/chromedriver/selenium are missing, but fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+    "--window-size=1400,1100",
+)
+
+# JupyterLab user settings for a quiet, fully rendered notebook.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def require_browser() -> None:
+    """Skip (or, with CI=true, fail) when the browser stack is not installed."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium Python package")
+    if missing:
+        msg = f"browser test needs {', '.join(missing)} (Debian: apt-get install chromium chromium-driver)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
+    """Run JupyterLab serving ``notebook_dir``; yields (base_url, token)."""
+    port, token = free_port(), secrets.token_hex(16)
+    settings = tmp / "lab-settings"
+    for rel, value in LAB_SETTINGS.items():
+        (settings / rel).parent.mkdir(parents=True, exist_ok=True)
+        (settings / rel).write_text(json.dumps(value))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
+               JUPYTER_DATA_DIR=str(tmp / "jupyter-data"), JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}",
+        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'lab-workspaces'}",
+        "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
+        cmd.append("--allow-root")
+    log = open(tmp / "jupyterlab.log", "w")
+    proc = subprocess.Popen(cmd, cwd=notebook_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; log:\n{(tmp / 'jupyterlab.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer on {base} within {timeout} s")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started (its own session)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+@contextmanager
+def chromium(tmp: Path):
+    """A headless Chromium WebDriver with a throwaway profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # belt and braces: Selenium Manager must not download
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp / 'chromium-profile'}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER), log_output=str(tmp / "chromedriver.log")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
