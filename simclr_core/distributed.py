@@ -47,6 +47,7 @@ __all__ = [
     "barrier",
     "is_main_process",
     "reduce_mean",
+    "any_process",
     "gather_with_grad",
     "nt_xent_rank",
     "nt_xent_distributed",
@@ -260,6 +261,21 @@ def barrier() -> None:
     """Wait for every process (no-op without a process group)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def any_process(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every process if ``flag`` is True on at least one (a collective: all processes must call it).
+
+    For decisions that must agree across processes, e.g. "stop now, the time limit has passed": if one
+    process left the training loop alone, the others would wait forever in their next all_gather.
+    ``device`` must be this process's GPU under NCCL (NCCL only moves CUDA tensors).
+    """
+    _, world_size = _world()
+    if world_size == 1:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=device)  # (1,)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def reduce_mean(x: torch.Tensor) -> torch.Tensor:
