@@ -84,8 +84,14 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
             z1_all, z2_all = sd.gather_with_grad(z1), sd.gather_with_grad(z2)
             buggy = mis_indexed_loss(z1_all, z2_all, rank, world_size, TAU)
             local_only = nt_xent(z1, z2, TAU)
+        try:  # unequal batches across processes must be a clear error on every process, not a hang
+            sd.gather_with_grad(torch.zeros(2 + rank, 3))
+            mismatch = ""
+        except ValueError as err:
+            mismatch = str(err)
         torch.save(
             {
+                "mismatch": mismatch,
                 "info": (info.rank, info.world_size, info.local_rank, str(info.device), info.is_main),
                 "loss": loss.detach(),
                 "global_loss": sd.reduce_mean(loss),
@@ -128,6 +134,7 @@ def test_processes_know_who_they_are(two_ranks):
         assert res["info"] == (r, WORLD, r, "cpu", r == 0)
         assert res["is_main"] == (r == 0)
         assert res["any"] == (True, False, True)  # any_process: one process's True reaches every process
+        assert "same (B, D)" in res["mismatch"] and "[(2, 3), (3, 3)]" in res["mismatch"]
 
 
 def test_loss_equals_single_process(two_ranks, single):
