@@ -369,3 +369,35 @@ def test_default_images_use_cifar10_when_present(tmp_path, monkeypatch):
 def test_augmentation_bad_inputs_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         augmentation_explorer(**kwargs)
+
+
+# ---------------------------------------------------------------- notebook 04, headless
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_notebook_04_runs_headless_and_shows_the_shortcut(tmp_path, monkeypatch):
+    """nbclient runs 04_augmentations.ipynb in smoke mode (no display, as nbgrader would): no errors, the
+    explorer is a widget output, and the measured colour-histogram shortcut is weaker with colour jitter."""
+    import shutil
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    src = Path(__file__).resolve().parent.parent / "notebooks" / "04_augmentations.ipynb"
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    shutil.copy(src, work / src.name)
+    monkeypatch.setenv("SIMCLR_SMOKE", "1")
+    monkeypatch.setenv("SIMCLR_DATA", str(tmp_path / "no-data"))  # the offline fallback images
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(work / src.name, as_version=4)
+    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    acc = {m[0].strip(): float(m[1]) for m in re.findall(r"^\s+(.+?)\s+histogram retrieval accuracy = ([\d.]+)$", text, re.M)}
+    assert set(acc) == {"no augmentation", "crop + flip only", "crop + flip + colour (s=0.5)", "crop + flip + colour (s=1)"}
+    assert acc["no augmentation"] > acc["crop + flip only"] > 2 * acc["crop + flip + colour (s=0.5)"]
