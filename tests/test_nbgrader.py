@@ -1,0 +1,289 @@
+"""The nbgrader problem sets: source -> release without leaks or drift, validate, autograde under abuse.
+
+Everything runs on a temporary copy of the course (tmp_path), never in the repository's grading/ folder.
+The expensive parts (a generated course, one autograde run over many submissions) are module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENTS = ["ps1_similarity_matrix", "ps2_temperature", "ps3_batch_size", "ps4_applications"]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader shells out to alembic
+MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME",
+           "Model answer", "Mark scheme", "_ref_loss", "_S_ref"]
+
+
+def _load_course_module():
+    spec = importlib.util.spec_from_file_location("course", ROOT / "scripts" / "course.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+course = _load_course_module()
+
+
+def _copy_course(dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dst / "nbgrader_config.py")
+    shutil.copytree(ROOT / "solutions", dst / "solutions")
+    return dst
+
+
+def _nbgrader(*args, cwd: Path, timeout=600):
+    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _solution_regions(text: str) -> list[str]:
+    """Lines strictly inside ### BEGIN SOLUTION / ### END SOLUTION (or hidden-test) regions."""
+    out, inside = [], False
+    for line in text.split("\n"):
+        if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
+            inside = False
+        elif inside:
+            out.append(line)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """A temporary course with exercises/ regenerated from solutions/ (and a gradebook that knows them)."""
+    root = _copy_course(tmp_path_factory.mktemp("course"))
+    course.generate(root=root)
+    return root
+
+
+# ------------------------------------------------------------------------------------------ structure / leaks
+def test_solutions_are_well_formed_nbgrader_sources():
+    for a in ASSIGNMENTS:
+        paths = list((ROOT / "solutions" / a).glob("*.ipynb"))
+        assert [p.name for p in paths] == [f"{a}.ipynb"], paths
+        nb = nbformat.read(paths[0], as_version=4)
+        nbformat.validate(nb)
+        ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+        assert len(ids) == len(set(ids)), f"duplicate grade ids in {a}"
+        tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+        assert tests, f"{a} has no autograded test cell"
+        assert all(c.metadata["nbgrader"]["locked"] for c in tests)
+        manual = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "markdown"]
+        for c in manual:  # every manually graded answer carries a model answer and a mark scheme
+            assert "### BEGIN SOLUTION" in c.source and "**Mark scheme (" in c.source, c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells:  # committed without outputs
+            if c.cell_type == "code":
+                assert not c.outputs and c.execution_count is None
+        # the questions are bilingual: some CJK text in the question prose
+        prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown" and "nbgrader" not in c.metadata)
+        assert re.search(r"[\u4e00-\u9fff]", prose), f"{a} has no Chinese question text"
+    manual_ids = {c.metadata["nbgrader"]["grade_id"]
+                  for a in ASSIGNMENTS for c in nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", 4).cells
+                  if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")}
+    # the explain parts of the brief are manually graded
+    assert {"q2_2_explain", "q3_1c_explain", "q3_2b_explain", "q4_1", "q4_2", "q5_1", "q5_2", "q5_3",
+            "q6_1", "q6_2"} <= manual_ids
+
+
+def test_exercises_leak_nothing():
+    all_src = "".join((ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8") for a in ASSIGNMENTS)
+    for m in MARKERS:  # the check below is not vacuous: the sources do use these markers
+        assert m in all_src or m == "BEGIN MARK SCHEME", f"marker {m!r} is in no source notebook"
+    for a in ASSIGNMENTS:
+        src = (ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8")
+        rel = (ROOT / "exercises" / a / f"{a}.ipynb").read_text(encoding="utf-8")
+        for m in MARKERS:
+            assert m not in rel, f"{m!r} leaked into exercises/{a}"
+        nb_src = nbformat.reads(src, 4)
+        secret = set()
+        for c in nb_src.cells:
+            secret.update(l.strip() for l in _solution_regions(c.source) if len(l.strip()) >= 12)
+        assert len(secret) > 20
+        rel_lines = {l.strip() for c in nbformat.reads(rel, 4).cells for l in c.source.split("\n")}
+        leaked = sorted(secret & rel_lines)
+        assert not leaked, f"solution/hidden-test lines in exercises/{a}: {leaked[:5]}"
+        assert "raise NotImplementedError()" in rel and "YOUR ANSWER HERE" in rel or a != "ps4_applications"
+
+
+# ------------------------------------------------------------------------------------------ generate / bundle
+def test_regenerating_exercises_reproduces_the_committed_files(generated):
+    for a in ASSIGNMENTS:
+        fresh = (generated / "exercises" / a / f"{a}.ipynb").read_bytes()
+        committed = (ROOT / "exercises" / a / f"{a}.ipynb").read_bytes()
+        assert fresh == committed, f"exercises/{a} drifted from solutions/{a}: run `python scripts/course.py generate`"
+    committed = sorted(p.relative_to(ROOT / "exercises") for p in (ROOT / "exercises").rglob("*") if p.is_file())
+    fresh = sorted(p.relative_to(generated / "exercises") for p in (generated / "exercises").rglob("*") if p.is_file())
+    assert committed == fresh
+
+
+def test_bundle_holds_exercises_and_no_solutions(generated, tmp_path):
+    out = tmp_path / "bundle.zip"
+    names = course.bundle(out, root=generated)
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == sorted(names)
+        nbs = [n for n in names if n.endswith(".ipynb")]
+        assert sorted(Path(n).name for n in nbs) == sorted(f"{a}.ipynb" for a in ASSIGNMENTS)
+        assert not any("solutions/" in n or "grading/" in n for n in names)
+        for n in names:
+            text = zf.read(n).decode("utf-8")
+            assert not any(m in text for m in MARKERS), n
+    # a leaking file makes bundle refuse
+    bad = generated / "exercises" / "ps1_similarity_matrix" / "notes.md"
+    bad.write_text("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")
+    try:
+        with pytest.raises(SystemExit, match="refusing to bundle"):
+            course.bundle(tmp_path / "bad.zip", root=generated)
+    finally:
+        bad.unlink()
+
+
+# ------------------------------------------------------------------------------------------ validate
+@pytest.mark.slow
+def test_validate_passes_solutions_and_fails_releases(generated):
+    from nbgrader.validator import Validator
+
+    for a in ASSIGNMENTS:
+        v = Validator()
+        v.execute_retries = 0
+        res_src = v.validate(str(generated / "solutions" / a / f"{a}.ipynb"))
+        assert not res_src.get("failed") and not res_src.get("changed") and not res_src.get("passed"), (a, res_src)
+        v = Validator()
+        res_rel = v.validate(str(generated / "exercises" / a / f"{a}.ipynb"))
+        assert res_rel.get("failed"), f"the untouched release of {a} passes validation: {res_rel}"
+
+
+# ------------------------------------------------------------------------------------------ autograde
+A1 = "ps1_similarity_matrix"
+
+
+def _strip_markers(src: str) -> str:
+    return "\n".join(l for l in src.split("\n") if "BEGIN SOLUTION" not in l and "END SOLUTION" not in l)
+
+
+def _submission(root: Path, edit) -> nbformat.NotebookNode:
+    """The released notebook with answers filled in from the solutions, then modified by `edit(cells_by_id)`."""
+    release = nbformat.read(root / "exercises" / A1 / f"{A1}.ipynb", 4)
+    source = {c.metadata["nbgrader"]["grade_id"]: c
+              for c in nbformat.read(root / "solutions" / A1 / f"{A1}.ipynb", 4).cells if "nbgrader" in c.metadata}
+    for c in release.cells:
+        g = c.metadata.get("nbgrader", {})
+        if g.get("solution"):
+            c.source = _strip_markers(source[g["grade_id"]].source)
+    edit({c.metadata["nbgrader"]["grade_id"]: c for c in release.cells if "nbgrader" in c.metadata}, release)
+    return release
+
+
+def _untouched(root):
+    return nbformat.read(root / "exercises" / A1 / f"{A1}.ipynb", 4)
+
+
+def _tampered(root):
+    nb = _untouched(root)  # no answers, but every test cell replaced by `pass`
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code":
+            c.source = "pass"
+    return nb
+
+
+def _set(gid, src):
+    def edit(cells, nb):
+        cells[gid].source = src
+    return edit
+
+
+def _deleted(cells, nb):
+    cells["q1_2_answer"].source = "L_34 = 0.5  # wrong, and its test cell deleted"
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("q1_2", "q1_1_loss")]
+
+
+def _nodiag(cells, nb):
+    cells["q1_4_answer"].source = cells["q1_4_answer"].source.replace(
+        'logits = logits.masked_fill(torch.eye(2 * N, dtype=torch.bool), float("-inf"))', "pass")
+
+
+STUDENTS = {
+    # student id: (build submission, expected auto score per grade cell that differs from full marks)
+    "a_killer": (lambda r: _submission(r, _set("q1_1_answer", "import os\nos.kill(os.getpid(), 9)")), None),
+    "correct": (lambda r: _submission(r, lambda c, nb: None), {}),
+    "deleted": (lambda r: _submission(r, _deleted), {"q1_2": 0}),
+    "infinite_loop": (lambda r: _submission(r, _set("q1_2_answer", "while True:\n    pass")), {"q1_2": 0}),
+    "no_diagonal_mask": (lambda r: _submission(r, _nodiag), {"q1_4_visible": 0, "q1_4_hidden": 0}),
+    "tampered": (_tampered, "zero"),
+    "untouched": (_untouched, "zero"),
+}
+
+
+@pytest.fixture(scope="module")
+def autograded(generated):
+    for sid, (build, _) in STUDENTS.items():
+        d = generated / "grading" / "submitted" / sid / A1
+        d.mkdir(parents=True)
+        nbformat.write(build(generated), d / f"{A1}.ipynb")
+    # ONE autograde call for all submissions; a small per-cell timeout so the infinite loop is cut quickly
+    proc = _nbgrader("autograde", A1, "--create", "--Execute.timeout=20", cwd=generated)
+    return generated, proc
+
+
+@pytest.mark.slow
+def test_autograde_scores_each_kind_of_submission(autograded):
+    from nbgrader.api import Gradebook
+
+    root, proc = autograded
+    log = proc.stdout + proc.stderr
+    # the kernel-killing submission fails and is reported, the run goes on to the others
+    assert proc.returncode != 0
+    assert "There was an error processing assignment 'ps1_similarity_matrix' for student 'a_killer'" in log, log[-3000:]
+    assert not (root / "grading" / "autograded" / "a_killer" / A1).exists()
+
+    source = nbformat.read(root / "solutions" / A1 / f"{A1}.ipynb", 4)
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+              for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    total = sum(points.values())
+    assert total == 11
+    with Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}") as gb:
+        for sid, (_, expect) in STUDENTS.items():
+            if expect is None:
+                continue
+            assert (root / "grading" / "autograded" / sid / A1 / f"{A1}.ipynb").exists(), sid
+            got = {gid: gb.find_grade(gid, A1, A1, sid).auto_score for gid in points}
+            if expect == "zero":
+                want = {gid: 0 for gid in points}
+            else:
+                want = {gid: expect.get(gid, p) for gid, p in points.items()}
+            assert got == want, (sid, got, want)
+            assert gb.find_submission(A1, sid).score == sum(want.values()), sid
+
+
+@pytest.mark.slow
+def test_autograde_restores_tests_and_cuts_infinite_loops(autograded):
+    root, _ = autograded
+    ag = lambda sid: nbformat.read(root / "grading" / "autograded" / sid / A1 / f"{A1}.ipynb", 4)
+    by_id = lambda nb: {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    source = by_id(nbformat.read(root / "solutions" / A1 / f"{A1}.ipynb", 4))
+    # tampered `pass` test cells are put back with their hidden tests and fail
+    tampered = by_id(ag("tampered"))
+    assert "BEGIN HIDDEN TESTS" in tampered["q1_2"].source and tampered["q1_2"].source == source["q1_2"].source
+    # deleted test cells are added back right after their answer and executed
+    deleted = ag("deleted")
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in deleted.cells]
+    assert ids.index("q1_2") == ids.index("q1_2_answer") + 1 and "q1_1_loss" in ids
+    assert "was missing from the submission" in by_id(deleted)["q1_2"].source
+    # the infinite loop was interrupted by the per-cell timeout; later cells still ran and passed
+    loop = by_id(ag("infinite_loop"))
+    errors = [o for o in loop["q1_2_answer"].outputs if o.output_type == "error"]
+    assert errors, "the looping cell should end in an error (timeout / interrupt)"
+    assert not [o for o in loop["q1_4_hidden"].outputs if o.output_type == "error"]
