@@ -167,9 +167,11 @@ def nt_xent_distributed(z1: torch.Tensor, z2: torch.Tensor, temperature: float =
     tau = check_temperature(temperature)
     _check_embeddings(z1, z2)
     rank, world_size = _world()
-    z1_all = gather_with_grad(z1)  # (N, D)
-    z2_all = gather_with_grad(z2)  # (N, D)
-    return nt_xent_rank(z1_all, z2_all, rank, world_size, tau)
+    B, D = z1.shape
+    N = world_size * B
+    z_all = gather_with_grad(torch.cat([z1, z2]))  # (2N, D) rank-major: z1 of rank 0, z2 of rank 0, z1 of rank 1, ...
+    z_all = z_all.view(world_size, 2, B, D).transpose(0, 1).reshape(2 * N, D)  # (2N, D) [all z1 rows, all z2 rows]
+    return nt_xent_rank(z_all[:N], z_all[N:], rank, world_size, tau)  # one gather, one all-reduce per step
 
 
 # --------------------------------------------------------------------------- process-group plumbing
