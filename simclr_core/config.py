@@ -43,6 +43,7 @@ class TrainConfig:
     proj_hidden: int | None = None  # projection head hidden width (None: = encoder width)
     proj_dim: int = 128
     epochs: int = 20
+    max_steps: int | None = None  # end the run (and the cosine schedule) after this many steps, e.g. a time budget
     batch_size: int = 256
     temperature: float = 0.5
     optimizer: str = "sgd"
@@ -88,7 +89,7 @@ class TrainConfig:
             raise ValueError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
         for name in ("epochs", "batch_size", "proj_dim", "knn_k"):
             pos_int(name)
-        for name in ("subset", "monitor_train", "monitor_test", "proj_hidden", "num_threads"):
+        for name in ("subset", "monitor_train", "monitor_test", "proj_hidden", "num_threads", "max_steps"):
             pos_int(name, allow_none=True)
         if self.widths is not None:
             if isinstance(self.widths, list):

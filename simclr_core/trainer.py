@@ -111,6 +111,8 @@ def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int,
     total_loss, t0, done = torch.zeros((), device=device), time.perf_counter(), 0
     for i in range(steps):
         global_step = epoch * steps + i
+        if global_step >= total_steps:  # max_steps reached inside this epoch
+            break
         lr = lr_at(global_step, total_steps, warmup_steps, peak)
         set_lr(optimizer, lr)
         x = images[order[i]].to(device, non_blocking=True)  # (b, C, H, W) uint8
@@ -264,7 +266,8 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+    last_epoch = math.ceil(total_steps / steps_per_epoch)  # epochs that hold at least one step
     deadline = time.perf_counter() + cfg.time_limit_s if cfg.time_limit_s else None
     bar = None
     if cfg.progress and is_main:
@@ -274,7 +277,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
                    dynamic_ncols=True)
     stopped_early = False
     try:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, last_epoch):
             stats = train_one_epoch(train_model, optimizer, augment, images, epoch, cfg, device=device,
                                     total_steps=total_steps, rank=rank, world_size=world, loss_fn=loss_fn,
                                     autocast_dtype=autocast_dtype, progress=bar, deadline=deadline)
@@ -288,9 +291,10 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
                 row["knn_seconds"] = time.perf_counter() - t0
                 history.append(row)
                 if bar is not None:
-                    bar.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}  kNN {100 * row['knn_acc']:.2f}%  "
+                    bar.write(f"epoch {epoch + 1}/{last_epoch}: loss {row['loss']:.4f}  kNN {100 * row['knn_acc']:.2f}%  "
                               f"{row['images_per_s']:.0f} img/s")
-                if stats["steps"] < steps_per_epoch:
+                planned = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+                if stats["steps"] < planned:
                     row["partial"] = True  # time limit hit mid-epoch: logged, but no checkpoint of half an epoch
                 if run_dir is not None and not row.get("partial"):
                     save_checkpoint(ckpt_path, {
@@ -300,10 +304,10 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
                 if run_dir is not None:
                     with open(run_dir / METRICS, "a") as f:
                         f.write(json.dumps(row) + "\n")
-            if stats["steps"] < steps_per_epoch:  # time limit hit inside the epoch
+            if stats["steps"] < min(steps_per_epoch, total_steps - epoch * steps_per_epoch):  # time limit hit
                 stopped_early = True
                 break
-            if deadline is not None and time.perf_counter() > deadline and epoch < cfg.epochs - 1:
+            if deadline is not None and time.perf_counter() > deadline and epoch < last_epoch - 1:
                 stopped_early = True
                 break
     finally:

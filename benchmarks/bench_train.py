@@ -1,0 +1,211 @@
+"""Training throughput (images/s, each image = two views) of the workbook's SimCLR step vs lightly's.
+
+Both pipelines train the same encoder + projection head with SGD on the same CPU threads, side by side
+in one run:
+- ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model ->
+  ``nt_xent`` -> SGD step (simclr_core.trainer.simclr_loss, what ``simclr pretrain`` runs);
+- lightly (only when ``import lightly`` works; it is not a dependency): PIL images -> lightly's
+  SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss.
+  Every ``--lightly-workers`` setting is measured and the fastest is the baseline.
+
+    PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_train.py
+    python benchmarks/bench_train.py --encoders small_cnn --steps 10      # quick, no lightly needed
+
+Writes benchmarks/results/bench_train.json. Images are random uint8 CIFAR-sized tensors: throughput
+does not depend on pixel values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simclr_core.augment import AugmentConfig  # noqa: E402
+from simclr_core.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.loss import nt_xent  # noqa: E402
+from simclr_core.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
+from simclr_core.trainer import simclr_loss  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def have_lightly() -> bool:
+    try:
+        import lightly.loss  # noqa: F401
+        import lightly.transforms  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+def make_model(encoder: str, channels: int, seed: int = 0) -> SimCLR:
+    torch.manual_seed(seed)
+    enc = build_encoder(encoder, in_channels=channels)
+    return SimCLR(enc, ProjectionHead(enc.out_dim))
+
+
+def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
+    """Endless shuffled uint8 minibatches (N, C, H, W) from memory, like the trainer."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(images.shape[0], generator=g)
+        for i in range(0, images.shape[0] - batch_size + 1, batch_size):
+            yield images[perm[i:i + batch_size]]
+
+
+def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, temperature=0.5, seed=0):
+    opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
+    aug = BatchAugment(aug_cfg)
+    g = torch.Generator().manual_seed(seed)
+    batches = ours_batches(images, batch_size, seed)
+
+    def step():
+        x = next(batches)
+        loss = simclr_loss(model, aug, x, temperature, g, nt_xent)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+class _PILDataset(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor, transform):
+        from PIL import Image
+
+        arr = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+        mode = "L" if arr.shape[-1] == 1 else "RGB"
+        self.pil = [Image.fromarray(a[..., 0] if mode == "L" else a, mode) for a in arr]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.pil)
+
+    def __getitem__(self, i):
+        return self.transform(self.pil[i])  # [view0, view1]
+
+
+def lightly_transform(aug_cfg: AugmentConfig, channels: int):
+    """lightly's SimCLRTransform with the same recipe as ``aug_cfg`` (size, min scale, strength, blur, grayscale)."""
+    from lightly.transforms import SimCLRTransform
+
+    normalize = {"mean": list(aug_cfg.mean), "std": list(aug_cfg.std)} if aug_cfg.normalize else None
+    return SimCLRTransform(input_size=aug_cfg.size, cj_prob=aug_cfg.jitter_p if aug_cfg.color_jitter else 0.0,
+                           cj_strength=aug_cfg.strength, min_scale=aug_cfg.crop_scale[0],
+                           random_gray_scale=aug_cfg.grayscale_p if (aug_cfg.grayscale and channels == 3) else 0.0,
+                           gaussian_blur=aug_cfg.blur_p if aug_cfg.blur else 0.0, hf_prob=0.5 if aug_cfg.flip else 0.0,
+                           normalize=normalize)
+
+
+def lightly_loader(images, aug_cfg, batch_size, workers, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ds = _PILDataset(images, lightly_transform(aug_cfg, images.shape[1]))
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                                       persistent_workers=workers > 0, generator=g)
+
+
+def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temperature=0.5, seed=0):
+    from lightly.loss import NTXentLoss
+
+    opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
+    crit = NTXentLoss(temperature=temperature)
+    loader = lightly_loader(images, aug_cfg, batch_size, workers, seed)
+
+    def batches():
+        while True:
+            yield from loader
+
+    it = batches()
+
+    def step():
+        v0, v1 = next(it)
+        _, z = model(torch.cat([v0, v1]))  # (2N, 128)
+        z0, z1 = z.chunk(2)
+        loss = crit(z0, z1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def measure_interleaved(steps_fns: dict, steps: int, warmup: int, batch_size: int, rounds: int = 3) -> dict:
+    """images/s of each pipeline; the timed steps are split into ``rounds`` rounds that alternate between the
+    pipelines, so a change in machine load hits all of them alike."""
+    for fn in steps_fns.values():
+        for _ in range(warmup):
+            fn()
+    spent = {k: 0.0 for k in steps_fns}
+    done = {k: 0 for k in steps_fns}
+    per_round = [steps // rounds + (1 if r < steps % rounds else 0) for r in range(rounds)]
+    for n in per_round:
+        for k, fn in steps_fns.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            spent[k] += time.perf_counter() - t0
+            done[k] += n
+    return {k: {"images_per_s": done[k] * batch_size / spent[k], "seconds": spent[k], "steps": done[k]} for k in steps_fns}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--encoders", default="small_cnn,resnet18_cifar")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=0, help="timed steps per pipeline (0: 12 small_cnn, 3 resnet18_cifar)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--lightly-workers", default="0,2", help="DataLoader worker counts tried for lightly")
+    p.add_argument("--n-images", type=int, default=4096)
+    p.add_argument("--out", default=str(RESULTS / "bench_train.json"))
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images = torch.randint(0, 256, (args.n_images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    aug_cfg = AugmentConfig()  # the paper's CIFAR-10 recipe: s = 0.5, no blur
+    lightly_ok = have_lightly()
+    if not lightly_ok:
+        print("lightly is not importable: measuring our pipeline only "
+              "(PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs to compare)")
+    rows = []
+    for enc in args.encoders.split(","):
+        steps = args.steps or (12 if enc == "small_cnn" else 3)
+        warm = args.warmup if enc == "small_cnn" else 1
+        fns = {"ours": ours_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size)}
+        workers = [int(w) for w in args.lightly_workers.split(",")] if lightly_ok else []
+        for w in workers:
+            fns[f"lightly_w{w}"] = lightly_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, w)
+        res = measure_interleaved(fns, steps, warm, args.batch_size, rounds=min(3, steps))
+        ours = res["ours"]
+        row = {"encoder": enc, "batch_size": args.batch_size, "ours": ours}
+        print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps)", flush=True)
+        if workers:
+            runs = [dict(res[f"lightly_w{w}"], workers=w) for w in workers]
+            for r in runs:
+                print(f"{enc:>15}  lightly: {r['images_per_s']:7.1f} images/s  (num_workers={r['workers']})", flush=True)
+            best = max(runs, key=lambda r: r["images_per_s"])
+            row["lightly_runs"], row["lightly"] = runs, best
+            row["ratio"] = ours["images_per_s"] / best["images_per_s"]
+            print(f"{enc:>15}  ratio ours / best lightly = {row['ratio']:.2f}x", flush=True)
+        rows.append(row)
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
+           "processor": platform.processor(), "lightly": lightly_ok, "results": rows,
+           "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
