@@ -131,6 +131,20 @@ def test_temperature_on_embeddings_matches_nt_xent():
     assert w.state["positive"] == 7  # z1[0] pairs with z2[0], row N
 
 
+def test_many_candidates_show_positive_and_most_probable_negatives():
+    g = torch.Generator().manual_seed(3)
+    z1 = torch.randn(40, 8, generator=g, dtype=torch.float64)
+    z2 = z1 + torch.randn(40, 8, generator=g, dtype=torch.float64)
+    w = temperature_explorer(embeddings=(z1, z2), tau=0.3)
+    w.anchor_dropdown.value = 5
+    s = w.state
+    probs = dict(zip(s["candidates"], s["probs"]))  # all 79 candidates
+    assert len(probs) == 79 and sum(probs.values()) == pytest.approx(1.0)
+    negatives = sorted((k for k in probs if k != 45), key=lambda k: -probs[k])
+    assert s["shown"] == [45] + negatives[:31]  # positive z2[5] first, then the 31 most probable negatives
+    assert [bar.get_height() for bar in w.bars] == pytest.approx([probs[k] for k in s["shown"]])
+
+
 def test_temperature_on_a_given_matrix_with_halves_positives():
     S = torch.tensor([[0.0, 0.2, 0.8, -0.1], [0.2, 0.0, 0.3, 0.6], [0.8, 0.3, 0.0, 0.1], [-0.1, 0.6, 0.1, 0.0]])
     pos = positive_pairs(2)  # [2, 3, 0, 1]

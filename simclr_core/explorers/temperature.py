@@ -29,6 +29,7 @@ __all__ = ["TAU_MIN", "TAU_MAX", "TemperatureExplorer", "temperature_explorer", 
 
 TAU_MIN, TAU_MAX = 0.01, 5.0  # slider range (log scale); the paper's sweep 0.05..1 sits inside
 POSITIVE_COLOR, NEGATIVE_COLOR = "#d95f02", "#7570b3"
+MAX_BARS = 32  # more candidates than this: show the positive and the most probable negatives
 
 
 def similarity_from_embeddings(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,10 +129,13 @@ class TemperatureExplorer(widgets.VBox):
     def _build_figure(self) -> None:
         fig, n = self.plot.figure, self.S.shape[0]
         self.ax_bars, self.ax_curve = fig.subplots(1, 2, width_ratios=[1, 1.15])
-        self.bars = self.ax_bars.bar(range(n - 1), np.zeros(n - 1), color=NEGATIVE_COLOR)
+        self.n_bars = min(n - 1, MAX_BARS)
+        self.bars = self.ax_bars.bar(range(self.n_bars), np.zeros(self.n_bars), color=NEGATIVE_COLOR)
         self.ax_bars.set_ylim(0, 1.08)
+        self.ax_bars.axhline(1 / (n - 1), color="grey", ls=":", lw=1, label="uniform 1/(2N-1)")
+        self.ax_bars.legend(loc="upper right", fontsize=8)
         self.ax_bars.set_ylabel("softmax probability  p_i(k)")
-        n_texts = n - 1 if n - 1 <= 12 else 1  # a value over every bar when they fit, else over the positive only
+        n_texts = self.n_bars if self.n_bars <= 12 else 1  # a value over every bar when they fit, else over the positive only
         self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=9) for _ in range(n_texts)]
         self.ax_curve.plot(self.taus, self.curves.mean(axis=1), color="black", lw=2, label="batch loss (mean over 2N anchors)")
         (self.anchor_line,) = self.ax_curve.plot(self.taus, self.curves[:, 0], color=POSITIVE_COLOR, ls="--", label="anchor loss")
@@ -188,22 +192,32 @@ class TemperatureExplorer(widgets.VBox):
     def _draw(self) -> None:
         s = self.state
         i, j, tau = s["anchor"], s["positive"], s["tau"]
-        for bar, k, p in zip(self.bars, s["candidates"], s["probs"]):
-            bar.set_height(p)
-            bar.set_color(POSITIVE_COLOR if k == j else NEGATIVE_COLOR)
-        n_cand = len(s["candidates"])
-        if n_cand <= 24:
-            self.ax_bars.set_xticks(range(n_cand), [self.labels[k] for k in s["candidates"]], rotation=45 if n_cand > 8 else 0)
+        n_cand, jx = len(s["candidates"]), s["candidates"].index(j)
+        if n_cand <= MAX_BARS:
+            shown = list(range(n_cand))  # bar x <-> candidate position x
+            what = "softmax over candidates k ≠ i"
+        else:  # the positive first, then the most probable negatives
+            negatives = sorted((x for x in range(n_cand) if x != jx), key=lambda x: -s["probs"][x])
+            shown = [jx] + negatives[: MAX_BARS - 1]
+            what = f"positive + top {MAX_BARS - 1} of {n_cand - 1} negatives"
+        s["shown"] = [s["candidates"][x] for x in shown]  # candidate row index of each bar
+        for bar, x in zip(self.bars, shown):
+            bar.set_height(s["probs"][x])
+            bar.set_color(POSITIVE_COLOR if x == jx else NEGATIVE_COLOR)
+        if len(shown) <= 24:
+            self.ax_bars.set_xticks(range(len(shown)), [self.labels[k] for k in s["shown"]], rotation=45 if len(shown) > 8 else 0)
         else:
             self.ax_bars.set_xticks([])
-        jx = s["candidates"].index(j)
-        shown = range(n_cand) if len(self.bar_texts) == n_cand else [jx]
-        for text, x in zip(self.bar_texts, shown):
-            p = s["probs"][x]
-            text.set_position((x, p + 0.01))
+        texts_at = range(len(shown)) if len(self.bar_texts) == len(shown) else [shown.index(jx)]
+        for text, b in zip(self.bar_texts, texts_at):
+            p = s["probs"][shown[b]]
+            text.set_position((b, p + 0.01))
             text.set_text(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}")
-            text.set_color(POSITIVE_COLOR if x == jx else "black")
-        self.ax_bars.set_title(f"anchor {self.labels[i]}: softmax over candidates k ≠ i at τ = {tau:.3g}\n"
+            text.set_color(POSITIVE_COLOR if shown[b] == jx else "black")
+        if n_cand > MAX_BARS:  # hundreds of candidates: probabilities are small, zoom to what is shown
+            self.ax_bars.set_ylim(0, 1.15 * max(s["probs"][shown[0]], s["probs"][shown[1]], 2 / n_cand))
+            self.plot.relayout()  # the y tick labels change width with the zoom
+        self.ax_bars.set_title(f"anchor {self.labels[i]}: {what} at τ = {tau:.3g}\n"
                                f"(orange = positive {self.labels[j]}; self excluded)", fontsize=10)
         self.anchor_line.set_ydata(self.curves[:, i])
         self.anchor_line.set_label(f"anchor {self.labels[i]} loss")
