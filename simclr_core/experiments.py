@@ -1,0 +1,621 @@
+"""Small, real experiments behind the application notebooks 06-09 (exercise Q4-Q6, lecture 13).
+
+Read bottom-up:
+
+1. ``FIG5_OPS``: the seven augmentation operators of Chen et al. 2020 (arXiv:2002.05709), Figure 4/5
+   (crop, cutout, colour, Sobel, noise, blur, rotate), each batched with per-image randomness;
+   ``compose(names)`` applies them in order (Figure 5's "1st transformation", then "2nd").
+2. ``ShortRun`` + ``pretrain_short``: one short SimCLR pretraining run, the loop written out: two views,
+   f and g, NT-Xent (optionally with a queue of negatives and a momentum encoder, MoCo-style, or with no
+   negatives at all, the deliberately collapsing "alignment only" loss).
+3. ``finetune``: supervised training of an encoder + linear classifier (fine-tuning a pretrained
+   encoder, or the same network from scratch), the baseline of exercise Q6.
+4. ``run_*``: the experiments of notebooks 06-09; each returns a JSON-able dict that records the command,
+   the config, the device and the measured numbers. ``python -m simclr_core.experiments NAME --preset P``
+   writes it to notebooks/results/NAME.json, which the notebooks read instead of re-training.
+
+Presets: ``smoke`` (CI, seconds), ``cpu`` (a laptop, minutes), ``gpu`` (one GPU, minutes, the cached
+numbers). Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .augment import AugmentConfig
+from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
+from .loss import nt_xent
+from .models import ProjectionHead, SimCLR, small_cnn
+from .queue import MomentumEncoder, NegativeQueue, nt_xent_with_queue
+
+__all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
+           "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "results_dir",
+           "load_result", "save_result", "load_or_run"]
+
+
+# ------------------------------------------------------------------ 1. Figure 5's operators, batched
+# Every op maps x (B, C, H, W) float in [0, 1] to a view of the same shape, with per-image randomness
+# drawn from the CPU generator g (so a seed gives the same views on CPU and GPU).
+
+def op_crop(x, g=None):
+    """Random resized crop (scale 0.08-1, aspect 3/4-4/3) back to the full size, no flip."""
+    B, _, H, W = x.shape
+    cx, cy, w, h = sample_crop_boxes(B, H, W, (0.08, 1.0), g=g)
+    return crop_flip(x, cx, cy, w, h, torch.zeros(B, dtype=torch.bool), H)
+
+
+def op_cutout(x, g=None):
+    """Erase (set to 0) one square per image, side U(0.25, 0.5) of the image side, centre anywhere."""
+    B, _, H, W = x.shape
+    side = (0.25 + 0.25 * torch.rand(B, generator=g)) * H  # (B,) px
+    cy, cx = torch.rand(B, generator=g) * H, torch.rand(B, generator=g) * W  # (B,)
+    rows = torch.arange(H).view(1, H, 1)
+    cols = torch.arange(W).view(1, 1, W)
+    inside = ((rows - cy.view(B, 1, 1)).abs() < side.view(B, 1, 1) / 2) & ((cols - cx.view(B, 1, 1)).abs() < side.view(B, 1, 1) / 2)
+    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0.0)  # (B, C, H, W)
+
+
+_COLOR = AugmentConfig(crop=False, flip=False, color_jitter=True, strength=1.0, jitter_p=0.8, grayscale=True, grayscale_p=0.2)
+
+
+def op_color(x, g=None):
+    """The paper's colour distortion, s = 1: jitter (p = 0.8) then grayscale (p = 0.2).
+
+    On 1-channel images only brightness and contrast remain (saturation, hue and grayscale do nothing).
+    """
+    return BatchAugment(replace(_COLOR, size=x.shape[-1]))(x, generator=g)
+
+
+_SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def op_sobel(x, g=None):
+    """Sobel gradient magnitude of the luma, scaled to [0, 1] per image, copied to every channel (deterministic)."""
+    y = to_grayscale(x)  # (B, 1, H, W)
+    k = torch.stack([_SOBEL, _SOBEL.T]).unsqueeze(1).to(x)  # (2, 1, 3, 3)
+    grad = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k)  # (B, 2, H, W)
+    mag = grad.pow(2).sum(1, keepdim=True).sqrt()  # (B, 1, H, W)
+    mag = mag / mag.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    return mag.expand_as(x).contiguous()
+
+
+def op_noise(x, g=None):
+    """Additive Gaussian noise, std U(0.05, 0.25) per image, clamped to [0, 1]."""
+    B = x.shape[0]
+    std = (0.05 + 0.2 * torch.rand(B, generator=g)).view(B, 1, 1, 1).to(x)
+    eps = torch.randn(x.shape, generator=g).to(x)
+    return (x + std * eps).clamp(0, 1)
+
+
+def op_blur(x, g=None):
+    """Gaussian blur, sigma U(0.1, 2.0), kernel 10% of the side (at least 3), always applied."""
+    k = max(3, int(0.1 * x.shape[-1]) // 2 * 2 + 1)
+    return gaussian_blur(x, k, 0.1 + 1.9 * torch.rand(x.shape[0], generator=g))
+
+
+def op_rotate(x, g=None):
+    """Rotation by 0, 90, 180 or 270 degrees, drawn per image (square images)."""
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"rotate needs square images, got {tuple(x.shape[-2:])}")
+    k = torch.randint(0, 4, (x.shape[0],), generator=g).to(x.device).view(-1, 1, 1, 1)
+    out = x
+    for r in (1, 2, 3):
+        out = torch.where(k == r, torch.rot90(x, r, dims=(2, 3)), out)
+    return out
+
+
+FIG5_OPS = {"crop": op_crop, "cutout": op_cutout, "color": op_color, "sobel": op_sobel,
+            "noise": op_noise, "blur": op_blur, "rotate": op_rotate}
+
+
+class compose:
+    """A view function x -> op_k(...op_1(x)); ``compose(["crop", "color"])`` is Figure 5's (crop, color) cell."""
+
+    def __init__(self, names):
+        names = [names] if isinstance(names, str) else list(names)
+        for n in names:
+            if n not in FIG5_OPS:
+                raise ValueError(f"unknown augmentation {n!r}; valid: {list(FIG5_OPS)}")
+        self.names = names
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        for n in self.names:
+            x = FIG5_OPS[n](x, g)
+        return x
+
+    def __repr__(self) -> str:
+        return f"compose({self.names})"
+
+
+def simclr_views(cfg: AugmentConfig):
+    """The default SimCLR policy as a view function (x, g) -> view, via the batched BatchAugment."""
+    aug = BatchAugment(cfg)
+    return lambda x, g=None: aug(x, generator=g)
+
+
+# ------------------------------------------------------------------ 2. one short pretraining run
+
+@dataclass(frozen=True)
+class ShortRun:
+    """One short SimCLR run. Defaults: Adam-W, cosine schedule, tau = 0.2 (short runs on small images;
+    the paper's CIFAR-10 value is 0.5), the paper's 2-layer MLP head to 128-d."""
+
+    steps: int = 500
+    batch_size: int = 256  # N pairs per step
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    temperature: float = 0.2
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    head: bool = True  # False: z = h, the loss is applied to the representation itself
+    head_dim: int = 128
+    queue_size: int = 0  # > 0: extra negatives from a FIFO of past keys (memory bank / MoCo)
+    momentum: float | None = None  # set (e.g. 0.99): keys come from an EMA copy of the network (MoCo)
+    negatives: bool = True  # False: alignment-only loss -cos(z1, z2), the collapsing ablation
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "head_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
+            raise ValueError(f"queue_size must be an integer >= 0, got {self.queue_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
+def _cosine_with_warmup(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def build_model(in_channels: int, run: ShortRun) -> SimCLR:
+    encoder = small_cnn(in_channels, run.widths)
+    head = ProjectionHead(encoder.out_dim, out_dim=run.head_dim) if run.head else None
+    return SimCLR(encoder, head)
+
+
+def pretrain_short(images: torch.Tensor, views, run: ShortRun, device="cpu", progress: bool = True,
+                   callback=None, every: int = 0):
+    """Pretrain f and g on uint8 ``images`` (N, C, H, W) with the view function ``views(x, g)``.
+
+    ``callback(step, model)`` is called every ``every`` steps (e.g. a kNN evaluation for a curve).
+    Returns (model, history) with history = {"step": [...], "loss": [...]}.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    torch.manual_seed(run.seed)
+    g = torch.Generator().manual_seed(run.seed)  # all augmentation and batch randomness
+    model = build_model(images.shape[1], run).to(device)
+    keys_from = MomentumEncoder(model, run.momentum) if run.momentum is not None else None
+    queue = NegativeQueue(run.head_dim if run.head else model.encoder.out_dim, run.queue_size).to(device) if run.queue_size else None
+    opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    warmup = max(1, run.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_with_warmup(s, run.steps, warmup))
+    X = images.to(device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    history = {"step": [], "loss": []}
+    for step in tqdm(range(run.steps), disable=not progress, desc="pretrain", leave=False):
+        idx = torch.randint(len(X), (run.batch_size,), generator=g).to(device)  # (N,)
+        x = X[idx]  # (N, C, H, W) uint8
+        x1, x2 = views(x, g), views(x, g)  # (N, C, H, W) two independent random views
+        with amp:
+            z1 = model(x1)[1].float()  # (N, d_z) online network
+            z2 = (keys_from(x2) if keys_from is not None else model(x2))[1].float()  # (N, d_z)
+        if run.negatives:
+            loss = nt_xent_with_queue(z1, z2, queue, run.temperature)  # in-batch (+ queued) negatives
+        else:
+            loss = -F.cosine_similarity(z1, z2).mean()  # pull positives together, push nothing apart
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if keys_from is not None:
+            keys_from.update(model)  # theta_k <- m theta_k + (1 - m) theta_q
+        if queue is not None:
+            queue.enqueue(z2.detach())  # after the loss: a batch never meets its own keys
+        history["step"].append(step + 1)
+        history["loss"].append(loss.item())
+        if callback is not None and every and (step + 1) % every == 0:
+            callback(step + 1, model)
+    return model, history
+
+
+# ------------------------------------------------------------------ 3. supervised training (Q6 baseline)
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """Encoder + linear classifier trained with cross-entropy on labelled images (crop + flip views)."""
+
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def finetune(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, run: FinetuneRun,
+             views, device="cpu", progress: bool = True) -> nn.Sequential:
+    """Train ``encoder`` (pretrained: fine-tuning; fresh: supervised from scratch) + a linear layer.
+
+    Returns the classifier nn.Sequential(encoder, linear) in eval mode; the same loop, optimiser, steps
+    and augmentation whatever the encoder's starting point, so only the initialisation differs.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    torch.manual_seed(run.seed)
+    g = torch.Generator().manual_seed(run.seed)
+    clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, num_classes)).to(device)
+    opt = torch.optim.AdamW(clf.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    warmup = max(1, run.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_with_warmup(s, run.steps, warmup))
+    X, Y = images.to(device), labels.to(device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    clf.train()
+    for _ in tqdm(range(run.steps), disable=not progress, desc="finetune", leave=False):
+        idx = torch.randint(len(X), (min(run.batch_size, len(X)),), generator=g).to(device)  # (B,)
+        with amp:
+            logits = clf(views(X[idx], g)).float()  # (B, num_classes)
+        loss = F.cross_entropy(logits, Y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return clf.eval()
+
+
+# ------------------------------------------------------------------ 4. the experiments of notebooks 06-09
+
+@dataclass(frozen=True)
+class Preset:
+    """How big an experiment is. ``n_train`` unlabelled images (Q4: "only 10,000 images")."""
+
+    name: str
+    n_train: int
+    n_test: int
+    steps: int
+    batch_size: int
+    widths: tuple[int, ...]
+    fig5_ops: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    finetune_steps: int = 1000
+    tsne_points: int = 2000
+    probe_iter: int = 200  # L-BFGS iterations of the linear probe
+
+
+PRESETS = {
+    "smoke": Preset("smoke", n_train=256, n_test=128, steps=3, batch_size=16, widths=(8, 8, 16, 16),
+                    fig5_ops=("crop", "color"), finetune_steps=3, tsne_points=60, probe_iter=10),
+    "cpu": Preset("cpu", n_train=10_000, n_test=2000, steps=200, batch_size=128, widths=(16, 32, 64, 128),
+                  fig5_ops=("crop", "cutout", "color", "blur"), finetune_steps=300, tsne_points=1000),
+    "gpu": Preset("gpu", n_train=10_000, n_test=10_000, steps=800, batch_size=256, widths=(32, 64, 128, 256),
+                  fig5_ops=tuple(FIG5_OPS), seeds=(0, 1), finetune_steps=1500, tsne_points=3000),
+}
+
+
+def results_dir() -> Path:
+    """notebooks/results of this checkout (where cached experiment JSON lives)."""
+    return Path(__file__).resolve().parent.parent / "notebooks" / "results"
+
+
+def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=None, seed: int = 0):
+    """(train, test) ImageDatasets: random class-mixed subsets of n_train / n_test images."""
+    from .data import load_dataset
+
+    train, test = load_dataset(dataset, root, train=True), load_dataset(dataset, root, train=False)
+    train = train.subset(min(n_train, len(train)), seed=seed)
+    test = test.subset(min(n_test, len(test)), seed=seed + 1)
+    return train, test
+
+
+def knn_of(encoder: nn.Module, train, test, device, k: int = 200) -> float:
+    """kNN top-1 accuracy (k = 200, t = 0.1) of frozen features h on un-augmented images."""
+    from .evaluate import extract_features, knn_accuracy
+
+    ftr = extract_features(encoder, train.images, 1024, device)
+    fte = extract_features(encoder, test.images, 1024, device)
+    return knn_accuracy(ftr, train.targets, fte, test.targets, k=min(k, len(train)), t=0.1)
+
+
+def _meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    dev = torch.device(device)
+    return {
+        "experiment": name,
+        "command": f"python -m simclr_core.experiments {name} --preset {preset.name} --dataset {dataset}",
+        "preset": asdict(preset),
+        "dataset": dataset,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "git_commit": commit,
+        "wall_s": round(time.time() - t0, 1),
+    }
+
+
+def _default_views(dataset: str, size: int):
+    """The paper's CIFAR-10 policy (crop + flip + colour s = 0.5 + grayscale). On 28x28 grayscale
+    Fashion-MNIST the colour ops reduce to brightness/contrast jitter and the crop keeps at least 20% of
+    the area (8% of 28x28 is a 8x8 patch), as in simclr_core.config's Fashion-MNIST recipe."""
+    if dataset == "fashion-mnist":
+        return simclr_views(AugmentConfig(size=size, crop_scale=(0.2, 1.0), grayscale=False))
+    return simclr_views(AugmentConfig(size=size))
+
+
+def run_fig5(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
+    """Notebook 06 (Q4.1, Figure 5): kNN accuracy after pretraining with each single op and each ordered pair."""
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    train, test = load_data(preset.n_train, preset.n_test, dataset)
+    run = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
+    ops = list(preset.fig5_ops)
+    knn = [[0.0] * len(ops) for _ in ops]
+    cells = [(i, j) for i in range(len(ops)) for j in range(len(ops))]
+    for i, j in tqdm(cells, disable=not progress, desc="Figure 5 grid"):
+        names = [ops[i]] if i == j else [ops[i], ops[j]]  # row: 1st transformation, column: 2nd
+        model, _ = pretrain_short(train.images, compose(names), run, device, progress=False)
+        knn[i][j] = knn_of(model.encoder, train, test, device)
+    model, _ = pretrain_short(train.images, _default_views(dataset, train.images.shape[-1]), run, device, progress=False)
+    default = knn_of(model.encoder, train, test, device)
+    torch.manual_seed(run.seed)
+    random_init = knn_of(build_model(train.images.shape[1], run).encoder.to(device), train, test, device)
+    return {**_meta("fig5", preset, dataset, device, t0), "run": asdict(run), "ops": ops, "knn": knn,
+            "default_policy_knn": default, "random_init_knn": random_init}
+
+
+SMALL_BATCH_VARIANTS = {
+    "SimCLR, N=32": dict(batch_size=32),
+    "SimCLR + queue, N=32": dict(batch_size=32, queue="Q"),
+    "SimCLR + queue + momentum encoder (MoCo), N=32": dict(batch_size=32, queue="Q", momentum=0.99),
+    "SimCLR, N=256 (8x the images per step)": dict(batch_size=256),
+}
+
+
+def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
+    """Notebook 07 (Q4.2): at N = 32, in-batch negatives only vs + a queue of K keys (+ momentum encoder)."""
+    t0 = time.time()
+    train, test = load_data(preset.n_train, preset.n_test, dataset)
+    steps = 4 * preset.steps
+    K = {"smoke": 64, "cpu": 2048, "gpu": 4096}.get(preset.name, 4096)
+    views = _default_views(dataset, train.images.shape[-1])
+    curves = {}
+    for name, spec in SMALL_BATCH_VARIANTS.items():
+        for seed in preset.seeds:
+            spec2 = {k: (K if v == "Q" else v) for k, v in spec.items()}
+            queue_size = spec2.pop("queue", 0)
+            run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, seed=seed, **spec2)
+            points = []
+            t1 = time.time()
+            model, hist = pretrain_short(train.images, views, run, device, progress=progress,
+                                         callback=lambda s, m: points.append((s, knn_of(m.encoder, train, test, device))),
+                                         every=max(1, steps // 6))
+            curves.setdefault(name, []).append({"seed": seed, "run": asdict(run), "knn_curve": points,
+                                                "final_knn": points[-1][1], "loss_first": hist["loss"][0],
+                                                "loss_last": sum(hist["loss"][-20:]) / len(hist["loss"][-20:]),
+                                                "train_s": round(time.time() - t1, 1)})
+    return {**_meta("small_batch", preset, dataset, device, t0), "queue_size": K, "steps": steps, "variants": curves}
+
+
+def _views_of_test(model: SimCLR, test, views, device, seed: int = 123):
+    """h and z of two random views of every test image: (h1, h2, z1, z2), each (N, d) on the CPU."""
+    from .evaluate import extract_features
+
+    g = torch.Generator().manual_seed(seed)
+    x1, x2 = views(test.images, g), views(test.images, g)  # (N, C, H, W) float in [0, 1]
+    out = []
+    for x in (x1, x2):
+        xb = (x.clamp(0, 1) * 255).round().to(torch.uint8)  # extract_features takes uint8 images
+        out.append(extract_features(model.encoder, xb, 1024, device))
+        out.append(extract_features(nn.Sequential(model.encoder, model.head), xb, 1024, device))
+    h1, z1, h2, z2 = out
+    return h1, h2, z1, z2
+
+
+def _histogram(values: torch.Tensor, bins: int = 40, lo: float = 0.0, hi: float = 2.0) -> list[int]:
+    return torch.histc(values.float(), bins=bins, min=lo, max=hi).long().tolist()
+
+
+VISUALIZE_VARIANTS = {
+    "SimCLR, N=256": dict(batch_size=256),
+    "SimCLR, N=2 (one negative pair per anchor)": dict(batch_size=2),
+    "no negatives (alignment only): collapses": dict(batch_size=256, negatives=False),
+    "random init (no training)": None,
+}
+
+
+def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
+    """Notebook 08 (Q5): distances of positive vs negative pairs, collapse diagnostics, t-SNE maps."""
+    from sklearn.manifold import TSNE
+
+    from .diagnostics import positive_negative_distances, summary
+    from .evaluate import extract_features
+
+    t0 = time.time()
+    train, test = load_data(preset.n_train, preset.n_test, dataset)
+    views = _default_views(dataset, train.images.shape[-1])
+    n_tsne = min(preset.tsne_points, len(test))
+    out = {}
+    for name, spec in VISUALIZE_VARIANTS.items():
+        run = ShortRun(steps=2 * preset.steps, widths=preset.widths, **(spec or {}))
+        if spec is None:
+            torch.manual_seed(run.seed)
+            model = build_model(train.images.shape[1], run).to(device)
+        else:
+            model, _ = pretrain_short(train.images, views, run, device, progress=progress)
+        h1, h2, z1, z2 = _views_of_test(model, test, views, device)
+        res = {"run": asdict(run) if spec else None, "knn": knn_of(model.encoder, train, test, device)}
+        for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
+            pos, neg = positive_negative_distances(a[:2000], b[:2000])
+            res[space] = {**summary(a, b), "pos_hist": _histogram(pos), "neg_hist": _histogram(neg),
+                          "pos_median": float(pos.median()), "neg_median": float(neg.median())}
+        h = extract_features(model.encoder, test.images[:n_tsne], 1024, device)  # (n, d) un-augmented
+        if float(h.std(0).max()) > 1e-6:
+            xy = TSNE(2, init="pca", perplexity=30, random_state=0).fit_transform(h.numpy())
+            res["tsne"] = [[round(float(u), 2), round(float(v), 2)] for u, v in xy]
+        else:  # a fully collapsed encoder: every point is the same, nothing to embed
+            res["tsne"] = None
+        # Q5.2: the closest pairs of DIFFERENT test images in h, and how often nearest neighbours share a class
+        hn = F.normalize(h, dim=1)
+        sim = hn @ hn.T  # (n, n)
+        sim.fill_diagonal_(-2)
+        nn_sim, nn_idx = sim.max(1)  # (n,)
+        res["nn_same_class"] = float((test.targets[:n_tsne][nn_idx] == test.targets[:n_tsne]).float().mean())
+        top = nn_sim.topk(8).indices
+        res["closest_pairs"] = [[int(i), int(nn_idx[i]), round(float(nn_sim[i]), 4)] for i in top]
+        out[name] = res
+    return {**_meta("visualize", preset, dataset, device, t0), "labels": test.targets[:n_tsne].tolist(),
+            "classes": list(test.classes), "hist_range": [0.0, 2.0], "variants": out}
+
+
+def _accuracy(clf: nn.Module, test, device) -> float:
+    from .evaluate import extract_features
+
+    logits = extract_features(clf, test.images, 1024, device)  # (N, classes): the "features" are the logits
+    return float((logits.argmax(1) == test.targets).float().mean())
+
+
+def _label_subset(n_labels: int, N: int, seed: int = 0) -> torch.Tensor:
+    return torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n_labels]
+
+
+def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
+    """Notebook 09 (Q6 + the projection-head finding): SimCLR probe / fine-tune vs supervised from scratch
+    at 1%, 10%, 100% of the labels; linear probe on h vs z vs a run without a head."""
+    import copy
+
+    from .diagnostics import summary
+    from .evaluate import extract_features, knn_accuracy, linear_probe, raw_pixel_features
+
+    t0 = time.time()
+    n_pretrain = {"smoke": 256, "cpu": 10_000}.get(preset.name, 60_000)
+    train, test = load_data(n_pretrain, preset.n_test, dataset)
+    size, C, classes = train.images.shape[-1], train.images.shape[1], len(train.classes)
+    views = _default_views(dataset, size)
+    base = ShortRun(steps=4 * preset.steps, batch_size=2 * preset.batch_size, widths=preset.widths)
+    simclr, _ = pretrain_short(train.images, views, base, device, progress=progress)
+    nohead, _ = pretrain_short(train.images, views, replace(base, head=False), device, progress=progress)
+    torch.manual_seed(base.seed)
+    rand = build_model(C, base).to(device)
+
+    def feats(module):
+        return extract_features(module, train.images, 1024, device), extract_features(module, test.images, 1024, device)
+
+    F_ = {"SimCLR h (linear probe)": feats(simclr.encoder),
+          "SimCLR z = g(h) (linear probe)": feats(nn.Sequential(simclr.encoder, simclr.head)),
+          "no-head SimCLR h (linear probe)": feats(nohead.encoder),
+          "random-init h (linear probe)": feats(rand.encoder),
+          "raw pixels (linear probe)": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
+    sup_views = simclr_views(AugmentConfig(size=size, crop_scale=(0.5, 1.0), color_jitter=False, grayscale=False))
+    ft = FinetuneRun(steps=preset.finetune_steps)
+    fractions = [0.01, 0.1, 1.0]
+    table = {}
+    for frac in fractions:
+        n = max(classes, int(round(frac * len(train))))
+        idx = _label_subset(n, len(train))
+        row = {"n_labels": n}
+        for name, (ftr, fte) in F_.items():
+            row[name] = linear_probe(ftr[idx], train.targets[idx], fte, test.targets, max_iter=preset.probe_iter, device=device)
+        ftr, fte = F_["SimCLR h (linear probe)"]
+        row["SimCLR h (kNN)"] = knn_accuracy(ftr[idx], train.targets[idx], fte, test.targets, k=min(200, n))
+        lab = train.images[idx], train.targets[idx]
+        clf = finetune(copy.deepcopy(simclr.encoder), *lab, classes, ft, sup_views, device, progress)
+        row["SimCLR fine-tuned"] = _accuracy(clf, test, device)
+        torch.manual_seed(1)
+        clf = finetune(small_cnn(C, preset.widths), *lab, classes, ft, sup_views, device, progress)
+        row["supervised from scratch"] = _accuracy(clf, test, device)
+        table[str(frac)] = row
+
+    # the head absorbs invariances: two views agree more in z than in h; h still knows the rotation
+    h1, h2, z1, z2 = _views_of_test(simclr, test, views, device)
+    invariance = {"h": {**summary(h1, h2), "mean_cos_views": float(F.cosine_similarity(h1, h2).mean())},
+                  "z": {**summary(z1, z2), "mean_cos_views": float(F.cosine_similarity(z1, z2).mean())}}
+    m = min(2000, len(test))
+    rot = torch.cat([torch.rot90(test.images[:m], k, dims=(2, 3)) for k in range(4)])  # (4m, C, H, W)
+    r_lab = torch.arange(4).repeat_interleave(m)  # (4m,) rotation class
+    half = torch.arange(4 * m) % m < m // 2  # first half of the images trains the probe, second half tests
+    rotation = {}
+    for name, module in (("h", simclr.encoder), ("z", nn.Sequential(simclr.encoder, simclr.head))):
+        f = extract_features(module, rot, 1024, device)
+        rotation[name] = linear_probe(f[half], r_lab[half], f[~half], r_lab[~half], max_iter=preset.probe_iter, device=device)
+    return {**_meta("vs_supervised", preset, dataset, device, t0), "pretrain": asdict(base), "finetune": asdict(ft),
+            "n_pretrain": len(train), "fractions": fractions, "table": table, "invariance": invariance,
+            "rotation_probe": rotation}
+
+
+EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
+               "vs_supervised": run_vs_supervised}
+
+
+def load_result(name: str, folder: Path | None = None) -> dict | None:
+    """The cached result notebooks/results/<name>.json, or None when there is none."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; valid: {list(EXPERIMENTS)}")
+    path = Path(folder or results_dir()) / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save_result(result: dict, folder: Path | None = None) -> Path:
+    """Write <folder>/<experiment>.json atomically (temporary file, then rename)."""
+    folder = Path(folder or results_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{result['experiment']}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m simclr_core.experiments", description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="+", choices=[*EXPERIMENTS, "all"])
+    ap.add_argument("--preset", default="gpu" if torch.cuda.is_available() else "cpu", choices=list(PRESETS))
+    ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default=None, help="folder for <name>.json (default: notebooks/results)")
+    args = ap.parse_args(argv)
+    names = list(EXPERIMENTS) if "all" in args.names else args.names
+    for name in names:
+        res = EXPERIMENTS[name](PRESETS[args.preset], args.dataset, args.device, progress=sys.stderr.isatty())
+        print(f"{name}: {res['wall_s']} s -> {save_result(res, args.out)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def load_or_run(name: str, preset: Preset, dataset: str = "fashion-mnist", device="cpu", recompute: bool = False,
+                progress: bool = True) -> dict:
+    """What the notebooks call: the cached notebooks/results/<name>.json when it exists for this dataset,
+    else run the experiment (and cache it, except in the smoke preset, which never touches the cache)."""
+    if preset.name != "smoke" and not recompute:
+        cached = load_result(name)
+        if cached is not None and cached.get("dataset") == dataset:
+            print(f"cached result: {name}.json ({cached['preset']['name']} preset, {cached['device']}, "
+                  f"{cached['wall_s']} s; re-create with: {cached['command']})")
+            return cached
+    result = EXPERIMENTS[name](preset, dataset, device, progress=progress)
+    if preset.name != "smoke":
+        print("saved", save_result(result))
+    return result

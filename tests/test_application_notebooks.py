@@ -1,0 +1,198 @@
+"""Notebooks 06-09 run top to bottom; the experiment helpers behind them do what they claim.
+
+Each notebook is executed in smoke mode (SIMCLR_SMOKE=1: tiny data, seconds) with nbclient from
+notebooks/, and, when cached results are committed, once more reading them (no training: only loading and
+plotting), so a cached file that no longer matches the plotting code fails here.
+"""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from simclr_core import experiments as ex
+from simclr_core.queue import nt_xent_with_queue
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ["06_augmentation_ablation", "07_small_batches", "08_visualizing_representations", "09_simclr_vs_supervised"]
+CACHE = {"06_augmentation_ablation": "fig5", "07_small_batches": "small_batch",
+         "08_visualizing_representations": "visualize", "09_simclr_vs_supervised": "vs_supervised"}
+
+
+def _fashion_mnist_available() -> bool:
+    from simclr_core.data import DatasetUnavailable, load_dataset
+
+    try:
+        load_dataset("fashion-mnist", train=False)
+        return True
+    except DatasetUnavailable:
+        return False
+
+
+needs_data = pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST is not installed")
+
+
+def _execute(name: str, smoke: bool, timeout: int = 300):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    env_before = os.environ.get("SIMCLR_SMOKE")
+    os.environ["SIMCLR_SMOKE"] = "1" if smoke else "0"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("SIMCLR_SMOKE", None)
+        else:
+            os.environ["SIMCLR_SMOKE"] = env_before
+    return nb
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            parts.append(o.get("text", "") if o.get("output_type") == "stream" else str(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_clean(name):
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert nb.cells[1].cell_type == "code" and "SIMCLR_SMOKE" in nb.cells[1].source, "setup cell comes first"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not c.outputs and c.execution_count is None, "commit notebooks without outputs"
+            assert c.source.count("\n") < 60, "code cells stay short"
+
+
+@pytest.mark.slow
+@needs_data
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_smoke_mode(name):
+    nb = _execute(name, smoke=True)
+    out = _outputs_text(nb)
+    assert "preset=smoke" in out
+    assert "cached result" not in out  # smoke mode computes, never reads the cache
+    images = sum(1 for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    assert images >= 1, "every notebook draws its visual check"
+
+
+@pytest.mark.slow
+@needs_data
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_reads_committed_cache(name):
+    cached = ex.load_result(CACHE[name])
+    if cached is None:
+        pytest.skip(f"no cached notebooks/results/{CACHE[name]}.json")
+    assert cached["command"].startswith("python -m simclr_core.experiments ")
+    nb = _execute(name, smoke=False)
+    assert "cached result" in _outputs_text(nb)
+
+
+# ---------------------------------------------------------------- the helpers behind the notebooks
+
+def test_fig5_ops_keep_shape_and_range_and_are_per_image():
+    x = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8).expand(8, 3, 16, 16).contiguous()
+    for name in ex.FIG5_OPS:
+        v = ex.compose([name])(x, torch.Generator().manual_seed(0))
+        assert v.shape == (8, 3, 16, 16) and v.dtype == torch.float32, name
+        assert 0 <= float(v.min()) and float(v.max()) <= 1, name
+        if name != "sobel":  # Sobel is deterministic; every other op draws per-image parameters
+            assert len({tuple(im.flatten().tolist()) for im in v}) > 1, name
+
+
+def test_fig5_ops_closed_forms():
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, :, 4:] = 1.0  # a vertical edge between columns 3 and 4
+    edges = ex.FIG5_OPS["sobel"](x)
+    assert edges[0, 0, 4, 3] == 1 and edges[0, 0, 4, 4] == 1 and edges[0, 0, 4, 0] == 0 and edges[0, 0, 4, 7] == 0
+    ones = torch.ones(16, 1, 8, 8)
+    cut = ex.FIG5_OPS["cutout"](ones, torch.Generator().manual_seed(0))
+    holes = (cut == 0).flatten(1).sum(1)  # erased pixels per image
+    assert (holes > 0).all() and (holes <= 16).all()  # side <= 0.5 * 8 = 4 px: at most a 4 x 4 square
+    a = torch.arange(16.0).view(1, 1, 4, 4).repeat(32, 1, 1, 1) / 16
+    rot = ex.FIG5_OPS["rotate"](a, torch.Generator().manual_seed(0))
+    allowed = [torch.rot90(a[0], k, dims=(1, 2)) for k in range(4)]
+    assert all(any(torch.equal(r, m) for m in allowed) for r in rot)
+    assert len({tuple(r.flatten().tolist()) for r in rot}) == 4
+
+
+def test_compose_rejects_unknown_op():
+    with pytest.raises(ValueError, match="unknown augmentation 'sharpen'"):
+        ex.compose(["crop", "sharpen"])
+
+
+def test_short_run_validates():
+    with pytest.raises(ValueError, match="queue_size"):
+        ex.ShortRun(queue_size=-1)
+    with pytest.raises(ValueError, match="steps"):
+        ex.ShortRun(steps=0)
+
+
+def test_pretrain_short_queue_and_momentum_step_matches_manual_step():
+    """pretrain_short with a queue + momentum encoder does exactly the step notebook 07 writes out."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 12, 12), dtype=torch.uint8)
+    run = ex.ShortRun(steps=2, batch_size=4, widths=(4, 8), head_dim=8, queue_size=16, momentum=0.9, lr=1e-2)
+
+    def views(x, g):  # deterministic views so both computations see the same inputs
+        return x.float() / 255
+
+    model, hist = ex.pretrain_short(images, views, run, progress=False)
+    # manual replay: same seed, same initial weights, same batches
+    from simclr_core.queue import MomentumEncoder, NegativeQueue
+
+    torch.manual_seed(run.seed)
+    g = torch.Generator().manual_seed(run.seed)
+    ref = ex.build_model(1, run)
+    keys_from, queue = MomentumEncoder(ref, 0.9), NegativeQueue(8, 16)
+    opt = torch.optim.AdamW(ref.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ex._cosine_with_warmup(s, run.steps, 1))
+    losses = []
+    for _ in range(run.steps):
+        x = images[torch.randint(64, (4,), generator=g)]
+        z1, z2 = ref(views(x, g))[1], keys_from(views(x, g))[1]
+        loss = nt_xent_with_queue(z1, z2, queue, run.temperature)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        keys_from.update(ref)
+        queue.enqueue(z2)
+        losses.append(loss.item())
+    assert hist["loss"] == pytest.approx(losses, rel=1e-5)
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_no_negatives_run_collapses_and_simclr_does_not():
+    """The deliberately collapsing ablation of notebook 08 really collapses (uniformity -> 0)."""
+    from simclr_core.diagnostics import uniformity
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (128, 1, 12, 12), dtype=torch.uint8)
+    views = ex.compose(["crop", "noise"])
+    common = dict(steps=40, batch_size=32, widths=(8, 16), lr=1e-2, head_dim=16)
+    collapsed, _ = ex.pretrain_short(images, views, ex.ShortRun(negatives=False, **common), progress=False)
+    healthy, _ = ex.pretrain_short(images, views, ex.ShortRun(**common), progress=False)
+    x = images.float() / 255
+    with torch.no_grad():
+        zc, zh = collapsed.eval()(x)[1], healthy.eval()(x)[1]
+    assert uniformity(zc) > -0.05  # all points (nearly) coincide
+    assert uniformity(zh) < -0.3  # NT-Xent keeps them apart
+
+
+def test_save_and_load_result_roundtrip(tmp_path):
+    res = {"experiment": "fig5", "command": "python -m simclr_core.experiments fig5", "knn": [[0.5]]}
+    path = ex.save_result(res, tmp_path)
+    assert path.name == "fig5.json" and not list(tmp_path.glob("*.tmp"))
+    assert ex.load_result("fig5", tmp_path) == res
+    assert ex.load_result("small_batch", tmp_path) is None
+    with pytest.raises(ValueError, match="unknown experiment"):
+        ex.load_result("nope", tmp_path)
