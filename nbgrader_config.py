@@ -24,8 +24,10 @@ c.CourseDirectory.autograded_directory = os.path.join("grading", "autograded")
 c.CourseDirectory.feedback_directory = os.path.join("grading", "feedback")
 c.CourseDirectory.solution_directory = os.path.join("grading", "solution")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(GRADING, "gradebook.db")
-# zip_collect reads student zips from grading/downloaded/<assignment>/archive
-c.ZipCollectApp.collect_directory_structure = os.path.join("grading", "downloaded", "{assignment_id}", "{collect_step}")
+# zip_collect: put the files/zips downloaded from the LMS in grading/downloaded/<assignment>/archive/. Each notebook
+# must be named <student_id>__<notebook>.ipynb, e.g. alice__ps1_similarity_matrix.ipynb (two underscores).
+c.ZipCollectApp.downloaded_directory = os.path.join("grading", "downloaded")
+c.FileNameCollectorPlugin.named_regexp = r".*?(?P<student_id>[^/]+?)__(?P<file_id>[^/]+\.ipynb)$"
 
 # Per-cell time limit while autograding/validating: an infinite loop in one answer is interrupted after this many
 # seconds, that cell's tests fail, and the rest of the notebook is still graded.

@@ -229,10 +229,20 @@ STUDENTS = {
 
 @pytest.fixture(scope="module")
 def autograded(generated):
-    for sid, (build, _) in STUDENTS.items():
-        d = generated / "grading" / "submitted" / sid / A1
-        d.mkdir(parents=True)
-        nbformat.write(build(generated), d / f"{A1}.ipynb")
+    # as downloaded from an LMS: <student_id>__<notebook>.ipynb, some loose, some inside a zip (docs/instructors.md)
+    archive = generated / "grading" / "downloaded" / A1 / "archive"
+    archive.mkdir(parents=True)
+    with zipfile.ZipFile(archive / "lms_export.zip", "w") as zf:
+        for k, (sid, (build, _)) in enumerate(STUDENTS.items()):
+            name = f"{sid}__{A1}.ipynb"
+            if k % 2:
+                zf.writestr(name, nbformat.writes(build(generated)))
+            else:
+                nbformat.write(build(generated), archive / name)
+    collect = _nbgrader("zip_collect", A1, cwd=generated)
+    assert collect.returncode == 0, collect.stderr[-2000:]
+    submitted = sorted(p.parent.parent.name for p in (generated / "grading" / "submitted").glob(f"*/{A1}/{A1}.ipynb"))
+    assert submitted == sorted(STUDENTS), submitted
     # ONE autograde call for all submissions; a small per-cell timeout so the infinite loop is cut quickly
     proc = _nbgrader("autograde", A1, "--create", "--Execute.timeout=20", cwd=generated)
     return generated, proc
@@ -287,3 +297,20 @@ def test_autograde_restores_tests_and_cuts_infinite_loops(autograded):
     errors = [o for o in loop["q1_2_answer"].outputs if o.output_type == "error"]
     assert errors, "the looping cell should end in an error (timeout / interrupt)"
     assert not [o for o in loop["q1_4_hidden"].outputs if o.output_type == "error"]
+
+
+@pytest.mark.slow
+def test_feedback_and_export(autograded):
+    root, _ = autograded
+    fb = _nbgrader("generate_feedback", A1, "--student=correct", cwd=root)
+    assert fb.returncode == 0, fb.stderr[-2000:]
+    html = (root / "grading" / "feedback" / "correct" / A1 / f"{A1}.html").read_text(encoding="utf-8")
+    assert "Score: 11.0 / 11.0" in html or "11.0 / 11.0" in html
+    ex = _nbgrader("export", "--to=grading/grades.csv", cwd=root)
+    assert ex.returncode == 0, ex.stderr[-2000:]
+    import csv
+
+    rows = {r["student_id"]: r for r in csv.DictReader((root / "grading" / "grades.csv").open())
+            if r["assignment"] == A1}
+    assert float(rows["correct"]["raw_score"]) == 11.0 and float(rows["untouched"]["raw_score"]) == 0.0
+    assert float(rows["infinite_loop"]["raw_score"]) == 10.0 and float(rows["no_diagonal_mask"]["raw_score"]) == 6.0
