@@ -13,6 +13,7 @@ explorer works offline everywhere.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 
 import ipywidgets as widgets
@@ -105,7 +106,7 @@ class AugmentationExplorer(widgets.VBox):
         if not isinstance(cfg, AugmentConfig):
             raise ValueError(f"cfg must be a simclr_core.augment.AugmentConfig, got {type(cfg).__name__}")
         self.images, self.base_cfg, self.n_views, self.seed = images, cfg, n_views, seed
-        self.draw = 0
+        self.draw, self._held = 0, False
 
         slider = dict(continuous_update=False, style={"description_width": "initial"}, readout_format=".2f")
         self.controls = {
@@ -150,12 +151,24 @@ class AugmentationExplorer(widgets.VBox):
         """The AugmentConfig the controls describe (raises ValueError for an invalid combination)."""
         return replace(self.base_cfg, **{k: (tuple(w.value) if k == "crop_scale" else w.value) for k, w in self.controls.items()})
 
+    @contextmanager
+    def hold(self):
+        """Change several controls at once with one redraw: ``with ex.hold(): ex.controls["crop"].value = False; ...``."""
+        self._held = True
+        try:
+            yield self
+        finally:
+            self._held = False
+            self.update()
+
     def new_draw(self, button=None) -> None:
         """Button callback: the next reproducible draw (seed + 1)."""
         self.draw += 1
         self.update()
 
     def update(self, change=None) -> None:
+        if self._held:
+            return
         cfg = self.cfg
         for k in ("crop_scale", "strength", "jitter_p", "grayscale_p", "blur_p"):  # grey out what is off
             op = {"crop_scale": "crop", "strength": "color_jitter", "jitter_p": "color_jitter"}.get(k, k.replace("_p", ""))
