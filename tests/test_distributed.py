@@ -105,6 +105,8 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
             f"{out}/rank{rank}.pt",
         )
         sd.barrier()
+        check = sd.self_check(N=6, D=5, device="cpu")  # what `torchrun -m simclr_core.distributed` runs; it cleans up itself
+        torch.save(check, f"{out}/check{rank}.pt")
     finally:
         sd.cleanup()
 
@@ -113,7 +115,10 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(WORLD, free_port(), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    results = [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    for r, res in enumerate(results):
+        res["self_check"] = torch.load(out / f"check{r}.pt")
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -242,15 +247,10 @@ def torchrun_cmd(nproc: int) -> list[str]:
             "--master-addr=127.0.0.1", f"--master-port={free_port()}"]
 
 
-def test_self_check_under_torchrun():
-    """``torchrun -m simclr_core.distributed`` is the users' check of their own process group."""
-    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
-    proc = subprocess.run(torchrun_cmd(2) + ["-m", "simclr_core.distributed"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "world_size=2 backend=gloo" in proc.stdout
-    err = float(proc.stdout.rsplit("=", 1)[1])
-    assert err < 1e-12
+def test_self_check_agrees_on_every_process(two_ranks):
+    """``self_check`` (run by ``torchrun -m simclr_core.distributed``) finds float64 round-off only."""
+    for res in two_ranks:
+        assert 0 <= res["self_check"] < 1e-12
 
 
 # ------------------------------------------------------------------ end to end: torchrun + simclr pretrain
