@@ -265,29 +265,35 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_process(flag: bool, device: torch.device | str = "cpu") -> bool:
+def _collective_device() -> torch.device:
+    """Where small bookkeeping tensors must live for the default group: this GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def any_process(flag: bool) -> bool:
     """True on every process if ``flag`` is True on at least one (a collective: all processes must call it).
 
     For decisions that must agree across processes, e.g. "stop now, the time limit has passed": if one
     process left the training loop alone, the others would wait forever in their next all_gather.
-    ``device`` must be this process's GPU under NCCL (NCCL only moves CUDA tensors).
     """
     _, world_size = _world()
     if world_size == 1:
         return bool(flag)
-    t = torch.tensor([1.0 if flag else 0.0], device=device)  # (1,)
+    t = torch.tensor([1.0 if flag else 0.0], device=_collective_device())  # (1,)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
 
 def reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    """The mean of a tensor over all processes (for logging the global loss); a detached copy."""
-    x = x.detach().clone()
+    """The mean of a tensor over all processes (e.g. rank 0 logging the global loss); a detached copy on x's device."""
     _, world_size = _world()
-    if world_size > 1:
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
-        x /= world_size
-    return x
+    if world_size == 1:
+        return x.detach().clone()
+    t = x.detach().to(_collective_device(), copy=True)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return (t / world_size).to(x.device)
 
 
 # --------------------------------------------------------------------------- self-check under torchrun
