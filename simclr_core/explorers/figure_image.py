@@ -29,8 +29,9 @@ class FigureImage:
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(self.figure)
         width_px = int(figsize[0] * dpi)
-        # native size at most, shrinking with the output area (no horizontal scrollbar on narrow screens)
-        self.widget = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{width_px}px", height="auto"))
+        # native size at most, shrinking with the output area; minus the widget's 2 x 2 px margin, so that no
+        # horizontal scrollbar appears (JupyterLab 4 / Notebook 7, --jp-widgets-margin)
+        self.widget = widgets.Image(format="png", layout=widgets.Layout(width="calc(100% - 6px)", max_width=f"{width_px}px", height="auto"))
         self.renders = 0  # how many PNGs were produced (tests check that updates redraw)
 
     def relayout(self) -> None:
