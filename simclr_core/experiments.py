@@ -155,7 +155,7 @@ class ShortRun:
 
     steps: int = 500
     batch_size: int = 256  # N pairs per step
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 1e-5
     temperature: float = 0.2
     widths: tuple[int, ...] = (32, 64, 128, 256)
@@ -289,10 +289,14 @@ class Preset:
     name: str
     n_train: int
     n_test: int
-    steps: int
-    batch_size: int
+    steps: int  # pretraining steps of one run (notebooks 08, 09)
+    batch_size: int  # N pairs per step
     widths: tuple[int, ...]
     fig5_ops: tuple[str, ...]
+    fig5_steps: int  # per grid cell
+    fig5_batch: int
+    small_batch_steps: int  # notebook 07, every variant
+    n_pretrain: int  # notebook 09: unlabelled images for pretraining (labels: 1%, 10%, 100% of them)
     seeds: tuple[int, ...] = (0,)
     finetune_steps: int = 1000
     tsne_points: int = 2000
@@ -301,11 +305,15 @@ class Preset:
 
 PRESETS = {
     "smoke": Preset("smoke", n_train=256, n_test=128, steps=3, batch_size=16, widths=(8, 8, 16, 16),
-                    fig5_ops=("crop", "color"), finetune_steps=3, tsne_points=60, probe_iter=10),
-    "cpu": Preset("cpu", n_train=10_000, n_test=2000, steps=200, batch_size=128, widths=(16, 32, 64, 128),
-                  fig5_ops=("crop", "cutout", "color", "blur"), finetune_steps=300, tsne_points=1000),
-    "gpu": Preset("gpu", n_train=10_000, n_test=10_000, steps=800, batch_size=256, widths=(32, 64, 128, 256),
-                  fig5_ops=tuple(FIG5_OPS), seeds=(0, 1), finetune_steps=1500, tsne_points=3000),
+                    fig5_ops=("crop", "color"), fig5_steps=2, fig5_batch=16, small_batch_steps=6, n_pretrain=256,
+                    finetune_steps=3, tsne_points=60, probe_iter=10),
+    # sized for a 2-core laptop (each experiment ~10 min); the cached results were made with it
+    "cpu": Preset("cpu", n_train=10_000, n_test=2000, steps=300, batch_size=128, widths=(16, 32, 64, 128),
+                  fig5_ops=("crop", "cutout", "color", "noise"), fig5_steps=150, fig5_batch=64,
+                  small_batch_steps=450, n_pretrain=10_000, finetune_steps=150, tsne_points=1000, probe_iter=100),
+    "gpu": Preset("gpu", n_train=10_000, n_test=10_000, steps=2000, batch_size=256, widths=(32, 64, 128, 256),
+                  fig5_ops=tuple(FIG5_OPS), fig5_steps=800, fig5_batch=256, small_batch_steps=4000, n_pretrain=60_000,
+                  seeds=(0, 1), finetune_steps=1500, tsne_points=3000),
 }
 
 
@@ -322,6 +330,16 @@ def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=No
     train = train.subset(min(n_train, len(train)), seed=seed)
     test = test.subset(min(n_test, len(test)), seed=seed + 1)
     return train, test
+
+
+def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> tuple[float, float]:
+    """(kNN, linear-probe) top-1 accuracy of frozen features h on un-augmented images."""
+    from .evaluate import extract_features, knn_accuracy, linear_probe
+
+    ftr = extract_features(encoder, train.images, 1024, device)
+    fte = extract_features(encoder, test.images, 1024, device)
+    knn = knn_accuracy(ftr, train.targets, fte, test.targets, k=min(200, len(train)), t=0.1)
+    return knn, linear_probe(ftr, train.targets, fte, test.targets, max_iter=max_iter, device=device)
 
 
 def knn_of(encoder: nn.Module, train, test, device, k: int = 200) -> float:
@@ -367,27 +385,29 @@ def run_fig5(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progr
 
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
-    run = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
+    run = ShortRun(steps=preset.fig5_steps, batch_size=preset.fig5_batch, widths=preset.widths)
     ops = list(preset.fig5_ops)
     knn = [[0.0] * len(ops) for _ in ops]
+    linear = [[0.0] * len(ops) for _ in ops]
     cells = [(i, j) for i in range(len(ops)) for j in range(len(ops))]
     for i, j in tqdm(cells, disable=not progress, desc="Figure 5 grid"):
         names = [ops[i]] if i == j else [ops[i], ops[j]]  # row: 1st transformation, column: 2nd
         model, _ = pretrain_short(train.images, compose(names), run, device, progress=False)
-        knn[i][j] = knn_of(model.encoder, train, test, device)
+        knn[i][j], linear[i][j] = probe_of(model.encoder, train, test, device, preset.probe_iter)
     model, _ = pretrain_short(train.images, _default_views(dataset, train.images.shape[-1]), run, device, progress=False)
-    default = knn_of(model.encoder, train, test, device)
+    default = probe_of(model.encoder, train, test, device, preset.probe_iter)
     torch.manual_seed(run.seed)
-    random_init = knn_of(build_model(train.images.shape[1], run).encoder.to(device), train, test, device)
-    return {**_meta("fig5", preset, dataset, device, t0), "run": asdict(run), "ops": ops, "knn": knn,
-            "default_policy_knn": default, "random_init_knn": random_init}
+    random_init = probe_of(build_model(train.images.shape[1], run).encoder.to(device), train, test, device, preset.probe_iter)
+    return {**_meta("fig5", preset, dataset, device, t0), "run": asdict(run), "ops": ops, "knn": knn, "linear": linear,
+            "default_policy_knn": default[0], "default_policy_linear": default[1],
+            "random_init_knn": random_init[0], "random_init_linear": random_init[1]}
 
 
 SMALL_BATCH_VARIANTS = {
     "SimCLR, N=32": dict(batch_size=32),
     "SimCLR + queue, N=32": dict(batch_size=32, queue="Q"),
     "SimCLR + queue + momentum encoder (MoCo), N=32": dict(batch_size=32, queue="Q", momentum=0.99),
-    "SimCLR, N=256 (8x the images per step)": dict(batch_size=256),
+    "SimCLR, large batch (reference)": dict(batch_size="B"),
 }
 
 
@@ -395,13 +415,13 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
     """Notebook 07 (Q4.2): at N = 32, in-batch negatives only vs + a queue of K keys (+ momentum encoder)."""
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
-    steps = 4 * preset.steps
-    K = {"smoke": 64, "cpu": 2048, "gpu": 4096}.get(preset.name, 4096)
+    steps = preset.small_batch_steps
+    K = {"smoke": 64}.get(preset.name, 4096)
     views = _default_views(dataset, train.images.shape[-1])
     curves = {}
     for name, spec in SMALL_BATCH_VARIANTS.items():
         for seed in preset.seeds:
-            spec2 = {k: (K if v == "Q" else v) for k, v in spec.items()}
+            spec2 = {k: (K if v == "Q" else preset.batch_size if v == "B" else v) for k, v in spec.items()}
             queue_size = spec2.pop("queue", 0)
             run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, seed=seed, **spec2)
             points = []
@@ -410,7 +430,9 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
                                          callback=lambda s, m: points.append((s, knn_of(m.encoder, train, test, device))),
                                          every=max(1, steps // 6))
             curves.setdefault(name, []).append({"seed": seed, "run": asdict(run), "knn_curve": points,
-                                                "final_knn": points[-1][1], "loss_first": hist["loss"][0],
+                                                "final_knn": points[-1][1],
+                                                "final_linear": probe_of(model.encoder, train, test, device, preset.probe_iter)[1],
+                                                "loss_first": hist["loss"][0],
                                                 "loss_last": sum(hist["loss"][-20:]) / len(hist["loss"][-20:]),
                                                 "train_s": round(time.time() - t1, 1)})
     return {**_meta("small_batch", preset, dataset, device, t0), "queue_size": K, "steps": steps, "variants": curves}
@@ -436,9 +458,9 @@ def _histogram(values: torch.Tensor, bins: int = 40, lo: float = 0.0, hi: float 
 
 
 VISUALIZE_VARIANTS = {
-    "SimCLR, N=256": dict(batch_size=256),
-    "SimCLR, N=2 (one negative pair per anchor)": dict(batch_size=2),
-    "no negatives (alignment only): collapses": dict(batch_size=256, negatives=False),
+    "SimCLR": dict(),
+    "SimCLR, N=2 (two negatives per anchor)": dict(batch_size=2),
+    "no negatives (alignment only)": dict(negatives=False),
     "random init (no training)": None,
 }
 
@@ -456,7 +478,7 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
     n_tsne = min(preset.tsne_points, len(test))
     out = {}
     for name, spec in VISUALIZE_VARIANTS.items():
-        run = ShortRun(steps=2 * preset.steps, widths=preset.widths, **(spec or {}))
+        run = ShortRun(steps=preset.steps, widths=preset.widths, **{"batch_size": preset.batch_size, **(spec or {})})
         if spec is None:
             torch.manual_seed(run.seed)
             model = build_model(train.images.shape[1], run).to(device)
@@ -507,11 +529,10 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     from .evaluate import extract_features, knn_accuracy, linear_probe, raw_pixel_features
 
     t0 = time.time()
-    n_pretrain = {"smoke": 256, "cpu": 10_000}.get(preset.name, 60_000)
-    train, test = load_data(n_pretrain, preset.n_test, dataset)
+    train, test = load_data(preset.n_pretrain, preset.n_test, dataset)
     size, C, classes = train.images.shape[-1], train.images.shape[1], len(train.classes)
     views = _default_views(dataset, size)
-    base = ShortRun(steps=4 * preset.steps, batch_size=2 * preset.batch_size, widths=preset.widths)
+    base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
     simclr, _ = pretrain_short(train.images, views, base, device, progress=progress)
     nohead, _ = pretrain_short(train.images, views, replace(base, head=False), device, progress=progress)
     torch.manual_seed(base.seed)

@@ -38,17 +38,19 @@ def _execute(name: str, smoke: bool, timeout: int = 300):
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    env_before = os.environ.get("SIMCLR_SMOKE")
+    saved = {k: os.environ.get(k) for k in ("SIMCLR_SMOKE", "MPLBACKEND", "OMP_NUM_THREADS")}
     os.environ["SIMCLR_SMOKE"] = "1" if smoke else "0"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become image/png outputs
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: threads only contend on a shared CI box
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     finally:
-        if env_before is None:
-            os.environ.pop("SIMCLR_SMOKE", None)
-        else:
-            os.environ["SIMCLR_SMOKE"] = env_before
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return nb
 
 
