@@ -287,7 +287,8 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
                 t0 = time.perf_counter()
                 fb = extract_features(model.encoder, bank.images, device=device, mean=mean, std=std)
                 fq = extract_features(model.encoder, query.images, device=device, mean=mean, std=std)
-                row["knn_acc"] = knn_accuracy(fb, bank.targets, fq, query.targets, k=cfg.knn_k, t=cfg.knn_t)
+                row["knn_acc"] = knn_accuracy(fb.to(device), bank.targets, fq.to(device), query.targets,
+                                              k=cfg.knn_k, t=cfg.knn_t)  # similarities on the training device
                 row["knn_seconds"] = time.perf_counter() - t0
                 history.append(row)
                 if bar is not None:

@@ -1,0 +1,195 @@
+"""Time to accuracy on real data: Fashion-MNIST, a fixed wall-clock budget of SimCLR pretraining, then probes.
+
+For the same budget (default 10 minutes) and the same encoder (the cpu preset's small CNN + projection head,
+same initial weights), pretrain with
+- ours: the trainer's step (``simclr_core.trainer.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
+  twice, ``nt_xent``) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
+- lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, everything else equal;
+both with a warmup + cosine learning rate driven by elapsed time (5% warmup), stopped at the budget;
+then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
+(kNN k=200 t=0.1 and a linear probe on standardised features) on the 10 000 test images.
+
+    PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_fashion_mnist.py --minutes 10
+    python benchmarks/bench_fashion_mnist.py --minutes 2 --probe-train 10000      # quick look while developing
+
+Writes benchmarks/results/fashion_mnist_<minutes>min.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_train import have_lightly, lightly_loader  # noqa: E402
+from simclr_core.config import preset  # noqa: E402
+from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
+from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
+from simclr_core.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
+from simclr_core.trainer import build_model, epoch_generator, epoch_order, simclr_loss  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ours_batches(cfg, images):
+    """Endless minibatches (N, C, H, W) uint8 from memory, reshuffled every epoch (as the trainer does)."""
+    epoch = 0
+    while True:
+        order = epoch_order(images.shape[0], cfg.seed, epoch, 0, 1, cfg.batch_size)  # (steps, N)
+        for idx in order:
+            yield images[idx]
+        epoch += 1
+
+
+def _lightly_batches(cfg, images, workers):
+    from lightly.loss import NTXentLoss
+
+    crit = NTXentLoss(temperature=cfg.temperature)
+    loader = lightly_loader(images, cfg.augment, cfg.batch_size, workers, cfg.seed)
+    while True:
+        for v0, v1 in loader:
+            yield v0, v1, crit
+
+
+def run_timed(pipeline: str, cfg, train, budget_s: float, workers: int = 0) -> dict:
+    """Pretrain for ``budget_s`` seconds; warmup + cosine driven by elapsed time, so both pipelines get a full
+    schedule whatever their speed. Same initial weights, optimizer, lr, tau and batch size for both."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, train.images.shape[1])
+    peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
+    opt = build_optimizer(cfg.optimizer, model, peak, cfg.momentum, cfg.weight_decay)
+    steps_per_epoch = len(train) // cfg.batch_size
+    warm_frac = 0.05
+    if pipeline == "ours":
+        aug, g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
+        batches = _ours_batches(cfg, train.images)
+    else:
+        batches = _lightly_batches(cfg, train.images, workers)
+    model.train()
+    steps, losses = 0, []
+    bar = tqdm(total=int(budget_s), desc=pipeline, unit="s")
+    t0 = time.perf_counter()
+    while True:
+        frac = (time.perf_counter() - t0) / budget_s  # schedule position by elapsed time
+        if frac >= 1:
+            break
+        set_lr(opt, lr_at(int(frac * 10_000), 10_000, int(warm_frac * 10_000), peak))
+        if pipeline == "ours":
+            loss = simclr_loss(model, aug, next(batches), cfg.temperature, g)  # BatchAugment x2 -> model -> nt_xent
+        else:
+            v0, v1, crit = next(batches)  # lightly's per-image PIL transforms
+            _, z = model(torch.cat([v0, v1]))  # (2N, 128)
+            z0, z1 = z.chunk(2)
+            loss = crit(z0, z1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        losses.append(loss.item())
+        bar.n = min(int(time.perf_counter() - t0), int(budget_s))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", epochs=f"{steps / steps_per_epoch:.2f}")
+    train_s = time.perf_counter() - t0
+    bar.close()
+    return {"model": model, "steps": steps, "epochs": steps / steps_per_epoch, "train_seconds": train_s,
+            "images_per_s": steps * cfg.batch_size / train_s, "workers": workers if pipeline != "ours" else None,
+            "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:]))}
+
+
+def plot(out: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = out["results"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    w = 0.38
+    for i, r in enumerate(rows):
+        b1 = ax.bar(i - w / 2, 100 * r["knn"], w, color="C0", label="kNN (k=200)" if i == 0 else None)
+        b2 = ax.bar(i + w / 2, 100 * r["linear"], w, color="C1", label="linear probe" if i == 0 else None)
+        ax.bar_label(b1, fmt="%.1f", fontsize=8)
+        ax.bar_label(b2, fmt="%.1f", fontsize=8)
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows])
+    lo = min(min(r["knn"], r["linear"]) for r in rows) * 100
+    ax.set_ylim(max(0, lo - 10), 100)
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining (small CNN, {out['threads']} threads)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="pretraining budget per pipeline (default 10)")
+    p.add_argument("--data-root", default=str(SYSTEM_FASHION_MNIST))
+    p.add_argument("--probe-train", type=int, default=None, help="probe on this many training images (default: all 60k)")
+    p.add_argument("--lightly-workers", type=int, default=0, help="DataLoader workers for lightly's transforms")
+    p.add_argument("--no-lightly", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    train = load_dataset("fashion-mnist", args.data_root, train=True)
+    test = load_dataset("fashion-mnist", args.data_root, train=False)
+    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True)
+    budget = 60 * args.minutes
+    print(f"budget {args.minutes:g} min per pipeline; {cfg.encoder}, N={cfg.batch_size}, tau={cfg.temperature}, "
+          f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)
+
+    encoders, runs = {}, {}
+    pipelines = ["ours"] + (["lightly"] if have_lightly() and not args.no_lightly else [])
+    if len(pipelines) == 1:
+        print("lightly not importable (or --no-lightly): measuring our pipeline only", flush=True)
+    for name in pipelines:
+        r = run_timed(name, cfg, train, budget, args.lightly_workers)
+        print(f"{name}: {r['steps']} steps ({r['epochs']:.2f} epochs) in {r['train_seconds']:.0f} s, "
+              f"{r['images_per_s']:.0f} images/s", flush=True)
+        encoders[f"SimCLR ({name})"] = r["model"].encoder
+        runs[name] = {k: v for k, v in r.items() if k != "model"}
+    torch.manual_seed(cfg.seed)
+    encoders["random init"] = build_model(cfg, 1).encoder
+
+    ptrain = train if args.probe_train is None else train.subset(args.probe_train, seed=args.seed)
+    t0 = time.perf_counter()
+    feats = {name: (extract_features(enc, ptrain.images), extract_features(enc, test.images)) for name, enc in encoders.items()}
+    feats["raw pixels"] = (raw_pixel_features(ptrain.images), raw_pixel_features(test.images))
+    rows = compare_representations(feats, ptrain.targets, test.targets)
+    probe_s = time.perf_counter() - t0
+    print(f"\n{'representation':<18} {'kNN':>7} {'linear':>7}")
+    for r in rows:
+        print(f"{r.name:<18} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
+    out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "platform": platform.platform(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
+           "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
+           "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    if "lightly" in runs:
+        by = {r.name: r for r in rows}
+        out["ours_minus_lightly_points"] = {
+            "knn": 100 * (by["SimCLR (ours)"].knn - by["SimCLR (lightly)"].knn),
+            "linear": 100 * (by["SimCLR (ours)"].linear - by["SimCLR (lightly)"].linear)}
+        print(f"ours - lightly: kNN {out['ours_minus_lightly_points']['knn']:+.2f} points, "
+              f"linear {out['ours_minus_lightly_points']['linear']:+.2f} points")
+    path = Path(args.out) if args.out else RESULTS / f"fashion_mnist_{args.minutes:g}min.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=str))
+    plot(out, path.with_suffix(".png"))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
