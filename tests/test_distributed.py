@@ -258,7 +258,7 @@ def test_self_check_agrees_on_every_process(two_ranks):
 
 def _pretrain_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return torchrun_cmd(2) + ["-m", "simclr_core", "pretrain", "--dataset", "cifar10", "--data-root", str(data),
-                              "--out", str(out), "--epochs", "2", "--batch-size", "64", "--widths", "8,16",
+                              "--out", str(out), "--epochs", "3", "--batch-size", "64", "--widths", "8,16",
                               "--device", "cpu", "--num-threads", "1", "--no-progress", *extra]
 
 
@@ -286,7 +286,7 @@ def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
     done = subprocess.run(_pretrain_cmd(data, whole), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1]  # rank 0 alone logs: one line per epoch, not one per process
+    assert [r["epoch"] for r in rows] == [0, 1, 2]  # rank 0 alone logs: one line per epoch, not one per process
     assert all(r["steps"] == 640 // 64 for r in rows)  # steps of the GLOBAL batch of 64 (32 per process)
 
     cut = tmp_path / "cut"
@@ -300,12 +300,14 @@ def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
     assert proc.returncode != 0, f"the run finished before it could be interrupted; make epochs longer\n{log[-2000:]}"
     state = torch.load(cut / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 0, "interrupted after the first checkpoint, which is epoch 0's"
+    first_row = state["history"][0]  # epoch 0 as the interrupted run measured it (its timings are unique)
 
     resumed = subprocess.run(_pretrain_cmd(data, cut, "--resume"), cwd=REPO, env=_env(), capture_output=True,
                              text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows_cut = [json.loads(line) for line in (cut / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows_cut] == [0, 1]
+    assert [r["epoch"] for r in rows_cut] == [0, 1, 2]
+    assert rows_cut[0] == first_row, "the resumed run must continue after epoch 0, not train it again"
     for a, b in zip(rows, rows_cut):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
     w_whole, w_cut = _final_weights(whole), _final_weights(cut)
