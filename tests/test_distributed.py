@@ -4,14 +4,22 @@ Two real processes on CPU with gloo over loopback (127.0.0.1) each hold N/2 pair
 embedding gradients and the DDP-averaged parameter gradients of a tiny model must equal one process
 holding all N pairs (to 1e-5). The mis-indexed variant (local-index diagonal and positives) and the
 no-gather variant must NOT match, which shows the comparison can fail.
+
+End to end (slow): ``torchrun --nproc-per-node 2 -m simclr_core pretrain`` on the CIFAR-format fixture is
+interrupted after its first checkpoint, resumed, and must end with the weights of an uninterrupted run;
+notebooks/10_distributed.ipynb runs in smoke mode and its numbers are checked here independently.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -274,10 +282,6 @@ def _final_weights(run: Path) -> dict:
 def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
     """2 gloo processes: a run stopped (SIGTERM to torchrun) after its first checkpoint resumes with --resume
     and ends with exactly the weights of the same run left uninterrupted."""
-    import json
-    import signal
-    import time
-
     from tests.fixtures_cifar import write_fake_cifar10
 
     data = write_fake_cifar10(tmp_path / "data", n_train=640, n_test=100, seed=0)
@@ -323,9 +327,6 @@ def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
 def test_notebook_10_runs_in_smoke_mode():
     """notebooks/10_distributed.ipynb executes top to bottom in smoke mode, and what it computes and shows
     agrees with values computed here independently."""
-    import json
-    import math
-
     import nbformat
     from nbclient import NotebookClient
 
