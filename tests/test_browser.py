@@ -1,17 +1,20 @@
-"""The temperature explorer in a real browser: JupyterLab 4 + headless Chromium (selenium).
+"""The temperature explorer in a real browser: JupyterLab 4 and Notebook 7 in headless Chromium (selenium).
 
 Starts JupyterLab on a free localhost port with a temporary token and a temporary copy of notebooks/,
 opens 02_temperature.ipynb (falls back to a one-cell notebook when that notebook does not call the
 explorer), runs all cells from the Run menu, then moves the temperature slider twice, once through the
 slider's text box (typing 0.5) and once with the arrow keys on the slider handle, and checks that
 the loss shown in the page is the one ``simclr_core.loss.info_nce_from_similarity`` gives for the
-tau the kernel received (and that this tau is where the slider's log grid puts it). A screenshot of the widget is saved and its path printed.
+tau the kernel received (and that this tau is where the slider's log grid puts it). Then the same
+notebook in Notebook 7 (same server, new tab): run all, type a tau, check the loss. Screenshots of the
+widget are saved and their paths printed.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,15 +61,80 @@ def wait_for(condition, timeout: float, what: str, driver=None, poll: float = 0.
     errors = ""
     if driver is not None:
         errors = "\n".join(e.text[:500] for e in driver.find_elements("css selector", '[data-mime-type="application/vnd.jupyter.stderr"]'))
-    pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f"\nerrors in the notebook:\n{errors}" if errors else ""))
+        shot = Path(tempfile.gettempdir()) / f"simclr_browser_failure_{int(time.time())}.png"
+        driver.save_screenshot(str(shot))
+        errors += f"\nscreenshot of the page: {shot}"
+    pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f"\n{errors}" if errors else ""))
+
+
+def run_all_cells(driver, attempts: int = 3, wait: float = 45) -> None:
+    """Run > Run All Cells from the menu bar, like a student would (JupyterLab 4 and Notebook 7 share it),
+    until the explorer appears. A click that lands before the page has wired the notebook to its kernel
+    does nothing, so it is repeated when, after ``wait`` s, no explorer is there and no cell is running."""
+    from selenium.webdriver.common.by import By
+
+    for attempt in range(attempts):
+        wait_for(lambda: driver.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']"), 30,
+                 "the menu bar", driver).click()
+        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"), 10, "the Run menu", driver).click()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if driver.find_elements(By.CSS_SELECTOR, ".simclr-temperature-explorer"):
+                return
+            running = any("*" in p.text for p in driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt"))
+            if running:
+                deadline = max(deadline, time.monotonic() + 5)  # cells still executing: keep waiting
+            time.sleep(0.5)
+        print(f"Run All attempt {attempt + 1}: no explorer after {wait} s, retrying")
+
+
+class ExplorerPage:
+    """The temperature explorer as rendered in the page: what it shows, and its slider."""
+
+    def __init__(self, driver, timeout: float = 90):
+        from selenium.webdriver.common.by import By
+
+        self.driver, self.By = driver, By
+        self.root = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, ".simclr-temperature-explorer"), timeout,
+                             "the temperature explorer to render", driver)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", self.root)
+        self.readout = self.root.find_element(By.CSS_SELECTOR, ".widget-readout")
+
+    def image_src(self) -> str:  # the figure's blob URL: a new one for every re-rendered PNG
+        return self.root.find_element(self.By.CSS_SELECTOR, "img").get_attribute("src")
+
+    def loss(self) -> str:
+        return self.root.find_element(self.By.CSS_SELECTOR, ".simclr-batch-loss").text
+
+    def tau(self) -> float:  # the exact tau the kernel computed with
+        return float(self.root.find_element(self.By.CSS_SELECTOR, ".simclr-tau").get_attribute("data-value"))
+
+    def type_tau(self, text: str) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        self.readout.click()
+        ActionChains(self.driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(text + Keys.ENTER).perform()
+
+    def press_on_handle(self, keys: str) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        self.driver.execute_script("arguments[0].focus()", self.root.find_element(self.By.CSS_SELECTOR, ".noUi-handle"))
+        ActionChains(self.driver).send_keys(keys).perform()
+
+    def expect_loss_at_kernel_tau(self) -> float:
+        """Wait until the shown loss is the library's loss at the tau the kernel reports; return that tau."""
+        tau = self.tau()
+        target = f"{expected_loss(tau):.4f}"
+        wait_for(lambda: self.loss() == target, 20, f"the shown loss to become {target} (tau = {tau})", self.driver)
+        return tau
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_temperature_slider_updates_loss_in_jupyterlab(tmp_path):
+def test_temperature_slider_updates_loss_in_jupyterlab_and_notebook7(tmp_path):
     require_browser()
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -76,56 +144,56 @@ def test_temperature_slider_updates_loss_in_jupyterlab(tmp_path):
     print(f"notebook under test: {name}")
     t0 = time.monotonic()
     with jupyterlab_server(nb_dir, tmp_path) as (base, token), chromium(tmp_path) as driver:
+        # ---- JupyterLab 4
         driver.get(f"{base}/lab/tree/{name}?token={token}")
         wait_for(lambda: driver.find_elements(By.XPATH, "//*[contains(@class,'jp-StatusBar')]//*[contains(text(),'Idle')]"),
                  60, "the kernel to start (status bar 'Idle')")
         print(f"JupyterLab + kernel ready after {time.monotonic() - t0:.1f} s")
-
-        # Run > Run All Cells, from the menu bar like a student would
-        driver.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
-        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"), 10, "the Run menu").click()
-
-        explorer = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, ".simclr-temperature-explorer"), 90,
-                            "the temperature explorer to render", driver)
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", explorer)
-
-        def shown_loss() -> str:
-            return explorer.find_element(By.CSS_SELECTOR, ".simclr-batch-loss").text
-
-        def shown_tau() -> float:
-            return float(explorer.find_element(By.CSS_SELECTOR, ".simclr-tau").get_attribute("data-value"))
-
-        assert float(wait_for(shown_loss, 10, "the loss")) == pytest.approx(expected_loss(0.1), abs=5e-5)
+        run_all_cells(driver)
+        page = ExplorerPage(driver)
+        assert float(wait_for(page.loss, 10, "the loss")) == pytest.approx(expected_loss(0.1), abs=5e-5)
+        first_image = page.image_src()
 
         # 1. type a temperature into the slider's text box; the log slider snaps it to its grid of
         #    exponents (step 0.01: 0.5 -> 10**-0.30 = 0.5012), so the expected loss is taken at the tau
         #    the kernel received, which the widget reports in data-value
-        readout = explorer.find_element(By.CSS_SELECTOR, ".widget-readout")
-        readout.click()
-        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys("0.5" + Keys.ENTER).perform()
-        tau = wait_for(lambda: shown_tau() != 0.1 and shown_tau(), 20, "the kernel to receive the typed tau", driver)
+        page.type_tau("0.5")
+        wait_for(lambda: page.tau() != 0.1, 20, "the kernel to receive the typed tau", driver)
+        tau = page.expect_loss_at_kernel_tau()
         assert tau == pytest.approx(10**-0.3, rel=1e-9)
-        target = f"{expected_loss(tau):.4f}"
-        wait_for(lambda: shown_loss() == target, 20, f"the shown loss to become {target} (tau = {tau})", driver)
-        print(f"typed 0.5, kernel got tau = {tau!r}; shown loss {shown_loss()} = library loss {expected_loss(tau):.6f}")
+        assert page.image_src() != first_image  # the figure was redrawn too (it is sent before the numbers)
+        print(f"typed 0.5, kernel got tau = {tau!r}; shown loss {page.loss()} = library loss {expected_loss(tau):.6f}")
 
         # 2. the keyboard on the slider handle: three steps up the log scale
-        handle = explorer.find_element(By.CSS_SELECTOR, ".noUi-handle")
-        driver.execute_script("arguments[0].focus()", handle)
-        ActionChains(driver).send_keys(Keys.ARROW_RIGHT * 3).perform()
-        wait_for(lambda: shown_tau() > 0.52, 20, "tau to grow after the arrow keys", driver)
+        page.press_on_handle(Keys.ARROW_RIGHT * 3)
+        wait_for(lambda: page.tau() > 0.52, 20, "tau to grow after the arrow keys", driver)
         time.sleep(1.0)  # let the last coalesced update arrive
-        tau = shown_tau()
-        target = f"{expected_loss(tau):.4f}"
-        wait_for(lambda: shown_loss() == target, 20, f"the shown loss to become {target} (tau = {tau})", driver)
+        tau = page.expect_loss_at_kernel_tau()
         assert tau == pytest.approx(10**-0.27, rel=1e-9)  # three steps of 0.01 in log10(tau)
-        assert math.isclose(float(readout.text), tau, rel_tol=5e-3)  # the readout shows 3 significant digits
-        print(f"arrow keys moved tau to {tau:.5g}; shown loss {shown_loss()} = library loss {expected_loss(tau):.6f}")
+        assert math.isclose(float(page.readout.text), tau, rel_tol=5e-3)  # the readout shows 3 significant digits
+        print(f"arrow keys moved tau to {tau:.5g}; shown loss {page.loss()} = library loss {expected_loss(tau):.6f}")
 
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", explorer)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", page.root)
         time.sleep(0.5)
         shot = tmp_path / "temperature_explorer_jupyterlab.png"
-        explorer.screenshot(str(shot))
-        page = tmp_path / "jupyterlab_page.png"
-        driver.save_screenshot(str(page))
-        print(f"screenshots: {shot} and {page}; browser part took {time.monotonic() - t0:.1f} s")
+        page.root.screenshot(str(shot))
+        full = tmp_path / "jupyterlab_page.png"
+        driver.save_screenshot(str(full))
+        print(f"screenshots: {shot} and {full}; JupyterLab part took {time.monotonic() - t0:.1f} s")
+
+        # ---- Notebook 7, same server and kernel, in a new tab
+        t1 = time.monotonic()
+        driver.switch_to.new_window("tab")
+        driver.get(f"{base}/notebooks/{name}?token={token}")
+        run_all_cells(driver)
+        page = ExplorerPage(driver)
+        first_image = page.image_src()
+        page.type_tau("2")
+        wait_for(lambda: page.tau() > 1.9, 20, "the kernel to receive tau = 2 (Notebook 7)", driver)
+        tau = page.expect_loss_at_kernel_tau()
+        assert tau == pytest.approx(10**0.3, rel=1e-9)
+        assert page.image_src() != first_image
+        shot7 = tmp_path / "temperature_explorer_notebook7.png"
+        page.root.screenshot(str(shot7))
+        print(f"Notebook 7: typed 2, kernel got tau = {tau!r}, shown loss {page.loss()}; screenshot {shot7}; "
+              f"took {time.monotonic() - t1:.1f} s")

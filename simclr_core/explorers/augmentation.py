@@ -177,14 +177,14 @@ class AugmentationExplorer(widgets.VBox):
         self.views = draw_views(self.images, cfg, self.n_views, seed)  # (B, V, C, S, S)
         originals = F.interpolate(self.images.float() / 255, size=(cfg.size, cfg.size), mode="bilinear", antialias=True, align_corners=False)
         self.state = {"cfg": cfg, "seed": seed, "draw": self.draw, "pipeline": describe_pipeline(cfg), "source": self.source}
-        ops = " → ".join(self.state["pipeline"]) or "(no random op: every view is the resized image)"
-        self.info.value = (f'<div style="font-size:13px"><b>draw #{self.draw}</b> (seed {seed}) · images: {self.source}<br>'
-                           f'<span class="simclr-pipeline">{ops}</span></div>')
         for b in range(self.views.shape[0]):
             self.artists[b, 0].set_data(_hwc(originals[b]))
             for v in range(self.n_views):
                 self.artists[b, v + 1].set_data(_hwc(self.views[b, v]))
         self.plot.render()
+        ops = " → ".join(self.state["pipeline"]) or "(no random op: every view is the resized image)"
+        self.info.value = (f'<div style="font-size:13px"><b>draw #{self.draw}</b> (seed {seed}) · images: {self.source}<br>'
+                           f'<span class="simclr-pipeline">{ops}</span></div>')
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:

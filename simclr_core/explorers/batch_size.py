@@ -134,7 +134,11 @@ class BatchSizeExplorer(widgets.VBox):
         self.state = {"N": N, "tau": tau, "negatives": 2 * N - 2, "loss": loss, "grad_norm": grad,
                       "uniform_loss": uniform, "infonce_bound": uniform - loss}
         s = self.state
-        self.table.value = (
+        self.loss_marker.set_data([N], [loss])
+        self.grad_marker.set_data([N], [grad])
+        self.ax_loss.set_title(f"N = {N}: L = {loss:.3f}, log(2N-1) = {uniform:.3f}", fontsize=10)
+        self.plot.render()
+        self.table.value = (  # after the figure: numbers and plot reach the page together
             '<table style="font-size:15px; border-collapse:collapse">'
             f'<tr><td>N (pairs) = <b class="simclr-N">{N}</b>, 2N = {2 * N} views, τ = {tau:.3g}</td></tr>'
             f'<tr><td>negatives per anchor 2N-2 = <b class="simclr-negatives">{s["negatives"]}</b></td></tr>'
@@ -143,10 +147,6 @@ class BatchSizeExplorer(widgets.VBox):
             f'<tr><td>uniform softmax loss log(2N-1) = <span class="simclr-uniform">{uniform:.4f}</span> &nbsp; '
             f'InfoNCE bound log(2N-1) - L = <span class="simclr-bound">{s["infonce_bound"]:.4f}</span> nats</td></tr></table>'
         )
-        self.loss_marker.set_data([N], [loss])
-        self.grad_marker.set_data([N], [grad])
-        self.ax_loss.set_title(f"N = {N}: L = {loss:.3f}, log(2N-1) = {uniform:.3f}", fontsize=10)
-        self.plot.render()
 
 
 def batch_size_explorer(N: int = 1, D: int = 128, seed: int = 0, embeddings=None, tau: float = 0.5, max_N: int = 256) -> BatchSizeExplorer:

@@ -162,8 +162,8 @@ class TemperatureExplorer(widgets.VBox):
             "candidates": candidates.tolist(), "probs": probs.tolist(),
             "positive_prob": float(probs[candidates.tolist().index(j)]),
         }
+        self._draw()  # figure first: the numbers and the plot then reach the page together
         self.table.value = self._table_html()
-        self._draw()
 
     def _table_html(self) -> str:
         s, n = self.state, self.S.shape[0]
