@@ -164,7 +164,7 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
     aug = _dataset_augment(dataset, name)
     if name == "cpu":
         cfg = TrainConfig(
-            dataset=dataset, encoder="small_cnn", epochs=4 if dataset == "cifar10" else 3, batch_size=256,
+            dataset=dataset, encoder="small_cnn", epochs=3, batch_size=256,
             temperature=0.5, optimizer="sgd", lr=0.06, lr_scaling="linear", momentum=0.9, weight_decay=5e-4,
             warmup_epochs=0.25, augment=aug, monitor_train=5000, monitor_test=1000, amp=False,
         )

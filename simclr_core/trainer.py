@@ -311,6 +311,8 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
             if deadline is not None and time.perf_counter() > deadline and epoch < last_epoch - 1:
                 stopped_early = True
                 break
+        if dist is not None:
+            dist.barrier()  # rank 0 may still be checkpointing the last epoch
     finally:
         if bar is not None:
             bar.close()
