@@ -4,7 +4,7 @@
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook test test-fast bench clean-grading
+.PHONY: setup system lab notebook test test-fast bench validate exercises bundle
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -24,6 +24,18 @@ test:
 
 test-fast:
 	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+# Students: check a problem set, e.g. `make validate PS=ps1_similarity_matrix` (default: all four).
+PS ?= ps1_similarity_matrix ps2_temperature ps3_batch_size ps4_applications
+validate:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
+	for ps in $(PS); do echo "== $$ps"; nbgrader validate "exercises/$$ps/$$ps.ipynb" || true; done
+
+# Instructors: regenerate exercises/ from solutions/, and build the student zip from exercises/ alone.
+exercises:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py generate
+bundle:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done
