@@ -310,7 +310,7 @@ PRESETS = {
     # sized for a 2-core laptop (each experiment ~10 min); the cached results were made with it
     "cpu": Preset("cpu", n_train=10_000, n_test=2000, steps=300, batch_size=128, widths=(16, 32, 64, 128),
                   fig5_ops=("crop", "cutout", "color", "noise"), fig5_steps=150, fig5_batch=64,
-                  small_batch_steps=450, n_pretrain=10_000, finetune_steps=150, tsne_points=1000, probe_iter=100),
+                  small_batch_steps=450, n_pretrain=10_000, finetune_steps=300, tsne_points=1000, probe_iter=100),
     "gpu": Preset("gpu", n_train=10_000, n_test=10_000, steps=2000, batch_size=256, widths=(32, 64, 128, 256),
                   fig5_ops=tuple(FIG5_OPS), fig5_steps=800, fig5_batch=256, small_batch_steps=4000, n_pretrain=60_000,
                   seeds=(0, 1), finetune_steps=1500, tsne_points=3000),
@@ -525,7 +525,7 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     at 1%, 10%, 100% of the labels; linear probe on h vs z vs a run without a head."""
     import copy
 
-    from .diagnostics import summary
+    from .diagnostics import positive_negative_distances, summary
     from .evaluate import extract_features, knn_accuracy, linear_probe, raw_pixel_features
 
     t0 = time.time()
@@ -568,8 +568,12 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
 
     # the head absorbs invariances: two views agree more in z than in h; h still knows the rotation
     h1, h2, z1, z2 = _views_of_test(simclr, test, views, device)
-    invariance = {"h": {**summary(h1, h2), "mean_cos_views": float(F.cosine_similarity(h1, h2).mean())},
-                  "z": {**summary(z1, z2), "mean_cos_views": float(F.cosine_similarity(z1, z2).mean())}}
+    invariance = {}
+    for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
+        pos, neg = positive_negative_distances(a[:2000], b[:2000])
+        invariance[space] = {**summary(a, b), "mean_cos_views": float(F.cosine_similarity(a, b).mean()),
+                             # squared distance of two views of one image relative to that of two different images
+                             "pos_neg_ratio": float(pos.pow(2).mean() / neg.pow(2).mean())}
     m = min(2000, len(test))
     rot = torch.cat([torch.rot90(test.images[:m], k, dims=(2, 3)) for k in range(4)])  # (4m, C, H, W)
     r_lab = torch.arange(4).repeat_interleave(m)  # (4m,) rotation class
