@@ -5,7 +5,8 @@ same initial weights), pretrain with
 - ours: the trainer's step (``simclr_core.trainer.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
   twice, ``nt_xent``) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
 - lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, everything else equal;
-both with a warmup + cosine learning rate driven by elapsed time (5% warmup), stopped at the budget;
+both with a warmup + cosine learning rate driven by each run's own training time (5% warmup), stopped at the
+budget, and trained in alternating 20-second slices so that other load on the machine hits both alike;
 then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
 (kNN k=200 t=0.1 and a linear probe on standardised features) on the 10 000 test images.
 
@@ -62,48 +63,70 @@ def _lightly_batches(cfg, images, workers):
             yield v0, v1, crit
 
 
-def run_timed(pipeline: str, cfg, train, budget_s: float, workers: int = 0) -> dict:
-    """Pretrain for ``budget_s`` seconds; warmup + cosine driven by elapsed time, so both pipelines get a full
-    schedule whatever their speed. Same initial weights, optimizer, lr, tau and batch size for both."""
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, train.images.shape[1])
-    peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
-    opt = build_optimizer(cfg.optimizer, model, peak, cfg.momentum, cfg.weight_decay)
-    steps_per_epoch = len(train) // cfg.batch_size
-    warm_frac = 0.05
-    if pipeline == "ours":
-        aug, g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
-        batches = _ours_batches(cfg, train.images)
-    else:
-        batches = _lightly_batches(cfg, train.images, workers)
-    model.train()
-    steps, losses = 0, []
-    bar = tqdm(total=int(budget_s), desc=pipeline, unit="s")
-    t0 = time.perf_counter()
-    while True:
-        frac = (time.perf_counter() - t0) / budget_s  # schedule position by elapsed time
-        if frac >= 1:
-            break
-        set_lr(opt, lr_at(int(frac * 10_000), 10_000, int(warm_frac * 10_000), peak))
+class TimedRun:
+    """One pipeline's pretraining, advanced in time slices. Warmup + cosine learning rate driven by this run's
+    own accumulated training time, so both pipelines get a full schedule whatever their speed; same initial
+    weights, optimizer, lr, tau and batch size for both."""
+
+    def __init__(self, pipeline: str, cfg, train, budget_s: float, workers: int = 0, warm_frac: float = 0.05):
+        torch.manual_seed(cfg.seed)
+        self.pipeline, self.cfg, self.budget_s, self.warm_frac, self.workers = pipeline, cfg, budget_s, warm_frac, workers
+        self.model = build_model(cfg, train.images.shape[1])
+        self.peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
+        self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
+        self.steps_per_epoch = len(train) // cfg.batch_size
         if pipeline == "ours":
-            loss = simclr_loss(model, aug, next(batches), cfg.temperature, g)  # BatchAugment x2 -> model -> nt_xent
+            self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
+            self.batches = _ours_batches(cfg, train.images)
         else:
-            v0, v1, crit = next(batches)  # lightly's per-image PIL transforms
-            _, z = model(torch.cat([v0, v1]))  # (2N, 128)
-            z0, z1 = z.chunk(2)
-            loss = crit(z0, z1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        steps += 1
-        losses.append(loss.item())
-        bar.n = min(int(time.perf_counter() - t0), int(budget_s))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", epochs=f"{steps / steps_per_epoch:.2f}")
-    train_s = time.perf_counter() - t0
+            self.batches = _lightly_batches(cfg, train.images, workers)
+        self.spent, self.steps, self.losses = 0.0, 0, []
+
+    @property
+    def done(self) -> bool:
+        return self.spent >= self.budget_s
+
+    def run_for(self, seconds: float) -> None:
+        """Train until ``seconds`` more have passed (or the budget is spent); counts only this run's time."""
+        self.model.train()
+        t_start = time.perf_counter()
+        while not self.done and time.perf_counter() - t_start < seconds:
+            t0 = time.perf_counter()
+            frac = self.spent / self.budget_s  # schedule position by this run's training time
+            set_lr(self.opt, lr_at(int(frac * 10_000), 10_000, int(self.warm_frac * 10_000), self.peak))
+            if self.pipeline == "ours":
+                loss = simclr_loss(self.model, self.aug, next(self.batches), self.cfg.temperature, self.g)
+            else:
+                v0, v1, crit = next(self.batches)  # lightly's per-image PIL transforms
+                _, z = self.model(torch.cat([v0, v1]))  # (2N, 128)
+                z0, z1 = z.chunk(2)
+                loss = crit(z0, z1)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.steps += 1
+            self.losses.append(loss.item())
+            self.spent += time.perf_counter() - t0
+
+    def summary(self) -> dict:
+        bs = self.cfg.batch_size
+        return {"steps": self.steps, "epochs": self.steps / self.steps_per_epoch, "train_seconds": self.spent,
+                "images_per_s": self.steps * bs / self.spent, "workers": self.workers if self.pipeline != "ours" else None,
+                "final_loss": sum(self.losses[-10:]) / max(1, len(self.losses[-10:]))}
+
+
+def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_s: float = 20.0) -> dict:
+    """Advance all pipelines in alternating slices of ``slice_s`` seconds until each has trained ``budget_s``:
+    a change in machine load (other processes) then hits every pipeline alike."""
+    runs = {name: TimedRun(name, cfg, train, budget_s, workers) for name in pipelines}
+    bar = tqdm(total=int(budget_s * len(runs)), desc="pretrain " + " + ".join(pipelines), unit="s")
+    while not all(r.done for r in runs.values()):
+        for r in runs.values():
+            r.run_for(slice_s)
+        bar.n = int(sum(min(r.spent, budget_s) for r in runs.values()))
+        bar.set_postfix({k: f"{r.steps / r.steps_per_epoch:.2f} ep, loss {r.losses[-1]:.3f}" for k, r in runs.items()})
     bar.close()
-    return {"model": model, "steps": steps, "epochs": steps / steps_per_epoch, "train_seconds": train_s,
-            "images_per_s": steps * cfg.batch_size / train_s, "workers": workers if pipeline != "ours" else None,
-            "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:]))}
+    return runs
 
 
 def plot(out: dict, path: Path) -> None:
@@ -155,12 +178,12 @@ def main(argv=None):
     pipelines = ["ours"] + (["lightly"] if have_lightly() and not args.no_lightly else [])
     if len(pipelines) == 1:
         print("lightly not importable (or --no-lightly): measuring our pipeline only", flush=True)
-    for name in pipelines:
-        r = run_timed(name, cfg, train, budget, args.lightly_workers)
+    for name, run in run_interleaved(pipelines, cfg, train, budget, args.lightly_workers).items():
+        r = run.summary()
         print(f"{name}: {r['steps']} steps ({r['epochs']:.2f} epochs) in {r['train_seconds']:.0f} s, "
               f"{r['images_per_s']:.0f} images/s", flush=True)
-        encoders[f"SimCLR ({name})"] = r["model"].encoder
-        runs[name] = {k: v for k, v in r.items() if k != "model"}
+        encoders[f"SimCLR ({name})"] = run.model.encoder
+        runs[name] = r
     torch.manual_seed(cfg.seed)
     encoders["random init"] = build_model(cfg, 1).encoder
 
