@@ -158,6 +158,29 @@ def measure_interleaved(steps_fns: dict, steps: int, warmup: int, batch_size: in
     return {k: {"images_per_s": done[k] * batch_size / spent[k], "seconds": spent[k], "steps": done[k]} for k in steps_fns}
 
 
+def augment_only(images, aug_cfg, batch_size, lightly_ok: bool, batches: int = 6) -> dict:
+    """Milliseconds per image to make both views, data path alone (no model): ours vs lightly (num_workers=0),
+    interleaved batch by batch."""
+    aug, g = BatchAugment(aug_cfg), torch.Generator().manual_seed(0)
+    src = ours_batches(images, batch_size, 0)
+    it = iter(lightly_loader(images, aug_cfg, batch_size, 0)) if lightly_ok else None
+    t = {"ours": 0.0, "lightly": 0.0}
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        x = next(src)
+        aug(x, g), aug(x, g)
+        t["ours"] += time.perf_counter() - t0
+        if it is not None:
+            t0 = time.perf_counter()
+            next(it)
+            t["lightly"] += time.perf_counter() - t0
+    out = {"ours_ms_per_image": 1000 * t["ours"] / (batches * batch_size)}
+    if it is not None:
+        out["lightly_ms_per_image"] = 1000 * t["lightly"] / (batches * batch_size)
+        out["ratio"] = out["lightly_ms_per_image"] / out["ours_ms_per_image"]
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--encoders", default="small_cnn,resnet18_cifar")
@@ -178,8 +201,10 @@ def main(argv=None):
     if not lightly_ok:
         print("lightly is not importable: measuring our pipeline only "
               "(PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs to compare)")
+    aug_only = augment_only(images, aug_cfg, args.batch_size, lightly_ok)
+    print("augmentation alone (two views): " + ", ".join(f"{k} {v:.3f}" for k, v in aug_only.items()), flush=True)
     rows = []
-    for enc in args.encoders.split(","):
+    for enc in [e for e in args.encoders.split(",") if e]:
         steps = args.steps or (12 if enc == "small_cnn" else 3)
         warm = args.warmup if enc == "small_cnn" else 1
         fns = {"ours": ours_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size)}
@@ -200,7 +225,7 @@ def main(argv=None):
             print(f"{enc:>15}  ratio ours / best lightly = {row['ratio']:.2f}x", flush=True)
         rows.append(row)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
-           "processor": platform.processor(), "lightly": lightly_ok, "results": rows,
+           "processor": platform.processor(), "lightly": lightly_ok, "augment_only": aug_only, "results": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
