@@ -67,25 +67,49 @@ def wait_for(condition, timeout: float, what: str, driver=None, poll: float = 0.
     pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f"\n{errors}" if errors else ""))
 
 
-def run_all_cells(driver, attempts: int = 3, wait: float = 45) -> None:
-    """Run > Run All Cells from the menu bar, like a student would (JupyterLab 4 and Notebook 7 share it),
-    until the explorer appears. A click that lands before the page has wired the notebook to its kernel
-    does nothing, so it is repeated when, after ``wait`` s, no explorer is there and no cell is running."""
+def kernel_idle(driver) -> bool:
+    """The page shows a started, idle kernel: JupyterLab's status bar says 'Idle' (its execution indicator
+    can read idle before a kernel is attached); Notebook 7, which has no status bar, has the notebook
+    toolbar's execution indicator at idle."""
     from selenium.webdriver.common.by import By
 
+    if driver.find_elements(By.CSS_SELECTOR, "#jp-main-statusbar, .jp-StatusBar-Widget"):
+        return bool(driver.find_elements(By.XPATH, "//*[contains(@class,'jp-StatusBar')]//*[contains(text(),'| Idle')]"))
+    return bool(driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
+
+
+def open_dialog_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return " | ".join(d.text for d in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog") if d.is_displayed())
+
+
+def run_all_cells(driver, attempts: int = 4, wait: float = 90) -> None:
+    """Run > Run All Cells from the menu bar, like a student would (JupyterLab 4 and Notebook 7 share it),
+    and wait for the explorer. A click that lands before the page has wired the notebook to its kernel
+    queues nothing (every prompt stays "[ ]:"); then the click is repeated after a few seconds."""
+    from selenium.webdriver.common.by import By
+
+    def prompts() -> list[str]:
+        return [p.text.strip() for p in driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt")]
+
     for attempt in range(attempts):
+        wait_for(lambda: kernel_idle(driver), 60, "the kernel to be idle", driver)
+        before = prompts()
         wait_for(lambda: driver.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']"), 30,
                  "the menu bar", driver).click()
         wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"), 10, "the Run menu", driver).click()
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        while time.monotonic() - start < wait:
             if driver.find_elements(By.CSS_SELECTOR, ".simclr-temperature-explorer"):
                 return
-            running = any("*" in p.text for p in driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt"))
-            if running:
-                deadline = max(deadline, time.monotonic() + 5)  # cells still executing: keep waiting
+            if open_dialog_text(driver):
+                pytest.fail(f"a dialog opened after Run All: {open_dialog_text(driver)!r}")
+            if time.monotonic() - start > 5 and prompts() == before:
+                break  # nothing was queued: click again
             time.sleep(0.5)
-        print(f"Run All attempt {attempt + 1}: no explorer after {wait} s, retrying")
+        print(f"Run All attempt {attempt + 1}: nothing ran (prompts {prompts()}), clicking again")
+    pytest.fail(f"Run All did not produce the explorer after {attempts} attempts")
 
 
 class ExplorerPage:
@@ -146,8 +170,7 @@ def test_temperature_slider_updates_loss_in_jupyterlab_and_notebook7(tmp_path):
     with jupyterlab_server(nb_dir, tmp_path) as (base, token), chromium(tmp_path) as driver:
         # ---- JupyterLab 4
         driver.get(f"{base}/lab/tree/{name}?token={token}")
-        wait_for(lambda: driver.find_elements(By.XPATH, "//*[contains(@class,'jp-StatusBar')]//*[contains(text(),'Idle')]"),
-                 60, "the kernel to start (status bar 'Idle')")
+        wait_for(lambda: kernel_idle(driver), 60, "the kernel to start", driver)
         print(f"JupyterLab + kernel ready after {time.monotonic() - t0:.1f} s")
         run_all_cells(driver)
         page = ExplorerPage(driver)
