@@ -14,8 +14,11 @@ Read bottom-up:
    the config, the device and the measured numbers. ``python -m simclr_core.experiments NAME --preset P``
    writes it to notebooks/results/NAME.json, which the notebooks read instead of re-training.
 
-Presets: ``smoke`` (CI, seconds), ``cpu`` (a laptop, minutes), ``gpu`` (one GPU, minutes, the cached
-numbers). Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and asked for.
+Presets: ``smoke`` (CI, seconds), ``cpu`` (a laptop, ~10 minutes per experiment; the cached numbers in
+notebooks/results were made with it: ``OMP_NUM_THREADS=1 python -m simclr_core.experiments visualize small_batch
+vs_supervised fig5 --preset cpu``), ``gpu`` (one GPU, larger runs: all seven Figure-5 operators, 60k images for
+notebook 09, two seeds for notebook 07). Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk
+and ``--dataset cifar10`` is given.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +39,6 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig
 from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
-from .loss import nt_xent
 from .models import ProjectionHead, SimCLR, small_cnn
 from .queue import MomentumEncoder, NegativeQueue, nt_xent_with_queue
 
