@@ -409,6 +409,7 @@ SMALL_BATCH_VARIANTS = {
     "SimCLR, N=32": dict(batch_size=32),
     "SimCLR + queue, N=32": dict(batch_size=32, queue="Q"),
     "SimCLR + queue + momentum encoder (MoCo), N=32": dict(batch_size=32, queue="Q", momentum=0.99),
+    "SimCLR + queue/4 + momentum encoder, N=32": dict(batch_size=32, queue="Q/4", momentum=0.99),
     "SimCLR, large batch (reference)": dict(batch_size="B"),
 }
 
@@ -423,7 +424,8 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
     curves = {}
     for name, spec in SMALL_BATCH_VARIANTS.items():
         for seed in preset.seeds:
-            spec2 = {k: (K if v == "Q" else preset.batch_size if v == "B" else v) for k, v in spec.items()}
+            spec2 = {k: {"Q": K, "Q/4": K // 4, "B": preset.batch_size}.get(v, v) if isinstance(v, str) else v
+                     for k, v in spec.items()}
             queue_size = spec2.pop("queue", 0)
             run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, seed=seed, **spec2)
             points = []
