@@ -128,9 +128,24 @@ def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int,
             if i % 10 == 0 or i == steps - 1:
                 dt = time.perf_counter() - t0
                 progress.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}", img_s=f"{done * cfg.batch_size / dt:.0f}")
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline is not None and _past_deadline(deadline, world_size):
             break
+    if world_size > 1:  # log the global-batch loss, not rank 0's share (every rank reaches this line)
+        from . import distributed
+
+        total_loss = distributed.reduce_mean(total_loss)
     return {"loss": float(total_loss) / max(done, 1), "lr": lr, "steps": done, "seconds": time.perf_counter() - t0}
+
+
+def _past_deadline(deadline: float, world_size: int) -> bool:
+    """Has the time limit passed? Under torchrun every process gets the same answer (if one stopped alone, the
+    others would wait forever in their next all_gather); rank 0 runs later than the rest (kNN monitor, checkpoint)."""
+    past = time.perf_counter() > deadline
+    if world_size == 1:
+        return past
+    from . import distributed
+
+    return distributed.any_process(past)
 
 
 @dataclass
@@ -308,7 +323,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
             if stats["steps"] < min(steps_per_epoch, total_steps - epoch * steps_per_epoch):  # time limit hit
                 stopped_early = True
                 break
-            if deadline is not None and time.perf_counter() > deadline and epoch < last_epoch - 1:
+            if deadline is not None and epoch < last_epoch - 1 and _past_deadline(deadline, world):
                 stopped_early = True
                 break
         if dist is not None:
