@@ -12,11 +12,13 @@ setup:
 system:
 	@bash scripts/setup_system.sh
 
+# Extra Jupyter flags: make lab LAB_ARGS="--no-browser --port 8899". Root (containers, cloud VMs) needs --allow-root.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab:
-	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" lab --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
 notebook:
-	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" notebook --notebook-dir="$(CURDIR)"
+	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
 test:
 	@bash scripts/setup_system.sh
