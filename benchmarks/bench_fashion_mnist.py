@@ -163,13 +163,29 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    # Overrides of the cpu preset (default: the preset's value), for tuning the preset itself.
+    p.add_argument("--lr", type=float, default=None, help="base lr (x B/256); default: the cpu preset's")
+    p.add_argument("--tau", type=float, default=None, help="NT-Xent temperature; default: the cpu preset's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the cpu preset's")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: the cpu preset's")
+    p.add_argument("--optimizer", choices=("sgd", "lars"), default=None, help="default: the cpu preset's")
+    p.add_argument("--widths", type=int, nargs="+", default=None, help="small_cnn widths; default: the cpu preset's")
+    p.add_argument("--crop-min", type=float, default=None, help="lower crop scale; default: the cpu preset's")
+    p.add_argument("--strength", type=float, default=None, help="colour-jitter strength s; default: the cpu preset's")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     train = load_dataset("fashion-mnist", args.data_root, train=True)
     test = load_dataset("fashion-mnist", args.data_root, train=False)
-    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True)
+    over = {k: v for k, v in (("lr", args.lr), ("temperature", args.tau), ("batch_size", args.batch_size),
+                              ("weight_decay", args.weight_decay), ("optimizer", args.optimizer),
+                              ("widths", None if args.widths is None else tuple(args.widths))) if v is not None}
+    aug_over = {k: v for k, v in (("crop_scale", None if args.crop_min is None else (args.crop_min, 1.0)),
+                                  ("strength", args.strength)) if v is not None}
+    if aug_over:
+        over["augment"] = aug_over
+    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True, **over)
     budget = 60 * args.minutes
     print(f"budget {args.minutes:g} min per pipeline; {cfg.encoder}, N={cfg.batch_size}, tau={cfg.temperature}, "
           f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)

@@ -7,7 +7,11 @@ Presets (Chen et al. 2020, arXiv:2002.05709):
 - ``cpu``: a small CNN that pretrains and probes within 15 minutes on a 2-core laptop: SGD with
   momentum (small batches do not need LARS), lr 0.06 x B/256 as in common small-batch SimCLR
   reproductions, tau 0.5, and a per-dataset augmentation (colour ops are no-ops on grayscale
-  Fashion-MNIST, so there the crop is the main augmentation).
+  Fashion-MNIST, so there the crop is the main augmentation). On Fashion-MNIST the cpu preset is tuned for
+  short runs (benchmarks/bench_fashion_mnist.py): small CNN widths (16, 32, 64, 128), batch 128, lr 0.5 x B/256,
+  tau 0.2, weight decay 1e-4, crop scale (0.4, 1.0), 8 epochs. In 3-minute runs the narrower CNN (about 4x the
+  epochs per minute) is what lifts it clearly above the same architecture at random init; lr, tau and crop moved
+  the probes by under 1.5 points. CIFAR-10 keeps the values above (not re-tuned: no CIFAR data offline here).
 """
 
 from __future__ import annotations
@@ -151,7 +155,9 @@ def config_from_dict(d: dict) -> TrainConfig:
 def _dataset_augment(dataset: str, preset_name: str) -> AugmentConfig:
     if dataset == "fashion-mnist":
         # Grayscale 28x28: saturation/hue/grayscale do nothing; crop + flip + brightness/contrast remain.
-        return AugmentConfig(size=28, crop_scale=(0.2, 1.0), strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
+        # The cpu preset's milder crop (0.4-1.0 of a 28x28 image) measured better than 0.2-1.0 in short runs.
+        crop_scale = (0.4, 1.0) if preset_name == "cpu" else (0.2, 1.0)
+        return AugmentConfig(size=28, crop_scale=crop_scale, strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
     return AugmentConfig()  # CIFAR-10: the paper's recipe (s = 0.5, no blur)
 
 
@@ -168,6 +174,11 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
             temperature=0.5, optimizer="sgd", lr=0.06, lr_scaling="linear", momentum=0.9, weight_decay=5e-4,
             warmup_epochs=0.25, augment=aug, monitor_train=5000, monitor_test=1000, amp=False,
         )
+        if dataset == "fashion-mnist":
+            # Tuned with benchmarks/bench_fashion_mnist.py (3-minute runs): a narrower CNN gets ~4x the epochs
+            # in the same time; 8 epochs is about 10 minutes on 2 cores, leaving time for the probes.
+            cfg = replace(cfg, widths=(16, 32, 64, 128), epochs=8, batch_size=128, temperature=0.2, lr=0.5,
+                          weight_decay=1e-4, warmup_epochs=0.5)
     else:
         cfg = TrainConfig(
             dataset=dataset, encoder="resnet18_cifar", epochs=500, batch_size=512, temperature=0.5,
