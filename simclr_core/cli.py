@@ -18,16 +18,22 @@ import sys
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(name):
+def _int_at_least(name: str, low: int):
+    """argparse type: an integer >= low; the error names the option and the value."""
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}")
+            v = None
+        if v is None or v < low:
+            what = "a positive integer" if low == 1 else f"an integer >= {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {s!r}")
         return v
     return parse
+
+
+def _positive_int(name: str):
+    return _int_at_least(name, 1)
 
 
 def _positive_float(name):
@@ -50,16 +56,6 @@ def _widths(s: str) -> tuple[int, ...]:
     if not w or min(w) < 1:
         raise argparse.ArgumentTypeError(f"--widths must be comma-separated positive integers like 16,32,64, got {s!r}")
     return w
-
-
-def _nonneg_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {s!r}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float)
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--subset", type=_positive_int("--subset"), help="train on a random subset of this many images")
-    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--seed", type=_int_at_least("--seed", 0), default=0)
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:<i>, mps")
     t.add_argument("--num-threads", type=_positive_int("--num-threads"))
     t.add_argument("--time-limit", type=_positive_float("--time-limit"), help="stop after this many seconds of training")
