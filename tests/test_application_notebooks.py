@@ -6,6 +6,7 @@ plotting), so a cached file that no longer matches the plotting code fails here.
 """
 
 import os
+from unittest import mock
 from pathlib import Path
 
 import nbformat
@@ -38,19 +39,12 @@ def _execute(name: str, smoke: bool, timeout: int = 300):
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    saved = {k: os.environ.get(k) for k in ("SIMCLR_SMOKE", "MPLBACKEND", "OMP_NUM_THREADS")}
-    os.environ["SIMCLR_SMOKE"] = "1" if smoke else "0"
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become image/png outputs
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: threads only contend on a shared CI box
-    try:
+    # figures become image/png outputs; the whole environment is restored on exit
+    env = {"SIMCLR_SMOKE": "1" if smoke else "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    with mock.patch.dict(os.environ, env):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: threads only contend on a shared CI box
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return nb
 
 

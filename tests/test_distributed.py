@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from unittest import mock
 import signal
 import socket
 import subprocess
@@ -335,17 +336,9 @@ def test_notebook_10_runs_in_smoke_mode():
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
     dump = "dict(L_single=L_single.item(), Ks=Ks, res=res, runs={k: v[0] for k, v in runs.items()}, N=N, B=B, K=K)"
     nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint('__DUMP__' + _json.dumps({dump}))"))
-    saved = {k: os.environ.get(k) for k in ("SIMCLR_SMOKE", "MPLBACKEND")}
-    os.environ["SIMCLR_SMOKE"] = "1"
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend must render the figures
-    try:
+    with mock.patch.dict(os.environ, {"SIMCLR_SMOKE": "1"}):  # restored on exit
+        os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend must render the figures
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "smoke mode: True" in text
     images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)

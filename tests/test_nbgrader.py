@@ -49,30 +49,27 @@ def _nbgrader(*args, cwd: Path, timeout=600):
                           timeout=timeout)
 
 
-def _solution_regions(text: str) -> list[str]:
-    """Lines strictly inside ### BEGIN SOLUTION / ### END SOLUTION (or hidden-test) regions."""
-    out, inside = [], False
+def _split_regions(text: str) -> tuple[list[str], list[str]]:
+    """(lines strictly inside ### BEGIN/END SOLUTION or hidden-test regions, lines outside every such region)."""
+    inside_lines, outside_lines, inside = [], [], False
     for line in text.split("\n"):
         if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
             inside = True
         elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
             inside = False
-        elif inside:
-            out.append(line)
-    return out
+        else:
+            (inside_lines if inside else outside_lines).append(line)
+    return inside_lines, outside_lines
+
+
+def _solution_regions(text: str) -> list[str]:
+    """Lines strictly inside ### BEGIN SOLUTION / ### END SOLUTION (or hidden-test) regions."""
+    return _split_regions(text)[0]
 
 
 def _public_lines(text: str) -> list[str]:
     """Lines outside every solution / hidden-test region."""
-    out, inside = [], False
-    for line in text.split("\n"):
-        if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
-            inside = True
-        elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return out
+    return _split_regions(text)[1]
 
 
 @pytest.fixture(scope="module")
