@@ -3,8 +3,11 @@
 For the same budget (default 10 minutes) and the same encoder (the cpu preset's small CNN + projection head,
 same initial weights), pretrain with
 - ours: the trainer's step (``simclr_core.trainer.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
-  twice, ``nt_xent``) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
-- lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, everything else equal;
+  twice, model in channels_last under bfloat16 autocast where the CPU has native bf16, ``nt_xent`` in
+  float32) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
+- lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, as lightly's examples
+  write the loop (float32, default memory format), everything else equal (our tuned lr, tau, batch size,
+  crop scale, weight decay and schedule: a stricter baseline than lightly's defaults);
 both with a warmup + cosine learning rate driven by each run's own training time (5% warmup), stopped at the
 budget, and trained in alternating 20-second slices so that other load on the machine hits both alike;
 then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
@@ -37,7 +40,8 @@ from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
 from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
-from simclr_core.trainer import build_model, epoch_generator, epoch_order, simclr_loss  # noqa: E402
+from simclr_core.trainer import (amp_dtype, build_model, epoch_generator, epoch_order, simclr_loss,  # noqa: E402
+                                 use_channels_last)
 from tqdm.auto import tqdm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,6 +80,11 @@ class TimedRun:
         self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
         self.steps_per_epoch = len(train) // cfg.batch_size
         if pipeline == "ours":
+            cpu = torch.device("cpu")
+            self.channels_last, self.dtype = use_channels_last(cpu, cfg.channels_last), amp_dtype(cpu, cfg.amp)
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)  # and an optimizer on the converted params
+                self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
             self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
             self.batches = _ours_batches(cfg, train.images)
         else:
@@ -95,7 +104,8 @@ class TimedRun:
             frac = self.spent / self.budget_s  # schedule position by this run's training time
             set_lr(self.opt, lr_at(int(frac * 10_000), 10_000, int(self.warm_frac * 10_000), self.peak))
             if self.pipeline == "ours":
-                loss = simclr_loss(self.model, self.aug, next(self.batches), self.cfg.temperature, self.g)
+                loss = simclr_loss(self.model, self.aug, next(self.batches), self.cfg.temperature, self.g,
+                                   channels_last=self.channels_last, autocast_dtype=self.dtype)
             else:
                 v0, v1, crit = next(self.batches)  # lightly's per-image PIL transforms
                 _, z = self.model(torch.cat([v0, v1]))  # (2N, 128)

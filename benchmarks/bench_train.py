@@ -2,11 +2,16 @@
 
 Both pipelines train the same encoder + projection head with SGD on the same CPU threads, side by side
 in one run:
-- ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model ->
-  ``nt_xent`` -> SGD step (simclr_core.trainer.simclr_loss, what ``simclr pretrain`` runs);
+- ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model in
+  channels_last, under bfloat16 autocast where the CPU computes bf16 natively -> ``nt_xent`` in float32 ->
+  SGD step (simclr_core.trainer.simclr_loss with the trainer's ``use_channels_last`` / ``amp_dtype``: what
+  ``simclr pretrain`` runs);
 - lightly (only when ``import lightly`` works; it is not a dependency): PIL images -> lightly's
-  SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss.
-  Every ``--lightly-workers`` setting is measured and the fastest is the baseline.
+  SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss, as
+  lightly's examples write the loop (float32, default memory format). Every ``--lightly-workers`` setting is
+  measured and the fastest is the baseline.
+- ``--ablation`` adds two rows that split the gain: our data path with lightly's model step (float32,
+  contiguous), and lightly's data path with our model step (channels_last + bf16 where native).
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_train.py
     python benchmarks/bench_train.py --encoders small_cnn --steps 10      # quick, no lightly needed
@@ -32,7 +37,7 @@ from simclr_core.augment import AugmentConfig  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.loss import nt_xent  # noqa: E402
 from simclr_core.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
-from simclr_core.trainer import simclr_loss  # noqa: E402
+from simclr_core.trainer import amp_dtype, simclr_loss, use_channels_last  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -61,7 +66,17 @@ def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
             yield images[perm[i:i + batch_size]]
 
 
-def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, temperature=0.5, seed=0):
+def fast_model_step(model, fast: bool):
+    """(model, channels_last, autocast dtype) as the trainer sets them on this CPU when ``fast``, else plain fp32."""
+    cpu = torch.device("cpu")
+    channels_last, dtype = (use_channels_last(cpu), amp_dtype(cpu)) if fast else (False, None)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last, dtype
+
+
+def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, temperature=0.5, seed=0, fast=True):
+    model, channels_last, dtype = fast_model_step(model, fast)
     opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
     aug = BatchAugment(aug_cfg)
     g = torch.Generator().manual_seed(seed)
@@ -69,7 +84,7 @@ def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, tem
 
     def step():
         x = next(batches)
-        loss = simclr_loss(model, aug, x, temperature, g, nt_xent)
+        loss = simclr_loss(model, aug, x, temperature, g, nt_xent, channels_last, dtype)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -113,9 +128,10 @@ def lightly_loader(images, aug_cfg, batch_size, workers, seed=0):
                                        persistent_workers=workers > 0, generator=g)
 
 
-def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temperature=0.5, seed=0):
+def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temperature=0.5, seed=0, fast=False):
     from lightly.loss import NTXentLoss
 
+    model, channels_last, dtype = fast_model_step(model, fast)
     opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
     crit = NTXentLoss(temperature=temperature)
     loader = lightly_loader(images, aug_cfg, batch_size, workers, seed)
@@ -128,8 +144,12 @@ def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temper
 
     def step():
         v0, v1 = next(it)
-        _, z = model(torch.cat([v0, v1]))  # (2N, 128)
-        z0, z1 = z.chunk(2)
+        views = torch.cat([v0, v1])  # (2N, C, H, W)
+        if channels_last:
+            views = views.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            _, z = model(views)  # (2N, 128)
+        z0, z1 = z.float().chunk(2)
         loss = crit(z0, z1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,6 +210,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--lightly-workers", default="0,2", help="DataLoader worker counts tried for lightly")
     p.add_argument("--n-images", type=int, default=4096)
+    p.add_argument("--ablation", action="store_true",
+                   help="also time our data path + plain fp32 step, and lightly's data path + our fast step")
     p.add_argument("--out", default=str(RESULTS / "bench_train.json"))
     args = p.parse_args(argv)
 
@@ -211,10 +233,22 @@ def main(argv=None):
         workers = [int(w) for w in args.lightly_workers.split(",")] if lightly_ok else []
         for w in workers:
             fns[f"lightly_w{w}"] = lightly_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, w)
+        if args.ablation:
+            fns["ours_fp32_contiguous"] = ours_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, fast=False)
+            if workers:
+                w = max(workers)
+                fns["lightly_fast_step"] = lightly_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, w, fast=True)
         res = measure_interleaved(fns, steps, warm, args.batch_size, rounds=min(3, steps))
         ours = res["ours"]
-        row = {"encoder": enc, "batch_size": args.batch_size, "ours": ours}
-        print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps)", flush=True)
+        cpu = torch.device("cpu")
+        row = {"encoder": enc, "batch_size": args.batch_size, "ours": ours,
+               "ours_step": {"channels_last": use_channels_last(cpu), "autocast": str(amp_dtype(cpu))}}
+        print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps; channels_last, "
+              f"autocast {amp_dtype(cpu)})", flush=True)
+        for k in ("ours_fp32_contiguous", "lightly_fast_step"):
+            if k in res:
+                row[k] = res[k]
+                print(f"{enc:>15}  {k}: {res[k]['images_per_s']:7.1f} images/s  (ablation)", flush=True)
         if workers:
             runs = [dict(res[f"lightly_w{w}"], workers=w) for w in workers]
             for r in runs:

@@ -23,7 +23,8 @@ if [ ! -f "$stamp" ]; then
     rm -f "$venv"/.simclr-deps-* && touch "$stamp"
 fi
 # The venv is shared between checkouts: point the editable install at THIS checkout when it points elsewhere.
-where="$("$venv/bin/python" -c 'import simclr_core, os; print(os.path.dirname(os.path.dirname(os.path.abspath(simclr_core.__file__))))' 2>/dev/null || true)"
+# (asked from / : run from a checkout, `python -c` would find that checkout's simclr_core through the cwd)
+where="$(cd / && "$venv/bin/python" -c 'import simclr_core, os; print(os.path.dirname(os.path.dirname(os.path.abspath(simclr_core.__file__))))' 2>/dev/null || true)"
 if [ "$where" != "$here" ]; then
     echo "[setup] pointing the editable install at $here" >&2
     "$venv/bin/python" -m pip install --quiet --no-deps -e "$here" >&2

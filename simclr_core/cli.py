@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=_positive_float("--time-limit"), help="stop after this many seconds of training")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes under torchrun (CUDA)")
-    t.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
+    t.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on CUDA and on CPUs with native bf16)")
     t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     t.add_argument("--probe", action="store_true", help="run `simclr probe` on the run when pretraining ends")
 

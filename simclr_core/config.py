@@ -12,6 +12,9 @@ Presets (Chen et al. 2020, arXiv:2002.05709):
   tau 0.2, weight decay 1e-4, crop scale (0.4, 1.0), 8 epochs. In 3-minute runs the narrower CNN (about 4x the
   epochs per minute) is what lifts it clearly above the same architecture at random init; lr, tau and crop moved
   the probes by under 1.5 points. CIFAR-10 keeps the values above (not re-tuned: no CIFAR data offline here).
+  Both presets train in channels_last with bfloat16 autocast where the hardware computes bf16 natively (CUDA;
+  CPUs with AVX512-BF16 or AMX, see ``trainer.amp_dtype``). On Fashion-MNIST, 3 epochs of the cpu preset in bf16
+  and in float32 probe alike (kNN 81.1 vs 80.8, linear 85.2 vs 84.8) at 1.25x the speed.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ class TrainConfig:
     knn_t: float = 0.1
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True
+    amp: bool = True  # bfloat16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX); float32 elsewhere
+    channels_last: bool = True  # NHWC memory format on CUDA and CPU
     sync_bn: bool = False  # SyncBatchNorm under torchrun (global BN, Sec. 2.2 of the paper)
     num_threads: int | None = None
     progress: bool = True
@@ -172,7 +175,7 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
         cfg = TrainConfig(
             dataset=dataset, encoder="small_cnn", epochs=3, batch_size=256,
             temperature=0.5, optimizer="sgd", lr=0.06, lr_scaling="linear", momentum=0.9, weight_decay=5e-4,
-            warmup_epochs=0.25, augment=aug, monitor_train=5000, monitor_test=1000, amp=False,
+            warmup_epochs=0.25, augment=aug, monitor_train=5000, monitor_test=1000, amp=True,
         )
         if dataset == "fashion-mnist":
             # Tuned with benchmarks/bench_fashion_mnist.py (3-minute runs): a narrower CNN gets ~4x the epochs
