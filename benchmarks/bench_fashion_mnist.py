@@ -7,7 +7,10 @@ same initial weights), pretrain with
   float32) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
 - lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, as lightly's examples
   write the loop (float32, default memory format), everything else equal (our tuned lr, tau, batch size,
-  crop scale, weight decay and schedule: a stricter baseline than lightly's defaults);
+  crop scale, weight decay and schedule: the stricter baseline, it isolates the speed of the pipeline);
+- lightly-defaults (when importable): the same loop with lightly's own recipe, as the issue measured it:
+  SimCLRTransform at its defaults (``bench_train.lightly_default_transform``), NTXentLoss's tau = 0.5, SGD
+  lr 0.06 at batch 256 (momentum 0.9, weight decay 5e-4 and the warmup + cosine schedule as for the others);
 both with a warmup + cosine learning rate driven by each run's own training time (5% warmup), stopped at the
 budget, and trained in alternating 20-second slices so that other load on the machine hits both alike;
 then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
@@ -34,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import have_lightly, lightly_loader  # noqa: E402
+from bench_train import have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
 from simclr_core.config import preset  # noqa: E402
 from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
 from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
@@ -57,11 +60,11 @@ def _ours_batches(cfg, images):
         epoch += 1
 
 
-def _lightly_batches(cfg, images, workers):
+def _lightly_batches(cfg, images, workers, transform=None):
     from lightly.loss import NTXentLoss
 
     crit = NTXentLoss(temperature=cfg.temperature)
-    loader = lightly_loader(images, cfg.augment, cfg.batch_size, workers, cfg.seed)
+    loader = lightly_loader(images, cfg.augment, cfg.batch_size, workers, cfg.seed, transform)
     while True:
         for v0, v1 in loader:
             yield v0, v1, crit
@@ -87,6 +90,8 @@ class TimedRun:
                 self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
             self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
             self.batches = _ours_batches(cfg, train.images)
+        elif pipeline == "lightly-defaults":
+            self.batches = _lightly_batches(cfg, train.images, workers, lightly_default_transform(cfg.augment.size))
         else:
             self.batches = _lightly_batches(cfg, train.images, workers)
         self.spent, self.steps, self.losses = 0.0, 0, []
@@ -122,13 +127,25 @@ class TimedRun:
         bs = self.cfg.batch_size
         return {"steps": self.steps, "epochs": self.steps / self.steps_per_epoch, "train_seconds": self.spent,
                 "images_per_s": self.steps * bs / self.spent, "workers": self.workers if self.pipeline != "ours" else None,
-                "final_loss": sum(self.losses[-10:]) / max(1, len(self.losses[-10:]))}
+                "final_loss": sum(self.losses[-10:]) / max(1, len(self.losses[-10:])),
+                "recipe": {"batch_size": bs, "temperature": self.cfg.temperature, "lr": self.cfg.lr,
+                           "transform": "lightly SimCLRTransform defaults" if self.pipeline == "lightly-defaults"
+                           else str(self.cfg.augment)}}
+
+
+def recipe(pipeline: str, cfg):
+    """The settings a pipeline trains with: ours and 'lightly' share ``cfg``; 'lightly-defaults' gets lightly's."""
+    if pipeline == "lightly-defaults":
+        from dataclasses import replace
+
+        return replace(cfg, temperature=0.5, lr=0.06, batch_size=256, weight_decay=5e-4)
+    return cfg
 
 
 def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_s: float = 20.0) -> dict:
     """Advance all pipelines in alternating slices of ``slice_s`` seconds until each has trained ``budget_s``:
     a change in machine load (other processes) then hits every pipeline alike."""
-    runs = {name: TimedRun(name, cfg, train, budget_s, workers) for name in pipelines}
+    runs = {name: TimedRun(name, recipe(name, cfg), train, budget_s, workers) for name in pipelines}
     bar = tqdm(total=int(budget_s * len(runs)), desc="pretrain " + " + ".join(pipelines), unit="s")
     while not all(r.done for r in runs.values()):
         for r in runs.values():
@@ -146,19 +163,19 @@ def plot(out: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = out["results"]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     w = 0.38
     for i, r in enumerate(rows):
         b1 = ax.bar(i - w / 2, 100 * r["knn"], w, color="C0", label="kNN (k=200)" if i == 0 else None)
         b2 = ax.bar(i + w / 2, 100 * r["linear"], w, color="C1", label="linear probe" if i == 0 else None)
         ax.bar_label(b1, fmt="%.1f", fontsize=8)
         ax.bar_label(b2, fmt="%.1f", fontsize=8)
-    ax.set_xticks(range(len(rows)), [r["name"] for r in rows])
+    ax.set_xticks(range(len(rows)), [r["name"].replace(" (", "\n(") for r in rows])
     lo = min(min(r["knn"], r["linear"]) for r in rows) * 100
     ax.set_ylim(max(0, lo - 10), 100)
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining (small CNN, {out['threads']} threads)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right", ncols=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -170,6 +187,8 @@ def main(argv=None):
     p.add_argument("--probe-train", type=int, default=None, help="probe on this many training images (default: all 60k)")
     p.add_argument("--lightly-workers", type=int, default=0, help="DataLoader workers for lightly's transforms")
     p.add_argument("--no-lightly", action="store_true")
+    p.add_argument("--lightly-recipes", default="ours,defaults",
+                   help="lightly runs: 'ours' (our settings), 'defaults' (lightly's recipe), or both (default)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
@@ -201,7 +220,10 @@ def main(argv=None):
           f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)
 
     encoders, runs = {}, {}
-    pipelines = ["ours"] + (["lightly"] if have_lightly() and not args.no_lightly else [])
+    pipelines = ["ours"]
+    if have_lightly() and not args.no_lightly:
+        names = {"ours": "lightly", "defaults": "lightly-defaults"}
+        pipelines += [names[r] for r in args.lightly_recipes.split(",") if r]
     if len(pipelines) == 1:
         print("lightly not importable (or --no-lightly): measuring our pipeline only", flush=True)
     for name, run in run_interleaved(pipelines, cfg, train, budget, args.lightly_workers).items():
@@ -219,20 +241,20 @@ def main(argv=None):
     feats["raw pixels"] = (raw_pixel_features(ptrain.images), raw_pixel_features(test.images))
     rows = compare_representations(feats, ptrain.targets, test.targets)
     probe_s = time.perf_counter() - t0
-    print(f"\n{'representation':<18} {'kNN':>7} {'linear':>7}")
+    print(f"\n{'representation':<26} {'kNN':>7} {'linear':>7}")
     for r in rows:
-        print(f"{r.name:<18} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
+        print(f"{r.name:<26} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
     out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "platform": platform.platform(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
            "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    if "lightly" in runs:
-        by = {r.name: r for r in rows}
-        out["ours_minus_lightly_points"] = {
-            "knn": 100 * (by["SimCLR (ours)"].knn - by["SimCLR (lightly)"].knn),
-            "linear": 100 * (by["SimCLR (ours)"].linear - by["SimCLR (lightly)"].linear)}
-        print(f"ours - lightly: kNN {out['ours_minus_lightly_points']['knn']:+.2f} points, "
-              f"linear {out['ours_minus_lightly_points']['linear']:+.2f} points")
+    by = {r.name: r for r in rows}
+    for other in ("lightly", "lightly-defaults"):
+        if other in runs:
+            key = "ours_minus_" + other.replace("-", "_") + "_points"
+            out[key] = {"knn": 100 * (by["SimCLR (ours)"].knn - by[f"SimCLR ({other})"].knn),
+                        "linear": 100 * (by["SimCLR (ours)"].linear - by[f"SimCLR ({other})"].linear)}
+            print(f"ours - {other}: kNN {out[key]['knn']:+.2f} points, linear {out[key]['linear']:+.2f} points")
     path = Path(args.out) if args.out else RESULTS / f"fashion_mnist_{args.minutes:g}min.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=str))

@@ -121,9 +121,17 @@ def lightly_transform(aug_cfg: AugmentConfig, channels: int):
                            normalize=normalize)
 
 
-def lightly_loader(images, aug_cfg, batch_size, workers, seed=0):
+def lightly_default_transform(size: int):
+    """lightly's SimCLRTransform at its defaults (colour strength 1.0, min crop scale 0.08, blur p = 0.5, grayscale
+    p = 0.2), only the size set and no normalisation (every encoder of a benchmark sees [0, 1] pixels)."""
+    from lightly.transforms import SimCLRTransform
+
+    return SimCLRTransform(input_size=size, normalize=None)
+
+
+def lightly_loader(images, aug_cfg, batch_size, workers, seed=0, transform=None):
     g = torch.Generator().manual_seed(seed)
-    ds = _PILDataset(images, lightly_transform(aug_cfg, images.shape[1]))
+    ds = _PILDataset(images, transform if transform is not None else lightly_transform(aug_cfg, images.shape[1]))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
                                        persistent_workers=workers > 0, generator=g)
 
