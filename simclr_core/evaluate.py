@@ -192,7 +192,7 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
     from pathlib import Path
 
     from .data import load_dataset
-    from .trainer import build_model, load_run, resolve_device
+    from .trainer import build_model, load_run, resolve_device, use_channels_last
 
     dev = resolve_device(device)
     cfg, model, state = load_run(run_dir, device=dev)
@@ -215,8 +215,9 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
         if enc is None:
             feats[name] = (raw_pixel_features(train.images), raw_pixel_features(test.images))
         else:
-            feats[name] = (extract_features(enc, train.images, batch_size, dev, mean, std),
-                           extract_features(enc, test.images, batch_size, dev, mean, std))
+            cl = use_channels_last(dev)  # faster convolutions on CPU and CUDA; same features
+            feats[name] = (extract_features(enc, train.images, batch_size, dev, mean, std, channels_last=cl),
+                           extract_features(enc, test.images, batch_size, dev, mean, std, channels_last=cl))
         if bar is not None:
             bar.update(1)
     if bar is not None:
