@@ -37,14 +37,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
+from bench_train import endless, have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
 from simclr_core.config import preset  # noqa: E402
 from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
 from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
-from simclr_core.trainer import (amp_dtype, build_model, epoch_generator, epoch_order, simclr_loss,  # noqa: E402
-                                 use_channels_last)
+from simclr_core.trainer import build_model, epoch_generator, epoch_order, simclr_loss, speed_setup  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,9 +64,8 @@ def _lightly_batches(cfg, images, workers, transform=None):
 
     crit = NTXentLoss(temperature=cfg.temperature)
     loader = lightly_loader(images, cfg.augment, cfg.batch_size, workers, cfg.seed, transform)
-    while True:
-        for v0, v1 in loader:
-            yield v0, v1, crit
+    for v0, v1 in endless(loader):
+        yield v0, v1, crit
 
 
 class TimedRun:
@@ -79,15 +77,12 @@ class TimedRun:
         torch.manual_seed(cfg.seed)
         self.pipeline, self.cfg, self.budget_s, self.warm_frac, self.workers = pipeline, cfg, budget_s, warm_frac, workers
         self.model = build_model(cfg, train.images.shape[1])
+        if pipeline == "ours":  # the trainer's memory format and autocast; lightly's loop stays plain float32
+            self.model, self.channels_last, self.dtype = speed_setup(self.model, torch.device("cpu"), cfg.channels_last, cfg.amp)
         self.peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
         self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
         self.steps_per_epoch = len(train) // cfg.batch_size
         if pipeline == "ours":
-            cpu = torch.device("cpu")
-            self.channels_last, self.dtype = use_channels_last(cpu, cfg.channels_last), amp_dtype(cpu, cfg.amp)
-            if self.channels_last:
-                self.model = self.model.to(memory_format=torch.channels_last)  # and an optimizer on the converted params
-                self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
             self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
             self.batches = _ours_batches(cfg, train.images)
         elif pipeline == "lightly-defaults":

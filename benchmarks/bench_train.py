@@ -4,7 +4,7 @@ Both pipelines train the same encoder + projection head with SGD on the same CPU
 in one run:
 - ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model in
   channels_last, under bfloat16 autocast where the CPU computes bf16 natively -> ``nt_xent`` in float32 ->
-  SGD step (simclr_core.trainer.simclr_loss with the trainer's ``use_channels_last`` / ``amp_dtype``: what
+  SGD step (simclr_core.trainer.simclr_loss with the trainer's ``speed_setup``: what
   ``simclr pretrain`` runs);
 - lightly (only when ``import lightly`` works; it is not a dependency): PIL images -> lightly's
   SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss, as
@@ -37,7 +37,7 @@ from simclr_core.augment import AugmentConfig  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.loss import nt_xent  # noqa: E402
 from simclr_core.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
-from simclr_core.trainer import amp_dtype, simclr_loss, use_channels_last  # noqa: E402
+from simclr_core.trainer import amp_dtype, simclr_loss, speed_setup, use_channels_last  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,17 +66,8 @@ def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
             yield images[perm[i:i + batch_size]]
 
 
-def fast_model_step(model, fast: bool):
-    """(model, channels_last, autocast dtype) as the trainer sets them on this CPU when ``fast``, else plain fp32."""
-    cpu = torch.device("cpu")
-    channels_last, dtype = (use_channels_last(cpu), amp_dtype(cpu)) if fast else (False, None)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model, channels_last, dtype
-
-
 def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, temperature=0.5, seed=0, fast=True):
-    model, channels_last, dtype = fast_model_step(model, fast)
+    model, channels_last, dtype = speed_setup(model, torch.device("cpu"), fast, fast)
     opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
     aug = BatchAugment(aug_cfg)
     g = torch.Generator().manual_seed(seed)
@@ -136,19 +127,20 @@ def lightly_loader(images, aug_cfg, batch_size, workers, seed=0, transform=None)
                                        persistent_workers=workers > 0, generator=g)
 
 
+def endless(loader):
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
 def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temperature=0.5, seed=0, fast=False):
     from lightly.loss import NTXentLoss
 
-    model, channels_last, dtype = fast_model_step(model, fast)
+    model, channels_last, dtype = speed_setup(model, torch.device("cpu"), fast, fast)
     opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
     crit = NTXentLoss(temperature=temperature)
     loader = lightly_loader(images, aug_cfg, batch_size, workers, seed)
-
-    def batches():
-        while True:
-            yield from loader
-
-    it = batches()
+    it = endless(loader)
 
     def step():
         v0, v1 = next(it)
@@ -191,7 +183,7 @@ def augment_only(images, aug_cfg, batch_size, lightly_ok: bool, batches: int = 6
     interleaved batch by batch."""
     aug, g = BatchAugment(aug_cfg), torch.Generator().manual_seed(0)
     src = ours_batches(images, batch_size, 0)
-    it = iter(lightly_loader(images, aug_cfg, batch_size, 0)) if lightly_ok else None
+    it = endless(lightly_loader(images, aug_cfg, batch_size, 0)) if lightly_ok else None  # --n-images may be small
     t = {"ours": 0.0, "lightly": 0.0}
     for _ in range(batches):
         t0 = time.perf_counter()

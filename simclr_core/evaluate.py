@@ -206,6 +206,7 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
     random_init = build_model(cfg, train.images.shape[1]).encoder.to(dev)
     mean, std = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else (None, None)
     feats = {}
+    cl = use_channels_last(dev)  # faster convolutions on CPU and CUDA; same features
     steps = [("SimCLR", model.encoder), ("random init", random_init), ("raw pixels", None)]
     bar = None
     if progress:
@@ -215,7 +216,6 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
         if enc is None:
             feats[name] = (raw_pixel_features(train.images), raw_pixel_features(test.images))
         else:
-            cl = use_channels_last(dev)  # faster convolutions on CPU and CUDA; same features
             feats[name] = (extract_features(enc, train.images, batch_size, dev, mean, std, channels_last=cl),
                            extract_features(enc, test.images, batch_size, dev, mean, std, channels_last=cl))
         if bar is not None:

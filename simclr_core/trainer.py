@@ -40,7 +40,7 @@ from .models import ProjectionHead, SimCLR, build_encoder, small_cnn
 from .schedule import build_optimizer, lr_at, scaled_lr, set_lr
 
 __all__ = ["pretrain", "PretrainResult", "build_model", "simclr_loss", "train_one_epoch", "resolve_device",
-           "amp_dtype", "cpu_has_fast_bf16", "use_channels_last",
+           "amp_dtype", "cpu_has_fast_bf16", "use_channels_last", "speed_setup",
            "load_run", "load_data", "epoch_generator", "CHECKPOINT", "METRICS", "CONFIG"]
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.jsonl", "config.json"
@@ -83,6 +83,15 @@ def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
 def use_channels_last(device: torch.device, wanted: bool = True) -> bool:
     """channels_last (NHWC) where it pays: CUDA (tensor cores) and CPU (oneDNN's native layout)."""
     return wanted and device.type in ("cuda", "cpu")
+
+
+def speed_setup(model: nn.Module, device: torch.device, channels_last: bool = True, amp: bool = True):
+    """(model in the memory format to train in, whether inputs go channels_last, autocast dtype or None): the
+    trainer's speed choices for ``device``, in one place for the trainer and the benchmarks."""
+    cl = use_channels_last(device, channels_last)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    return model, cl, amp_dtype(device, amp)
 
 
 def build_model(cfg: TrainConfig, in_channels: int) -> SimCLR:
@@ -136,6 +145,7 @@ def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int,
     peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
     warmup_steps = round(cfg.warmup_epochs * steps)
     total_loss, t0, done = torch.zeros((), device=device), time.perf_counter(), 0
+    channels_last = use_channels_last(device, cfg.channels_last)  # as pretrain converted the model
     for i in range(steps):
         global_step = epoch * steps + i
         if global_step >= total_steps:  # max_steps reached inside this epoch
@@ -143,8 +153,7 @@ def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int,
         lr = lr_at(global_step, total_steps, warmup_steps, peak)
         set_lr(optimizer, lr)
         x = images[order[i]].to(device, non_blocking=True)  # (b, C, H, W) uint8
-        loss = simclr_loss(model, augment, x, cfg.temperature, g, loss_fn, use_channels_last(device, cfg.channels_last),
-                           autocast_dtype)
+        loss = simclr_loss(model, augment, x, cfg.temperature, g, loss_fn, channels_last, autocast_dtype)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -269,10 +278,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
         if device.type != "cuda":
             raise ValueError("sync_bn (--sync-bn) needs CUDA devices (SyncBatchNorm is not supported with gloo on CPU)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(device)
-    channels_last = use_channels_last(device, cfg.channels_last)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last, dtype = speed_setup(model.to(device), device, cfg.channels_last, cfg.amp)
     optimizer = build_optimizer(cfg.optimizer, model, scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling),
                                 cfg.momentum, cfg.weight_decay)
     augment = BatchAugment(cfg.augment).to(device)
@@ -304,7 +310,6 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
     images = train.images.to(device) if device.type == "cuda" else train.images  # uint8, 150 MB for CIFAR-10
     bank, query = _monitor_sets(cfg, train, test)
     mean, std = _norm_stats(cfg)
-    dtype = amp_dtype(device, cfg.amp)
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
