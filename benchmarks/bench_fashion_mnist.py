@@ -18,6 +18,8 @@ then evaluate each encoder, the same architecture at random init, and raw pixels
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_fashion_mnist.py --minutes 10
     python benchmarks/bench_fashion_mnist.py --minutes 2 --probe-train 10000      # quick look while developing
+    python benchmarks/bench_fashion_mnist.py --minutes 3 --no-lightly --val 10000 --widths 16 32 64 512 --out /tmp/t.json
+        # tuning the preset: evaluate on 10k held-out *training* images, never on the test set
 
 Writes benchmarks/results/fashion_mnist_<minutes>min.json and .png.
 """
@@ -169,7 +171,9 @@ def plot(out: dict, path: Path) -> None:
     lo = min(min(r["knn"], r["linear"]) for r in rows) * 100
     ax.set_ylim(max(0, lo - 10), 100)
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining (small CNN, {out['threads']} threads)")
+    widths = out["config"].get("widths") or (32, 64, 128, 256)
+    ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining per pipeline\n"
+                 f"(small CNN {'-'.join(map(str, widths))}, {out['threads']} threads; evaluated on {out.get('evaluated_on', 'test')})")
     ax.legend(loc="upper right", ncols=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -180,6 +184,9 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=10.0, help="pretraining budget per pipeline (default 10)")
     p.add_argument("--data-root", default=str(SYSTEM_FASHION_MNIST))
     p.add_argument("--probe-train", type=int, default=None, help="probe on this many training images (default: all 60k)")
+    p.add_argument("--val", type=int, default=None,
+                   help="tuning mode: hold out this many training images as the evaluation set (pretrain and probe-train "
+                        "on the rest); the 10k test images are not touched")
     p.add_argument("--lightly-workers", type=int, default=0, help="DataLoader workers for lightly's transforms")
     p.add_argument("--no-lightly", action="store_true")
     p.add_argument("--lightly-recipes", default="ours,defaults",
@@ -202,6 +209,15 @@ def main(argv=None):
 
     train = load_dataset("fashion-mnist", args.data_root, train=True)
     test = load_dataset("fashion-mnist", args.data_root, train=False)
+    if args.val is not None:
+        if not 1 <= args.val < len(train):
+            raise SystemExit(f"--val must be in 1..{len(train) - 1}, got {args.val}")
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(12345))
+        rest, held = perm[args.val:], perm[:args.val]
+        test = type(train)(train.images[held], train.targets[held], train.classes, train.name, train.transform)
+        train = type(train)(train.images[rest], train.targets[rest], train.classes, train.name, train.transform)
+        print(f"tuning split: pretrain/probe-train on {len(train)}, evaluate on {len(test)} held-out training images",
+              flush=True)
     over = {k: v for k, v in (("lr", args.lr), ("temperature", args.tau), ("batch_size", args.batch_size),
                               ("weight_decay", args.weight_decay), ("optimizer", args.optimizer),
                               ("widths", None if args.widths is None else tuple(args.widths))) if v is not None}
@@ -241,6 +257,7 @@ def main(argv=None):
         print(f"{r.name:<26} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
     out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "platform": platform.platform(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
+           "evaluated_on": "test" if args.val is None else f"{args.val} held-out training images",
            "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     by = {r.name: r for r in rows}
