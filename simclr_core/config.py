@@ -188,7 +188,7 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
         )
         if dataset == "fashion-mnist":
             # Tuned with benchmarks/bench_fashion_mnist.py (3-minute runs, see the module docstring); 10 epochs
-            # take about 7 minutes on 2 cores with bf16 (about 10 without), leaving time for the probes.
+            # take about 7 minutes on 2 cores with bf16 (8 min 46 s in all with --probe), leaving time for the probes.
             # widths: cheap early blocks, a wide last block (h is 1024-d): chosen on 10k held-out training
             # images (bench_fashion_mnist.py --val 10000), never on the test set.
             cfg = replace(cfg, widths=(16, 32, 64, 1024), epochs=10, batch_size=128, temperature=0.2, lr=0.5,
