@@ -44,6 +44,7 @@ from simclr_core.config import preset  # noqa: E402
 from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
 from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.models import SMALL_CNN_WIDTHS  # noqa: E402
 from simclr_core.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
 from simclr_core.trainer import build_model, epoch_generator, epoch_order, simclr_loss, speed_setup  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -171,7 +172,7 @@ def plot(out: dict, path: Path) -> None:
     lo = min(min(r["knn"], r["linear"]) for r in rows) * 100
     ax.set_ylim(max(0, lo - 10), 100)
     ax.set_ylabel("test top-1 (%)")
-    widths = out["config"].get("widths") or (32, 64, 128, 256)
+    widths = out["config"].get("widths") or SMALL_CNN_WIDTHS
     ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining per pipeline\n"
                  f"(small CNN {'-'.join(map(str, widths))}, {out['threads']} threads; evaluated on {out.get('evaluated_on', 'test')})")
     ax.legend(loc="upper right", ncols=2)
@@ -213,9 +214,7 @@ def main(argv=None):
         if not 1 <= args.val < len(train):
             raise SystemExit(f"--val must be in 1..{len(train) - 1}, got {args.val}")
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(12345))
-        rest, held = perm[args.val:], perm[:args.val]
-        test = type(train)(train.images[held], train.targets[held], train.classes, train.name, train.transform)
-        train = type(train)(train.images[rest], train.targets[rest], train.classes, train.name, train.transform)
+        train, test = train.select(perm[args.val:]), train.select(perm[:args.val])
         print(f"tuning split: pretrain/probe-train on {len(train)}, evaluate on {len(test)} held-out training images",
               flush=True)
     over = {k: v for k, v in (("lr", args.lr), ("temperature", args.tau), ("batch_size", args.batch_size),
@@ -248,7 +247,8 @@ def main(argv=None):
 
     ptrain = train if args.probe_train is None else train.subset(args.probe_train, seed=args.seed)
     t0 = time.perf_counter()
-    feats = {name: (extract_features(enc, ptrain.images), extract_features(enc, test.images)) for name, enc in encoders.items()}
+    feats = {name: (extract_features(enc, ptrain.images, channels_last=True), extract_features(enc, test.images, channels_last=True))
+             for name, enc in encoders.items()}
     feats["raw pixels"] = (raw_pixel_features(ptrain.images), raw_pixel_features(test.images))
     rows = compare_representations(feats, ptrain.targets, test.targets)
     probe_s = time.perf_counter() - t0

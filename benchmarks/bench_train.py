@@ -37,7 +37,7 @@ from simclr_core.augment import AugmentConfig  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.loss import nt_xent  # noqa: E402
 from simclr_core.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
-from simclr_core.trainer import amp_dtype, simclr_loss, speed_setup, use_channels_last  # noqa: E402
+from simclr_core.trainer import amp_dtype, project_views, simclr_loss, speed_setup, use_channels_last  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -143,14 +143,8 @@ def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temper
     it = endless(loader)
 
     def step():
-        v0, v1 = next(it)
-        views = torch.cat([v0, v1])  # (2N, C, H, W)
-        if channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            _, z = model(views)  # (2N, 128)
-        z0, z1 = z.float().chunk(2)
-        loss = crit(z0, z1)
+        v0, v1 = next(it)  # lightly's views, (N, C, H, W) each
+        loss = crit(*project_views(model, v0, v1, channels_last, dtype))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -55,7 +55,7 @@ class TrainConfig:
     monitor_train: int | None = 5000  # kNN monitor: memory bank of this many (un-augmented) train images
     monitor_test: int | None = 1000  # kNN monitor: this many test images, evaluated every epoch
     encoder: str = "small_cnn"
-    widths: tuple[int, ...] | None = None  # small_cnn channel widths (None: the default (32, 64, 128, 256))
+    widths: tuple[int, ...] | None = None  # small_cnn channel widths (None: models.SMALL_CNN_WIDTHS, 32-64-128-256)
     proj_hidden: int | None = None  # projection head hidden width (None: = encoder width)
     proj_dim: int = 128
     epochs: int = 20
@@ -188,7 +188,7 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
         )
         if dataset == "fashion-mnist":
             # Tuned with benchmarks/bench_fashion_mnist.py (3-minute runs, see the module docstring); 10 epochs
-            # take about 7 minutes on 2 cores with bf16 (8 min 46 s in all with --probe), leaving time for the probes.
+            # take about 7 minutes on 2 cores with bf16, 8 min 46 s in all with --probe.
             # widths: cheap early blocks, a wide last block (h is 1024-d): chosen on 10k held-out training
             # images (bench_fashion_mnist.py --val 10000), never on the test set.
             cfg = replace(cfg, widths=(16, 32, 64, 1024), epochs=10, batch_size=128, temperature=0.2, lr=0.5,

@@ -65,7 +65,10 @@ class ImageDataset(Dataset):
         """A random class-mixed subset of n images (the same n and seed always give the same subset)."""
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self):
             raise ValueError(f"n must be an integer in 1..{len(self)}, got {n!r}")
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
+
+    def select(self, idx: torch.Tensor) -> "ImageDataset":
+        """The images at indices ``idx`` (a 1-D index tensor), same classes, name and transform."""
         return ImageDataset(self.images[idx], self.targets[idx], self.classes, self.name, self.transform)
 
 

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig
 from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
-from .models import ProjectionHead, SimCLR, small_cnn
+from .models import SMALL_CNN_WIDTHS, ProjectionHead, SimCLR, small_cnn
 from .queue import MomentumEncoder, NegativeQueue, nt_xent_with_queue
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
@@ -160,7 +160,7 @@ class ShortRun:
     lr: float = 5e-3
     weight_decay: float = 1e-5
     temperature: float = 0.2
-    widths: tuple[int, ...] = (32, 64, 128, 256)
+    widths: tuple[int, ...] = SMALL_CNN_WIDTHS
     head: bool = True  # False: z = h, the loss is applied to the representation itself
     head_dim: int = 128
     queue_size: int = 0  # > 0: extra negatives from a FIFO of past keys (memory bank / MoCo)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-__all__ = ["resnet18_cifar", "small_cnn", "ProjectionHead", "SimCLR", "build_encoder", "ENCODERS"]
+__all__ = ["resnet18_cifar", "small_cnn", "SMALL_CNN_WIDTHS", "ProjectionHead", "SimCLR", "build_encoder", "ENCODERS"]
 
 
 def _check_channels(in_channels: int) -> None:
@@ -49,7 +49,10 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-def small_cnn(in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256)) -> Encoder:
+SMALL_CNN_WIDTHS = (32, 64, 128, 256)  # small_cnn's default channel widths
+
+
+def small_cnn(in_channels: int = 3, widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> Encoder:
     """A small CPU-friendly CNN: conv-BN-ReLU blocks, 2x2 max-pool between them, global average pool."""
     _check_channels(in_channels)
     if not widths or any((not isinstance(w, int)) or w < 1 for w in widths):

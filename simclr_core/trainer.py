@@ -39,7 +39,7 @@ from .loss import nt_xent
 from .models import ProjectionHead, SimCLR, build_encoder, small_cnn
 from .schedule import build_optimizer, lr_at, scaled_lr, set_lr
 
-__all__ = ["pretrain", "PretrainResult", "build_model", "simclr_loss", "train_one_epoch", "resolve_device",
+__all__ = ["pretrain", "PretrainResult", "build_model", "simclr_loss", "project_views", "train_one_epoch", "resolve_device",
            "amp_dtype", "cpu_has_fast_bf16", "use_channels_last", "speed_setup",
            "load_run", "load_data", "epoch_generator", "CHECKPOINT", "METRICS", "CONFIG"]
 
@@ -110,13 +110,20 @@ def simclr_loss(model: nn.Module, augment: BatchAugment, x: torch.Tensor, temper
     """One SimCLR step's loss for a minibatch x (N, C, H, W) uint8 already on the training device."""
     v1 = augment(x, generator)  # (N, C, s, s) view t(x)
     v2 = augment(x, generator)  # (N, C, s, s) view t'(x)
-    views = torch.cat([v1, v2])  # (2N, C, s, s): one forward, so BN sees both views
+    z1, z2 = project_views(model, v1, v2, channels_last, autocast_dtype)  # (N, d_z) each
+    return loss_fn(z1, z2, temperature)  # scalar NT-Xent over 2N anchors
+
+
+def project_views(model: nn.Module, v1: torch.Tensor, v2: torch.Tensor, channels_last: bool = False,
+                  autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """z1, z2 = g(f(v1)), g(f(v2)) in one forward of the 2N views (so BN sees both), in the given memory format
+    and autocast dtype; z is returned in float32 for the loss."""
+    views = torch.cat([v1, v2])  # (2N, C, s, s)
     if channels_last:
         views = views.contiguous(memory_format=torch.channels_last)
     with torch.autocast(views.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         _, z = model(views)  # (2N, d_z)
-    z1, z2 = z.float().chunk(2)  # (N, d_z) each
-    return loss_fn(z1, z2, temperature)  # scalar NT-Xent over 2N anchors
+    return z.float().chunk(2)  # (N, d_z) each
 
 
 def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
