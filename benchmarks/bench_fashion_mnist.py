@@ -89,7 +89,7 @@ class TimedRun:
             self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
             self.batches = _ours_batches(cfg, train.images)
         elif pipeline == "lightly-defaults":
-            self.batches = _lightly_batches(cfg, train.images, workers, lightly_default_transform(cfg.augment.size))
+            self.batches = _lightly_batches(cfg, train.images, workers, lightly_default_transform(train.images.shape[-1]))
         else:
             self.batches = _lightly_batches(cfg, train.images, workers)
         self.spent, self.steps, self.losses = 0.0, 0, []
@@ -204,6 +204,8 @@ def main(argv=None):
     p.add_argument("--widths", type=int, nargs="+", default=None, help="small_cnn widths; default: the cpu preset's")
     p.add_argument("--crop-min", type=float, default=None, help="lower crop scale; default: the cpu preset's")
     p.add_argument("--strength", type=float, default=None, help="colour-jitter strength s; default: the cpu preset's")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the augmented views in pixels (train at low resolution, probe at 28); default: the cpu preset's")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -221,7 +223,7 @@ def main(argv=None):
                               ("weight_decay", args.weight_decay), ("optimizer", args.optimizer),
                               ("widths", None if args.widths is None else tuple(args.widths))) if v is not None}
     aug_over = {k: v for k, v in (("crop_scale", None if args.crop_min is None else (args.crop_min, 1.0)),
-                                  ("strength", args.strength)) if v is not None}
+                                  ("strength", args.strength), ("size", args.size)) if v is not None}
     if aug_over:
         over["augment"] = aug_over
     cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True, **over)

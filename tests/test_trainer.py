@@ -179,6 +179,33 @@ def test_pretraining_learns_on_class_structured_images(cifar_root, tmp_path):
     assert r.history[-1]["knn_acc"] > 0.3
 
 
+@pytest.mark.slow
+def test_low_resolution_views_train_and_probe_at_full_resolution(cifar_root, tmp_path, monkeypatch):
+    """The Fashion-MNIST cpu preset trains on 16x16 views and probes the full images: the views really are
+    augment.size, the kNN monitor and the probe run on the 32x32 originals, and the features still learn."""
+    from simclr_core.augment import AugmentConfig
+    from simclr_core.evaluate import probe_run
+    from simclr_core.fast_augment import BatchAugment
+
+    seen = set()
+
+    class Recording(BatchAugment):
+        def forward(self, x, generator=None):
+            v = super().forward(x, generator)
+            seen.add(tuple(v.shape[-2:]))
+            return v
+
+    monkeypatch.setattr(trainer_mod, "BatchAugment", Recording)
+    out = tmp_path / "low_res"
+    r = pretrain(tiny(cifar_root, out, epochs=4, widths=(16, 32), augment=AugmentConfig(size=16)))
+    assert seen == {(16, 16)}
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    assert r.history[-1]["knn_acc"] > 0.3  # monitored on the 32x32 test images
+    res = probe_run(out, progress=False, k=20)
+    simclr = next(row for row in res["results"] if row["name"] == "SimCLR")
+    assert simclr["knn"] > 0.3 and simclr["linear"] > 0.3
+
+
 # ---------------------------------------------------------------- precision and memory format
 
 def test_amp_dtype_follows_the_hardware(monkeypatch):
