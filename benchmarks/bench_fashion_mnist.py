@@ -7,10 +7,11 @@ same initial weights), pretrain with
   float32) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
 - lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, as lightly's examples
   write the loop (float32, default memory format), everything else equal (our tuned lr, tau, batch size,
-  crop scale, weight decay and schedule: the stricter baseline, it isolates the speed of the pipeline);
+  crop scale, view size, weight decay and schedule: the stricter baseline, it isolates the speed of the pipeline);
 - lightly-defaults (when importable): the same loop with lightly's own recipe, as the issue measured it:
-  SimCLRTransform at its defaults (``bench_train.lightly_default_transform``), NTXentLoss's tau = 0.5, SGD
-  lr 0.06 at batch 256 (momentum 0.9, weight decay 5e-4 and the warmup + cosine schedule as for the others);
+  SimCLRTransform at its defaults (``bench_train.lightly_default_transform``, views at the images' own 28x28),
+  NTXentLoss's tau = 0.5, SGD lr 0.06 at batch 256 (momentum 0.9, weight decay 5e-4 and the warmup + cosine
+  schedule as for the others);
 both with a warmup + cosine learning rate driven by each run's own training time (5% warmup), stopped at the
 budget, and trained in alternating 20-second slices so that other load on the machine hits both alike;
 then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
@@ -18,8 +19,8 @@ then evaluate each encoder, the same architecture at random init, and raw pixels
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_fashion_mnist.py --minutes 10
     python benchmarks/bench_fashion_mnist.py --minutes 2 --probe-train 10000      # quick look while developing
-    python benchmarks/bench_fashion_mnist.py --minutes 3 --no-lightly --val 10000 --widths 16 32 64 512 --out /tmp/t.json
-        # tuning the preset: evaluate on 10k held-out *training* images, never on the test set
+    python benchmarks/bench_fashion_mnist.py --minutes 3 --no-lightly --val 10000 --size 20 --out /tmp/t.json
+        # tuning the preset (also --widths, --tau, --lr, --crop-min, ...): evaluate on 10k held-out *training* images, never on the test set
 
 Writes benchmarks/results/fashion_mnist_<minutes>min.json and .png.
 """
@@ -173,8 +174,10 @@ def plot(out: dict, path: Path) -> None:
     ax.set_ylim(max(0, lo - 10), 100)
     ax.set_ylabel("test top-1 (%)")
     widths = out["config"].get("widths") or SMALL_CNN_WIDTHS
+    size = out["config"]["augment"]["size"]
     ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining per pipeline\n"
-                 f"(small CNN {'-'.join(map(str, widths))}, {out['threads']} threads; evaluated on {out.get('evaluated_on', 'test')})")
+                 f"(small CNN {'-'.join(map(str, widths))}, {size}x{size} views, {out['threads']} threads; "
+                 f"evaluated on {out.get('evaluated_on', 'test')})")
     ax.legend(loc="upper right", ncols=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
