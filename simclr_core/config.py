@@ -179,9 +179,8 @@ def _dataset_augment(dataset: str, preset_name: str) -> AugmentConfig:
         # its views are 16x16: low-resolution training (FixRes, Touvron et al. 2019: a random resized crop
         # enlarges objects, so testing at a higher resolution than training matches their apparent size) makes
         # a step about 1.75x cheaper; the encoder is fully convolutional and is probed on the full 28x28 images.
-        if preset_name == "cpu":
-            return AugmentConfig(size=16, crop_scale=(0.4, 1.0), strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
-        return AugmentConfig(size=28, crop_scale=(0.2, 1.0), strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
+        aug = AugmentConfig(size=28, crop_scale=(0.2, 1.0), strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
+        return replace(aug, size=16, crop_scale=(0.4, 1.0)) if preset_name == "cpu" else aug
     return AugmentConfig()  # CIFAR-10: the paper's recipe (s = 0.5, no blur)
 
 

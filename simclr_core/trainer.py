@@ -143,7 +143,8 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int, world_size: int, batch
 
 def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int, cfg: TrainConfig, *,
                     device, total_steps: int, rank: int = 0, world_size: int = 1, loss_fn=nt_xent,
-                    autocast_dtype=None, progress=None, deadline: float | None = None) -> dict:
+                    channels_last: bool = False, autocast_dtype=None, progress=None,
+                    deadline: float | None = None) -> dict:
     """One pass over the (rank's share of the) training images; returns {'loss', 'lr', 'steps', 'seconds'}."""
     model.train()
     order = epoch_order(images.shape[0], cfg.seed, epoch, rank, world_size, cfg.batch_size).to(images.device)  # (steps, b)
@@ -152,7 +153,6 @@ def train_one_epoch(model, optimizer, augment, images: torch.Tensor, epoch: int,
     peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
     warmup_steps = round(cfg.warmup_epochs * steps)
     total_loss, t0, done = torch.zeros((), device=device), time.perf_counter(), 0
-    channels_last = use_channels_last(device, cfg.channels_last)  # as pretrain converted the model
     for i in range(steps):
         global_step = epoch * steps + i
         if global_step >= total_steps:  # max_steps reached inside this epoch
@@ -335,7 +335,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
         for epoch in range(start_epoch, last_epoch):
             stats = train_one_epoch(train_model, optimizer, augment, images, epoch, cfg, device=device,
                                     total_steps=total_steps, rank=rank, world_size=world, loss_fn=loss_fn,
-                                    autocast_dtype=dtype, progress=bar, deadline=deadline)
+                                    channels_last=channels_last, autocast_dtype=dtype, progress=bar, deadline=deadline)
             row = {"epoch": epoch, "loss": stats["loss"], "lr": stats["lr"], "steps": stats["steps"],
                    "images_per_s": stats["steps"] * cfg.batch_size / stats["seconds"], "train_seconds": stats["seconds"]}
             if is_main:

@@ -8,8 +8,11 @@ import torch
 
 from tests.fixtures_cifar import write_fake_cifar10
 from simclr_core import trainer as trainer_mod
+from simclr_core.augment import AugmentConfig
 from simclr_core.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from simclr_core.config import TrainConfig, preset
+from simclr_core.evaluate import probe_run
+from simclr_core.fast_augment import BatchAugment
 from simclr_core.schedule import LARS, lr_at, param_groups, scaled_lr
 from simclr_core.trainer import CHECKPOINT, METRICS, epoch_order, pretrain
 
@@ -183,10 +186,6 @@ def test_pretraining_learns_on_class_structured_images(cifar_root, tmp_path):
 def test_low_resolution_views_train_and_probe_at_full_resolution(cifar_root, tmp_path, monkeypatch):
     """The Fashion-MNIST cpu preset trains on 16x16 views and probes the full images: the views really are
     augment.size, the kNN monitor and the probe run on the 32x32 originals, and the features still learn."""
-    from simclr_core.augment import AugmentConfig
-    from simclr_core.evaluate import probe_run
-    from simclr_core.fast_augment import BatchAugment
-
     seen = set()
 
     class Recording(BatchAugment):
