@@ -4,9 +4,10 @@ Same ops and ranges as ``simclr_core.augment`` (Chen et al. 2020, arXiv:2002.057
 Appendix A; defaults = the CIFAR-10 recipe of Appendix B.9: strength s = 0.5, no blur), but instead of
 a Python loop over images every op is one tensor operation over the batch with per-image parameters:
 
-- random resized crop + horizontal flip: one ``affine_grid`` / ``grid_sample`` call, the crop box and
-  flip sign of image b in row b of a (B, 2, 3) affine matrix (torchvision's sampling of the box: scale
-  U(lo, hi) of the area, log-uniform aspect ratio in [3/4, 4/3], 10 tries, then the whole image);
+- random resized crop + horizontal flip: one separable resample with torchvision's antialiased bilinear
+  filter, as two batched matrix products whose per-image weights encode the crop box and the flip (or one
+  ``grid_sample`` call where every box is only upsampled) (torchvision's sampling of the box: scale U(lo, hi) of the area, log-uniform aspect ratio in
+  [3/4, 4/3], 10 tries, then the whole image);
 - colour jitter with p = jitter_p: brightness, contrast, saturation factors U(max(0, 1 - 0.8s), 1 + 0.8s)
   and hue shift U(-0.2s, 0.2s) per image, the four ops in a per-image random order (as torchvision's
   ColorJitter draws a fresh order for every call), formulas as in torchvision.transforms.v2.functional;
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig
 
-__all__ = ["BatchAugment", "sample_crop_boxes", "crop_flip", "adjust_brightness", "adjust_contrast",
+__all__ = ["BatchAugment", "sample_crop_boxes", "resample_weights", "crop_flip", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "to_grayscale", "gaussian_blur", "LUMA"]
 
 LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ITU-R 601-2)
@@ -76,23 +77,69 @@ def sample_crop_boxes(B: int, H: int, W: int, scale=(0.08, 1.0), ratio=(3 / 4, 4
     return cx, cy, w_px / W, h_px / H
 
 
+def resample_weights(lo: torch.Tensor, length: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
+    """Row b, i: the weights over the n_in input pixels of output pixel i when [lo_b, lo_b + length_b)
+    (in pixels, (B,) each) is resized to n_out pixels; (B, n_out, n_in), rows sum to 1.
+
+    Antialiased bilinear, as torchvision's ``resize(antialias=True)`` (PyTorch's ``_upsample_bilinear2d_aa``,
+    ported from PIL): output pixel i sits at lo + scale (i + 0.5) with scale = length / n_out, and reads the
+    input pixels inside the box through a triangle filter widened to max(scale, 1) pixels, so a downscale
+    averages over every input pixel it covers (no aliasing) and an upscale is plain bilinear.
+    """
+    scale = (length / n_out).view(-1, 1, 1)  # (B, 1, 1) input px per output px
+    i = torch.arange(n_out, dtype=torch.float32).view(1, -1, 1)  # (1, n_out, 1)
+    j = torch.arange(n_in, dtype=torch.float32).view(1, 1, -1) + 0.5  # (1, 1, n_in) input pixel centres
+    lo = lo.view(-1, 1, 1)
+    centre = lo + scale * (i + 0.5)  # (B, n_out, 1)
+    wt = (1 - (j - centre).abs() / scale.clamp(min=1)).clamp(min=0)  # (B, n_out, n_in) triangle filter
+    wt = wt * ((j > lo) & (j < lo + length.view(-1, 1, 1)))  # only pixels inside the box
+    return wt / wt.sum(-1, keepdim=True)
+
+
+def _in_box_coords(lo: torch.Tensor, length: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
+    """(B, n_out) sample positions for ``grid_sample`` (align_corners=False units) of a box resized up:
+    output pixel i reads lo + scale (i + 0.5), clamped to the centres of the box's first and last pixels."""
+    scale = (length / n_out)[:, None]  # (B, 1)
+    c = lo[:, None] + scale * (torch.arange(n_out, dtype=torch.float32) + 0.5)  # (B, n_out) px
+    c = torch.minimum(torch.maximum(c, lo[:, None] + 0.5), (lo + length)[:, None] - 0.5)
+    return 2 * c / n_in - 1
+
+
 def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
     """Resample box b of image b to (size, size), mirrored where flip[b]; x (B, C, H, W) float.
 
-    With align_corners=False, output coordinate u in [-1, 1] reads input coordinate
-    u_in = sign * w * u + (2 cx - 1), so the box [cx - w/2, cx + w/2] fills the output exactly; the
-    full box (w = h = 1, centre 0.5, no flip) at the input size reproduces x exactly (identity).
+    The box has centre (cx, cy) and size (w, h) as fractions of the image, (B,) each. For an integer box
+    this is exactly torchvision's ``resized_crop(..., antialias=True)`` (the v2 pipeline in
+    ``simclr_core.augment``): the resample is separable, y_b = A_b x_b B_b^T, with A_b the
+    ``resample_weights`` of the rows (size, H) and B_b those of the columns (size, W), the rows of B_b
+    reversed to mirror. Images whose box is no larger than the output on both axes (every CIFAR-10 crop
+    at 32 px) are only upsampled, where that filter is bilinear interpolation at positions clamped into the
+    box, so they take one cheaper ``grid_sample`` call instead. The full box at the input size is the identity.
     """
-    B = x.shape[0]
-    sign = 1.0 - 2.0 * flip.float()  # (B,) -1 mirrors
-    theta = torch.zeros(B, 2, 3)  # (B, 2, 3)
-    theta[:, 0, 0] = sign * w
-    theta[:, 0, 2] = 2 * cx - 1
-    theta[:, 1, 1] = h
-    theta[:, 1, 2] = 2 * cy - 1
-    theta = theta.to(device=x.device, dtype=x.dtype)
-    grid = F.affine_grid(theta, [B, x.shape[1], size, size], align_corners=False)  # (B, size, size, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, C, size, size)
+    B, C, H, W = x.shape
+    top, left, hp, wp = (cy - h / 2) * H, (cx - w / 2) * W, h * H, w * W  # (B,) px
+    up = (hp <= size + 1e-4) & (wp <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
+    out = None if up.all() or not up.any() else x.new_empty(B, C, size, size)
+    if up.any():
+        i = up.nonzero().squeeze(1) if out is not None else slice(None)
+        gx = _in_box_coords(left[i], wp[i], W, size)  # (b, size)
+        gx = torch.where(flip[i].view(-1, 1), gx.flip(1), gx)
+        gy = _in_box_coords(top[i], hp[i], H, size)  # (b, size)
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)  # (b, size, size, 2)
+        y = F.grid_sample(x[i], grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)
+        if out is None:
+            return y  # (B, C, size, size)
+        out[i] = y
+    i = (~up).nonzero().squeeze(1) if out is not None else slice(None)
+    rows = resample_weights(top[i], hp[i], H, size)  # (b, size, H)
+    cols = resample_weights(left[i], wp[i], W, size)  # (b, size, W)
+    cols = torch.where(flip[i].view(-1, 1, 1), cols.flip(1), cols)  # mirrored where flip
+    rows, cols = rows.to(x), cols.to(x)
+    y = rows.unsqueeze(1) @ x[i] @ cols.unsqueeze(1).transpose(-1, -2)  # (b, C, size, size)
+    if out is None:
+        return y
+    out[i] = y
+    return out
 
 
 # ---------------------------------------------------------------- colour ops, per-image factors (B,)

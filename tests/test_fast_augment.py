@@ -9,7 +9,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from simclr_core.augment import AugmentConfig, SimCLRAugment
 from simclr_core.fast_augment import (LUMA, BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
-                                      adjust_saturation, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale)
+                                      adjust_saturation, crop_flip, gaussian_blur, resample_weights, sample_crop_boxes,
+                                      to_grayscale)
 
 PLAIN = AugmentConfig(crop=False, flip=False, color_jitter=False, grayscale=False)
 
@@ -36,19 +37,46 @@ def test_flip_only_gives_mirror_or_identity_per_image():
     assert 10 < int(mirrored.sum()) < 54  # p = 0.5 per image, not one coin for the batch
 
 
-@pytest.mark.parametrize("top,left,h,w", [(0, 0, 32, 32), (3, 5, 20, 12), (10, 0, 16, 30), (4, 4, 8, 8)])
+@pytest.mark.parametrize("top,left,h,w", [(0, 0, 32, 32), (3, 5, 20, 12), (10, 0, 16, 30), (4, 4, 8, 8), (0, 25, 32, 7)])
+@pytest.mark.parametrize("size", [4, 16, 24, 32, 48])
 @pytest.mark.parametrize("flip", [False, True])
-def test_crop_matches_torchvision_resized_crop(top, left, h, w, flip):
-    """The affine crop equals TF.resized_crop (bilinear, no antialias) away from the crop's 1-px border."""
+def test_crop_matches_torchvision_resized_crop(top, left, h, w, size, flip):
+    """Every pixel, border included, equals TF.resized_crop with antialias=True (the v2 pipeline's resize),
+    whether the box is shrunk (antialiased), enlarged (bilinear) or both (one axis each)."""
     x = images(1).float() / 255
     H = W = 32
-    size = 24
     cx, cy = torch.tensor([(left + w / 2) / W]), torch.tensor([(top + h / 2) / H])
     y = crop_flip(x, cx, cy, torch.tensor([w / W]), torch.tensor([h / H]), torch.tensor([flip]), size)[0]
-    ref = TF.resized_crop(x[0], top, left, h, w, [size, size], antialias=False)
+    ref = TF.resized_crop(x[0], top, left, h, w, [size, size], antialias=True)
     if flip:
         ref = ref.flip(-1)
-    torch.testing.assert_close(y[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("C,S,size,scale", [(1, 28, 16, (0.4, 1.0)), (3, 32, 32, (0.08, 1.0)), (3, 32, 20, (0.08, 1.0))])
+def test_batch_of_random_boxes_matches_torchvision_per_image(C, S, size, scale):
+    """A batch mixing shrunk and enlarged boxes: image b equals TF.resized_crop of its own box (antialiased)."""
+    B = 48
+    g = torch.Generator().manual_seed(3)
+    x = images(B, C, S, S, seed=3).float() / 255
+    cx, cy, w, h = sample_crop_boxes(B, S, S, scale, g=g)
+    flip = torch.rand(B, generator=g) < 0.5
+    y = crop_flip(x, cx, cy, w, h, flip, size)  # (B, C, size, size)
+    top, left = ((cy - h / 2) * S).round().long(), ((cx - w / 2) * S).round().long()
+    hp, wp = (h * S).round().long(), (w * S).round().long()
+    for b in range(B):
+        ref = TF.resized_crop(x[b], int(top[b]), int(left[b]), int(hp[b]), int(wp[b]), [size, size], antialias=True)
+        torch.testing.assert_close(y[b], ref.flip(-1) if flip[b] else ref, rtol=0, atol=1e-5)
+
+
+def test_resample_weights_closed_form():
+    """Halving 4 pixels: output pixel 0 sits at 1.0 and weighs pixel centres 0.5, 1.5, 2.5 by the triangle
+    1 - d/2 (0.75, 0.75, 0.25), normalised by 1.75; doubling the 2-pixel box [1, 3) interpolates at 1/4 and 3/4
+    between its pixels and clamps at its edges (pixels 0 and 3, outside the box, get no weight)."""
+    down = resample_weights(torch.tensor([0.0]), torch.tensor([4.0]), 4, 2)[0]  # (2, 4)
+    torch.testing.assert_close(down, torch.tensor([[3, 3, 1, 0], [0, 1, 3, 3.0]]) / 7)
+    up = resample_weights(torch.tensor([1.0]), torch.tensor([2.0]), 4, 4)[0]  # (4, 4): box = pixels 1, 2
+    torch.testing.assert_close(up, torch.tensor([[0, 1, 0, 0], [0, 0.75, 0.25, 0], [0, 0.25, 0.75, 0], [0, 0, 1, 0.0]]))
 
 
 def test_different_images_get_different_crops():
