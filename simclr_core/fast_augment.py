@@ -5,9 +5,9 @@ Appendix A; defaults = the CIFAR-10 recipe of Appendix B.9: strength s = 0.5, no
 a Python loop over images every op is one tensor operation over the batch with per-image parameters:
 
 - random resized crop + horizontal flip: one separable resample with torchvision's antialiased bilinear
-  filter, as two batched matrix products whose per-image weights encode the crop box and the flip (or one
-  ``grid_sample`` call where every box is only upsampled) (torchvision's sampling of the box: scale U(lo, hi) of the area, log-uniform aspect ratio in
-  [3/4, 4/3], 10 tries, then the whole image);
+  filter, as two batched matrix products whose per-image weights encode the crop box and the flip (one
+  ``grid_sample`` call for boxes that are only upsampled); the box is sampled as torchvision does: scale
+  U(lo, hi) of the area, log-uniform aspect ratio in [3/4, 4/3], 10 tries, then the whole image;
 - colour jitter with p = jitter_p: brightness, contrast, saturation factors U(max(0, 1 - 0.8s), 1 + 0.8s)
   and hue shift U(-0.2s, 0.2s) per image, the four ops in a per-image random order (as torchvision's
   ColorJitter draws a fresh order for every call), formulas as in torchvision.transforms.v2.functional;
@@ -77,32 +77,51 @@ def sample_crop_boxes(B: int, H: int, W: int, scale=(0.08, 1.0), ratio=(3 / 4, 4
     return cx, cy, w_px / W, h_px / H
 
 
+def _output_centres(lo: torch.Tensor, length: torch.Tensor, n_out: int) -> torch.Tensor:
+    """(B, n_out) px: where output pixel i sits in the input when [lo_b, lo_b + length_b) is resized to n_out
+    pixels: lo + scale (i + 0.5), scale = length / n_out (align_corners=False, as torchvision)."""
+    return lo[:, None] + (length / n_out)[:, None] * (torch.arange(n_out, dtype=torch.float32) + 0.5)
+
+
 def resample_weights(lo: torch.Tensor, length: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
     """Row b, i: the weights over the n_in input pixels of output pixel i when [lo_b, lo_b + length_b)
     (in pixels, (B,) each) is resized to n_out pixels; (B, n_out, n_in), rows sum to 1.
 
     Antialiased bilinear, as torchvision's ``resize(antialias=True)`` (PyTorch's ``_upsample_bilinear2d_aa``,
-    ported from PIL): output pixel i sits at lo + scale (i + 0.5) with scale = length / n_out, and reads the
-    input pixels inside the box through a triangle filter widened to max(scale, 1) pixels, so a downscale
-    averages over every input pixel it covers (no aliasing) and an upscale is plain bilinear.
+    ported from PIL): output pixel i reads the input pixels inside the box through a triangle filter centred
+    on ``_output_centres`` and widened to max(scale, 1) pixels, so a downscale averages over every input
+    pixel it covers (no aliasing) and an upscale is plain bilinear.
     """
     scale = (length / n_out).view(-1, 1, 1)  # (B, 1, 1) input px per output px
-    i = torch.arange(n_out, dtype=torch.float32).view(1, -1, 1)  # (1, n_out, 1)
+    centre = _output_centres(lo, length, n_out)[:, :, None]  # (B, n_out, 1)
     j = torch.arange(n_in, dtype=torch.float32).view(1, 1, -1) + 0.5  # (1, 1, n_in) input pixel centres
-    lo = lo.view(-1, 1, 1)
-    centre = lo + scale * (i + 0.5)  # (B, n_out, 1)
     wt = (1 - (j - centre).abs() / scale.clamp(min=1)).clamp(min=0)  # (B, n_out, n_in) triangle filter
-    wt = wt * ((j > lo) & (j < lo + length.view(-1, 1, 1)))  # only pixels inside the box
+    lo, hi = lo.view(-1, 1, 1), (lo + length).view(-1, 1, 1)
+    wt = wt * ((j > lo) & (j < hi))  # only pixels inside the box
     return wt / wt.sum(-1, keepdim=True)
 
 
-def _in_box_coords(lo: torch.Tensor, length: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
-    """(B, n_out) sample positions for ``grid_sample`` (align_corners=False units) of a box resized up:
-    output pixel i reads lo + scale (i + 0.5), clamped to the centres of the box's first and last pixels."""
-    scale = (length / n_out)[:, None]  # (B, 1)
-    c = lo[:, None] + scale * (torch.arange(n_out, dtype=torch.float32) + 0.5)  # (B, n_out) px
-    c = torch.minimum(torch.maximum(c, lo[:, None] + 0.5), (lo + length)[:, None] - 0.5)
-    return 2 * c / n_in - 1
+def _upsample_box(x, top, left, hp, wp, flip, size: int) -> torch.Tensor:
+    """``crop_flip`` for boxes no larger than the output on both axes: there the antialiased filter is bilinear
+    interpolation at the output centres clamped to the box's first and last pixel centres, one grid_sample."""
+    def coords(lo, length, n_in):  # (b, size) in grid_sample's [-1, 1] units
+        c = _output_centres(lo, length, size)  # (b, size) px
+        c = torch.minimum(torch.maximum(c, lo[:, None] + 0.5), (lo + length)[:, None] - 0.5)
+        return 2 * c / n_in - 1
+
+    gx = coords(left, wp, x.shape[3])
+    gx = torch.where(flip.view(-1, 1), gx.flip(1), gx)  # mirrored where flip
+    gy = coords(top, hp, x.shape[2])
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)  # (b, size, size, 2)
+    return F.grid_sample(x, grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)  # (b, C, size, size)
+
+
+def _resample_box(x, top, left, hp, wp, flip, size: int) -> torch.Tensor:
+    """``crop_flip`` for any boxes: y_b = A_b x_b B_b^T with the ``resample_weights`` of rows and columns."""
+    rows = resample_weights(top, hp, x.shape[2], size)  # (b, size, H)
+    cols = resample_weights(left, wp, x.shape[3], size)  # (b, size, W)
+    cols = torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)  # mirrored where flip
+    return rows.to(x).unsqueeze(1) @ x @ cols.to(x).unsqueeze(1).transpose(-1, -2)  # (b, C, size, size)
 
 
 def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
@@ -117,28 +136,16 @@ def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
     box, so they take one cheaper ``grid_sample`` call instead. The full box at the input size is the identity.
     """
     B, C, H, W = x.shape
-    top, left, hp, wp = (cy - h / 2) * H, (cx - w / 2) * W, h * H, w * W  # (B,) px
-    up = (hp <= size + 1e-4) & (wp <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
-    out = None if up.all() or not up.any() else x.new_empty(B, C, size, size)
-    if up.any():
-        i = up.nonzero().squeeze(1) if out is not None else slice(None)
-        gx = _in_box_coords(left[i], wp[i], W, size)  # (b, size)
-        gx = torch.where(flip[i].view(-1, 1), gx.flip(1), gx)
-        gy = _in_box_coords(top[i], hp[i], H, size)  # (b, size)
-        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)  # (b, size, size, 2)
-        y = F.grid_sample(x[i], grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)
-        if out is None:
-            return y  # (B, C, size, size)
-        out[i] = y
-    i = (~up).nonzero().squeeze(1) if out is not None else slice(None)
-    rows = resample_weights(top[i], hp[i], H, size)  # (b, size, H)
-    cols = resample_weights(left[i], wp[i], W, size)  # (b, size, W)
-    cols = torch.where(flip[i].view(-1, 1, 1), cols.flip(1), cols)  # mirrored where flip
-    rows, cols = rows.to(x), cols.to(x)
-    y = rows.unsqueeze(1) @ x[i] @ cols.unsqueeze(1).transpose(-1, -2)  # (b, C, size, size)
-    if out is None:
-        return y
-    out[i] = y
+    box = ((cy - h / 2) * H, (cx - w / 2) * W, h * H, w * W, flip)  # top, left, height, width (px), flip: (B,) each
+    up = (box[2] <= size + 1e-4) & (box[3] <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
+    if up.all():
+        return _upsample_box(x, *box, size)
+    if not up.any():
+        return _resample_box(x, *box, size)
+    out = x.new_empty(B, C, size, size)
+    for m, resample in ((up, _upsample_box), (~up, _resample_box)):
+        i = m.nonzero().squeeze(1)  # (b,) the images of this kind
+        out[i.to(x.device)] = resample(x[i.to(x.device)], *(t[i] for t in box), size)
     return out
 
 
