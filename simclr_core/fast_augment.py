@@ -136,8 +136,9 @@ def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
     box, so they take one cheaper ``grid_sample`` call instead. The full box at the input size is the identity.
     """
     B, C, H, W = x.shape
-    box = ((cy - h / 2) * H, (cx - w / 2) * W, h * H, w * W, flip)  # top, left, height, width (px), flip: (B,) each
-    up = (box[2] <= size + 1e-4) & (box[3] <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
+    hp, wp = h * H, w * W  # (B,) box height and width in px
+    box = ((cy - h / 2) * H, (cx - w / 2) * W, hp, wp, flip)  # top, left, height, width, flip: (B,) each
+    up = (hp <= size + 1e-4) & (wp <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
     if up.all():
         return _upsample_box(x, *box, size)
     if not up.any():
@@ -145,7 +146,8 @@ def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
     out = x.new_empty(B, C, size, size)
     for m, resample in ((up, _upsample_box), (~up, _resample_box)):
         i = m.nonzero().squeeze(1)  # (b,) the images of this kind
-        out[i.to(x.device)] = resample(x[i.to(x.device)], *(t[i] for t in box), size)
+        on_x = i.to(x.device)
+        out[on_x] = resample(x[on_x], *(t[i] for t in box), size)
     return out
 
 
