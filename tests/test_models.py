@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from simclr_core.models import ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
+from simclr_core.models import Conv3x3, GlobalAvgPool, ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
 
 
 def test_resnet18_cifar_shapes_and_stem():
@@ -71,3 +71,75 @@ def test_bad_names_and_dims():
         ProjectionHead(16, out_dim=0)
     with pytest.raises(ValueError, match="widths"):
         small_cnn(widths=())
+
+
+# Conv3x3: a 2x2 map computed as one matrix product must equal the convolution over the zero-padded map.
+
+def _reference_conv(x, weight):
+    return torch.nn.functional.conv2d(x, weight, padding=1)  # (B, O, H, W)
+
+
+@pytest.mark.parametrize("B, C, O", [(1, 1, 1), (5, 3, 7), (16, 64, 96)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv3x3_on_2x2_maps_matches_the_padded_convolution(B, C, O, channels_last):
+    torch.manual_seed(B + C + O)
+    conv = Conv3x3(C, O)
+    x = torch.randn(B, C, 2, 2)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    w2 = conv.weight.detach().clone().requires_grad_(True)
+    out, ref = conv(x1), _reference_conv(x2, w2)
+    assert out.shape == ref.shape == (B, O, 2, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, w2.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_conv3x3_output_by_hand():
+    """One input pixel switched on: output (i, j) shows the kernel tap (p - i + 1, q - j + 1)."""
+    conv = Conv3x3(1, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(9.0).view(1, 1, 3, 3))  # tap (kh, kw) has value 3 kh + kw
+    x = torch.zeros(1, 1, 2, 2)
+    x[0, 0, 1, 0] = 1.0  # (p, q) = (1, 0)
+    out = conv(x)[0, 0]
+    # (i, j) -> tap (1 - i + 1, 0 - j + 1): (0,0)->(2,1)=7, (0,1)->(2,0)=6, (1,0)->(1,1)=4, (1,1)->(1,0)=3
+    assert out.tolist() == [[7.0, 6.0], [4.0, 3.0]]
+
+
+def test_conv3x3_under_bf16_autocast_is_close_to_the_float32_convolution():
+    torch.manual_seed(0)
+    conv = Conv3x3(32, 64)
+    x = torch.randn(8, 32, 2, 2).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), _reference_conv(x, conv.weight.detach()), rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 7])
+def test_conv3x3_on_other_maps_is_nn_conv2d(size):
+    torch.manual_seed(size)
+    conv = Conv3x3(4, 6)
+    x = torch.randn(3, 4, size, size)
+    assert torch.equal(conv(x), _reference_conv(x, conv.weight))
+
+
+def test_conv3x3_state_dict_is_nn_conv2d_s():
+    conv = Conv3x3(4, 6)
+    plain = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    plain.load_state_dict(conv.state_dict())  # strict: same keys and shapes, so old checkpoints load
+    x = torch.randn(2, 4, 2, 2)
+    torch.testing.assert_close(conv(x), plain(x), rtol=1e-5, atol=1e-5)
+    assert all(isinstance(m, Conv3x3) for m in small_cnn(widths=(8, 16)).modules() if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_global_avg_pool_is_the_channel_mean(size):
+    x = torch.randn(3, 4, size, size).contiguous(memory_format=torch.channels_last)
+    naive = torch.stack([torch.stack([x[b, c].flatten().mean() for c in range(4)]) for b in range(3)])  # (3, 4)
+    torch.testing.assert_close(GlobalAvgPool()(x), naive)

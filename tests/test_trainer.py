@@ -13,7 +13,7 @@ from simclr_core.checkpoint import CheckpointError, load_checkpoint, rng_state, 
 from simclr_core.config import TrainConfig, preset
 from simclr_core.evaluate import probe_run
 from simclr_core.fast_augment import BatchAugment
-from simclr_core.schedule import LARS, lr_at, param_groups, scaled_lr
+from simclr_core.schedule import LARS, build_optimizer, lr_at, param_groups, scaled_lr
 from simclr_core.trainer import CHECKPOINT, METRICS, epoch_order, pretrain
 
 
@@ -44,6 +44,27 @@ def test_lars_step_matches_formula():
     trust = 0.001 * w0.norm() / g.norm()
     torch.testing.assert_close(lin.weight.detach(), w0 - 0.5 * trust * g)
     torch.testing.assert_close(lin.bias.detach(), b0 - 0.5 * gb)  # bias: no decay, no trust ratio
+
+
+def test_sgd_steps_match_the_momentum_formula():
+    """build_optimizer('sgd') (torch's fused kernel on the CPU): v <- m v + (g + wd w), w <- w - lr v on weights;
+    biases get no weight decay. Two steps, so the momentum buffer is exercised."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    opt = build_optimizer("sgd", lin, lr=0.5, momentum=0.9, weight_decay=0.1)
+    assert all(g["fused"] for g in opt.param_groups)
+    w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+    vw, vb = torch.zeros_like(w), torch.zeros_like(b)
+    for step in range(2):
+        opt.zero_grad()
+        lin(torch.randn(8, 4)).pow(2).sum().backward()
+        m = 0.9 if step else 0.0  # torch starts the buffer at the first gradient: v_1 = g_1
+        vw = m * vw + lin.weight.grad + 0.1 * w
+        vb = m * vb + lin.bias.grad
+        opt.step()
+        w, b = w - 0.5 * vw, b - 0.5 * vb
+        torch.testing.assert_close(lin.weight.detach(), w)
+        torch.testing.assert_close(lin.bias.detach(), b)
 
 
 def test_epoch_order_shards_one_permutation_across_ranks():
