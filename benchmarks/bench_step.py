@@ -1,7 +1,7 @@
 """The Fashion-MNIST cpu preset's training step, with each speed-up toggled off one at a time, side by side.
 
 The step is the trainer's (``simclr_core.trainer.simclr_loss`` + backward + optimizer step, channels_last and
-bfloat16 autocast where the CPU computes bf16 natively) on the cpu preset's model (small_cnn 16-32-64-1024,
+bfloat16 autocast where the CPU computes bf16 natively) on the cpu preset's model (small_cnn 32-64-128-1024,
 batch 128 of 16x16 views). Variants:
 - ``preset``: what ``simclr pretrain --preset cpu --dataset fashion-mnist`` runs;
 - ``nn.Conv2d``: the encoder's ``Conv3x3`` layers replaced by plain nn.Conv2d (same weights), so the last

@@ -57,7 +57,7 @@ class Conv3x3(nn.Conv2d):
     so the layer is a dense one with a (4 O, 4 C) weight assembled from W's taps: 16 C x O products per image,
     where a convolution over the zero-padded map computes 36 (20 of them multiply padding). Same parameters and
     state_dict as nn.Conv2d, same result up to float rounding (tests/test_models.py). On the Fashion-MNIST cpu
-    preset (16x16 views, so the 64 -> 1024 last block sees 2x2 maps) the whole training step is 1.34x faster than
+    preset (16x16 views, so the 128 -> 1024 last block sees 2x2 maps) the whole training step is 1.30x faster than
     with nn.Conv2d on a 2-core CPU (``benchmarks/bench_step.py``). Other map sizes, and other devices than the CPU
     (not measured there), take nn.Conv2d's path.
     """
@@ -87,7 +87,7 @@ class GlobalAvgPool(nn.Module):
 
     Same values as nn.AdaptiveAvgPool2d(1) + nn.Flatten(); the sum's backward hands the ReLU before it a
     broadcast gradient that the CPU's channels_last kernels take fast, where the pooling's backward first
-    writes a divided NCHW copy. On the Fashion-MNIST cpu preset the whole training step is 1.13x faster than with
+    writes a divided NCHW copy. On the Fashion-MNIST cpu preset the whole training step is 1.07x faster than with
     the nn modules (2-core CPU, ``benchmarks/bench_step.py``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
