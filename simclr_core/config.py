@@ -42,8 +42,8 @@ Presets (Chen et al. 2020, arXiv:2002.05709):
   84.7 / 90.5; crop (0.2, 1.0) with s = 1 85.9 / 90.6, which the preset now uses. In the 3-minute runs above
   (about 9 epochs) the stronger crop had not helped.
   The step then got 1.46x faster (``models.Conv3x3``, ``models.GlobalAvgPool``, fused SGD; benchmarks/bench_step.py;
-  1.41x for the 32-64-128-1024 CNN),
-  and 10-minute held-out runs of the widths (same split, one seed each; kNN / linear, epochs) moved the choice:
+  1.41x for the 32-64-128-1024 CNN), and 10-minute held-out runs of the widths (same split, one seed each;
+  kNN / linear, epochs) moved the choice:
   16-32-64-1024 86.0 / 90.5 (45.8 epochs); 32-64-128-1024 86.2 / 91.1 (32.1); 32-64-128-2048 85.5 / 91.2 (18.8);
   64-128-256-1024 85.6 / 91.4 (15.6, random init 88.5 against 87.9: too slow for the 15-minute budget). With
   16-32-64-1024 the linear probe had stayed near 90.5 from 30 to 46 epochs, so it was capacity, not epochs, that
