@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_int_at_least("--seed", 0), default=0)
     t.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:<i>, mps")
     t.add_argument("--num-threads", type=_positive_int("--num-threads"))
-    t.add_argument("--time-limit", type=_positive_float("--time-limit"), help="stop after this many seconds of training")
+    t.add_argument("--minutes", type=_positive_float("--minutes"),
+                   help="fit pretraining into about this many minutes: a few steps are timed first and the run gets the "
+                        "steps that fit (at most the preset's epochs), its learning-rate schedule ending there "
+                        "(the cpu preset: 10 minutes; --epochs without --minutes trains exactly that many epochs)")
+    t.add_argument("--time-limit", type=_positive_float("--time-limit"),
+                   help="stop after this many seconds of training, wherever the schedule is (a safety net; see --minutes)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes under torchrun (CUDA)")
     t.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on CUDA and on CPUs with native bf16)")
@@ -115,8 +120,10 @@ def _pretrain(args) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "temperature": args.temperature, "lr": args.lr,
         "optimizer": args.optimizer, "encoder": args.encoder, "warmup_epochs": args.warmup_epochs,
         "weight_decay": args.weight_decay, "subset": args.subset, "num_threads": args.num_threads,
-        "time_limit_s": args.time_limit, "widths": args.widths,
+        "time_limit_s": args.time_limit, "widths": args.widths, "minutes": args.minutes,
     }.items() if v is not None}
+    if args.epochs is not None and args.minutes is None:
+        overrides["minutes"] = None  # --epochs N alone: exactly N epochs, whatever the preset's time budget
     if "epochs" in overrides and "warmup_epochs" not in overrides:
         base = preset(args.preset, args.dataset)
         overrides["warmup_epochs"] = min(base.warmup_epochs, overrides["epochs"])
@@ -126,7 +133,8 @@ def _pretrain(args) -> int:
     result = pretrain(cfg)
     if result.history and (result.run_dir is not None):
         last = result.history[-1]
-        print(f"done: {len(result.history)} epochs logged in {result.run_dir}; last loss {last['loss']:.4f}, "
+        steps = sum(h["steps"] for h in result.history)
+        print(f"done: {len(result.history)} epochs ({steps} steps) logged in {result.run_dir}; last loss {last['loss']:.4f}, "
               f"kNN monitor {100 * last['knn_acc']:.2f}%", file=sys.stderr)
     if args.probe and not result.stopped_early and _is_main():
         from .evaluate import format_probe_table, probe_run

@@ -4,53 +4,20 @@ Presets (Chen et al. 2020, arXiv:2002.05709):
 - ``gpu``: the paper's CIFAR-10 recipe (Appendix B.9 and the reference repo's CIFAR-10 command):
   ResNet-18 with the CIFAR stem, batch 512, tau = 0.5, colour strength 0.5, no blur, LARS with
   lr = 1.0 x B/256, weight decay 1e-4, 10 warmup epochs then cosine, 500 epochs.
-- ``cpu``: a small CNN that pretrains and probes within 15 minutes on a 2-core laptop (measured at CIFAR-10 size
-  on a 2-core machine: 4 min 56 s with native bf16, 6 min 28 s in float32, probes included): SGD with
-  momentum (small batches do not need LARS), lr 0.06 x B/256 as in common small-batch SimCLR
-  reproductions, tau 0.5, and a per-dataset augmentation (colour ops are no-ops on grayscale
-  Fashion-MNIST, so there the crop is the main augmentation). On Fashion-MNIST the cpu preset is tuned for
-  short runs (benchmarks/bench_fashion_mnist.py): a small CNN of widths 32-64-128-1024 (a wide last block, so h is
-  1024-d), batch 128, lr 0.5 x B/256, tau 0.2, weight decay 1e-4, crop scale (0.2, 1.0)
-  resized to 16x16 views (the encoder is probed on the full 28x28 images), brightness/contrast jitter of strength
-  s = 1, 15 epochs. CIFAR-10 keeps the values above and the default 32-64-128-256 CNN (not re-tuned: no CIFAR data
-  offline here).
+- ``cpu``: a small CNN that pretrains and probes within 15 minutes on a 2-core laptop. Its epochs are an upper
+  bound: ``minutes = 9`` fits the run into 9 minutes of training on the machine it runs on
+  (``simclr_core.budget``), so a CPU without native bfloat16 trains fewer epochs instead of taking longer.
+  SGD with momentum (small batches do not need LARS) and a per-dataset augmentation (colour ops are no-ops on
+  grayscale Fashion-MNIST, so there the crop is the main augmentation).
+  - CIFAR-10: the default 32-64-128-256 CNN, batch 256, lr 0.06 x B/256 as in common small-batch SimCLR
+    reproductions (lightly's example), tau 0.5, the paper's CIFAR augmentation, 3 epochs. Not tuned: no CIFAR data
+    offline here.
+  - Fashion-MNIST: tuned on 10 000 held-out training images with benchmarks/bench_fashion_mnist.py (the record is
+    docs/tuning.md): widths 32-64-128-1024 (a wide last block, so h is 1024-d), batch 128, lr 0.5 x B/256,
+    tau 0.2, weight decay 1e-4, crop scale (0.2, 1.0) resized to 16x16 views (the encoder is probed on the full
+    28x28 images), brightness/contrast jitter of strength s = 1, 15 epochs.
   Both presets train in channels_last with bfloat16 autocast where the hardware computes bf16 natively (CUDA;
-  CPUs with AVX512-BF16 or AMX, see ``trainer.amp_dtype``). On Fashion-MNIST, 3 epochs of the cpu preset in bf16
-  and in float32 probe alike (kNN 81.1 vs 80.8, linear 85.2 vs 84.8) at 1.25x the speed.
-  Tuning history (3-minute runs, 2 cores): in float32/contiguous a CNN of widths 16-128 won because it got about
-  4x the epochs; lr, tau and crop moved the probes by under 1.5 points. Once channels_last + bf16 made the step
-  2-3x faster, the 32-256 CNN won at the same 3 minutes (kNN 83.3 / linear 88.3 against 82.8 / 86.1 for 16-128).
-  The widths were then chosen on 10 000 held-out *training* images (``bench_fashion_mnist.py --minutes 3 --val
-  10000 --widths ...``; the test set untouched), kNN / linear after 3 minutes:
-  32-64-128-256 83.2 / 88.4; 32-64-128-512 83.0 / 89.6; 16-32-64-512 83.7 / 89.6; 32-64-128-1024 82.8 / 90.1;
-  16-32-128-1024 83.5 / 90.1; 16-32-64-1024 83.2 / 90.2. The width of h drives the linear probe (random init
-  gains too, 86.5 -> 87.9, but SimCLR gains more), and the early blocks can be narrow.
-  Then the side of the training views (``--size``; same split, same 3 minutes, 16-32-64-1024): 28 px 83.2 / 90.2
-  at 1488 img/s; 24 px 83.8 / 90.2; 20 px 83.7 / 90.6 at 2285 img/s; 18 px 83.4 / 90.2; 16 px 83.9 / 91.0 at
-  2672 img/s (seed 1: 83.3 / 90.5); 14 px 82.2 / 90.6; 12 px 80.2 / 90.2. At 16 px a crop scale of (0.25, 1.0)
-  gave 83.8 / 90.5 and (0.6, 1.0) 83.4 / 90.6, and widths 16-32-64-2048 83.1 / 90.8 (random init 88.4). Smaller
-  views buy epochs, and the fully convolutional encoder still probes best on the whole 28x28 images: probing one
-  3-minute encoder on the held-out images resized to 24 / 22 / 20 / 18 px gave linear 90.1 / 89.5 / 89.7 / 89.1
-  against 90.4 at 28 px (kNN 84.2 / 83.2 / 83.5 / 83.2 against 83.3), although the crops then used (40-100 % of
-  the image at 16 px) show objects at about 0.7x their size in the probe images. Below 16 px the kNN accuracy
-  drops.
-  The views are resampled with torchvision's antialiased filter (``fast_augment.crop_flip``); against the earlier
-  plain bilinear resample that measured alike (seed 0, 3 minutes: 83.3 / 90.4 against 83.5 / 90.3).
-  Here stronger augmentation pays off only with more epochs: in 10-minute runs (about 30-36 epochs; same
-  held-out split; one seed each, repeat runs differ by about 0.4) the earlier crop (0.4, 1.0) with s = 0.5 gave
-  84.0 / 90.5; crop (0.2, 1.0) 84.9 / 90.6; crop (0.08, 1.0) 84.5 / 90.6; s = 1 85.4 / 90.1; batch 256
-  84.7 / 90.5; crop (0.2, 1.0) with s = 1 85.9 / 90.6, which the preset now uses. In the 3-minute runs above
-  (about 9 epochs) the stronger crop had not helped.
-  The step then got 1.46x faster (``models.Conv3x3``, ``models.GlobalAvgPool``, fused SGD; benchmarks/bench_step.py;
-  1.41x for the 32-64-128-1024 CNN), and 10-minute held-out runs of the widths (same split, one seed each;
-  kNN / linear, epochs) moved the choice:
-  16-32-64-1024 86.0 / 90.5 (45.8 epochs); 32-64-128-1024 86.2 / 91.1 (32.1); 32-64-128-2048 85.5 / 91.2 (18.8);
-  64-128-256-1024 85.6 / 91.4 (15.6, random init 88.5 against 87.9: too slow for the 15-minute budget). With
-  16-32-64-1024 the linear probe had stayed near 90.5 from 30 to 46 epochs, so it was capacity, not epochs, that
-  held it; 32-64-128-1024 is the preset's. With 16-32-64-1024, batch 256 (85.8 / 90.1) and tau 0.3 (85.8 / 90.1)
-  had not helped either.
-  The linear probe's weight decay was checked too (a 10-epoch run's features, 50k/10k split of the training
-  images): 1e-4 (the default) and 1e-3 are best (90.0), 0 gives 89.4 and 1e-2 88.9.
+  CPUs with AVX512-BF16 or AMX, see ``trainer.amp_dtype``); elsewhere in float32.
 """
 
 from __future__ import annotations
@@ -87,6 +54,7 @@ class TrainConfig:
     proj_dim: int = 128
     epochs: int = 20
     max_steps: int | None = None  # end the run (and the cosine schedule) after this many steps, e.g. a time budget
+    minutes: float | None = None  # fit the run into this many minutes of training: sets max_steps (simclr_core.budget)
     batch_size: int = 256
     temperature: float = 0.5
     optimizer: str = "sgd"
@@ -157,6 +125,9 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', got {self.device!r}")
+        if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
+                                         or not 0 < self.minutes < float("inf")):
+            raise ValueError(f"minutes must be a finite number > 0 or None, got {self.minutes!r}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ValueError(f"time_limit_s must be > 0 seconds or None, got {self.time_limit_s!r}")
         if not isinstance(self.augment, AugmentConfig):
@@ -196,7 +167,7 @@ def _dataset_augment(dataset: str, preset_name: str) -> AugmentConfig:
         # Grayscale 28x28: saturation/hue/grayscale do nothing; crop + flip + brightness/contrast remain.
         # The cpu preset doubles the brightness/contrast strength (s = 1 measured better in 10-minute runs), and
         # its views are 16x16: low-resolution training makes a step about 1.75x cheaper; the encoder is fully
-        # convolutional and is probed on the full 28x28 images (which measured best, see the module docstring).
+        # convolutional and is probed on the full 28x28 images (which measured best, docs/tuning.md).
         aug = AugmentConfig(size=28, crop_scale=(0.2, 1.0), strength=0.5, grayscale=False, mean=(0.2860,), std=(0.3530,))
         return replace(aug, size=16, strength=1.0) if preset_name == "cpu" else aug
     return AugmentConfig()  # CIFAR-10: the paper's recipe (s = 0.5, no blur)
@@ -214,9 +185,10 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> TrainConfig:
             dataset=dataset, encoder="small_cnn", epochs=3, batch_size=256,
             temperature=0.5, optimizer="sgd", lr=0.06, lr_scaling="linear", momentum=0.9, weight_decay=5e-4,
             warmup_epochs=0.25, augment=aug, monitor_train=5000, monitor_test=1000, amp=True,
+            minutes=9.0,  # at most `epochs`, fewer where 9 minutes do not hold them (simclr_core.budget)
         )
         if dataset == "fashion-mnist":
-            # Tuned with benchmarks/bench_fashion_mnist.py (3- and 10-minute runs, see the module docstring).
+            # Tuned with benchmarks/bench_fashion_mnist.py (3- and 10-minute runs, docs/tuning.md).
             # widths: a wide last block (h is 1024-d), and 16x16 views (see _dataset_augment): chosen on 10k
             # held-out training images (bench_fashion_mnist.py --val 10000), never on the test set.
             cfg = replace(cfg, widths=(32, 64, 128, 1024), epochs=15, batch_size=128, temperature=0.2, lr=0.5,

@@ -225,6 +225,7 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
     rows = compare_representations(feats, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
     result = {
         "run": str(run_dir), "dataset": cfg.dataset, "encoder": cfg.encoder, "epochs_trained": int(state["epoch"]) + 1,
+        "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),  # the last epoch may be partial
         "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
         "results": [r.__dict__ for r in rows],
     }
@@ -233,7 +234,8 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
 
 
 def format_probe_table(result: dict) -> str:
-    lines = [f"{result['dataset']}, {result['encoder']}, {result['epochs_trained']} epochs; "
+    steps = f" ({result['steps_trained']} steps)" if result.get("steps_trained") else ""
+    lines = [f"{result['dataset']}, {result['encoder']}, {result['epochs_trained']} epochs{steps}; "
              f"{result['n_train']} train / {result['n_test']} test images",
              f"{'representation':<14} {'dim':>6} {'kNN top-1':>10} {'linear top-1':>13}"]
     for r in result["results"]:

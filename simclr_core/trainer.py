@@ -11,25 +11,29 @@ and ETA; a kNN monitor on held-out images after every epoch (``evaluate.knn_accu
 per epoch in ``metrics.jsonl``; an atomic checkpoint per epoch and exact resume (the randomness of epoch
 e is derived from (seed, e, rank), so a resumed run redraws exactly the crops and order an
 uninterrupted run would have drawn); torchrun support through ``simclr_core.distributed`` (rank-sharded
-shuffling, DDP, optional SyncBatchNorm, global-batch loss, rank-0-only logging and checkpointing).
+shuffling, DDP, optional SyncBatchNorm, global-batch loss, rank-0-only logging and checkpointing); and a time
+budget (``cfg.minutes``, ``simclr_core.budget``): the steps that fit are measured and fixed before training starts.
 
 Read bottom-up: ``build_model`` -> ``simclr_loss`` (one step's loss) -> ``train_one_epoch`` -> ``pretrain``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import random
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from . import budget
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_from_dict
 from .data import ImageDataset, load_dataset
@@ -292,7 +296,27 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
 
     history: list[dict] = []
     start_epoch = 0
-    if cfg.resume and ckpt_path is not None and ckpt_path.exists():
+    resuming = cfg.resume and ckpt_path is not None and ckpt_path.exists()
+    images = train.images.to(device) if device.type == "cuda" else train.images  # uint8, 150 MB for CIFAR-10
+    bank, query = _monitor_sets(cfg, train, test)
+    mean, std = _norm_stats(cfg)
+
+    def monitor() -> float:  # the kNN monitor of one epoch: features of the bank and the queries, then the vote
+        fb = extract_features(model.encoder, bank.images, device=device, mean=mean, std=std, channels_last=channels_last)
+        fq = extract_features(model.encoder, query.images, device=device, mean=mean, std=std, channels_last=channels_last)
+        return knn_accuracy(fb.to(device), bank.targets, fq.to(device), query.targets, k=cfg.knn_k, t=cfg.knn_t)
+
+    plan = None
+    if cfg.minutes is not None and cfg.max_steps is None:
+        if resuming:  # keep the schedule the run started with
+            cfg = replace(cfg, max_steps=load_checkpoint(ckpt_path)["config"].get("max_steps"))
+        else:
+            plan = _plan_budget(cfg, model, augment, images, steps_per_epoch, device, channels_last, dtype, monitor,
+                                world, is_main)
+            cfg = replace(cfg, max_steps=plan.steps)
+            if is_main:
+                print(plan.describe(), file=sys.stderr, flush=True)
+    if resuming:
         state = load_checkpoint(ckpt_path, cfg.fingerprint())
         try:
             model.load_state_dict(state["model"])
@@ -314,9 +338,6 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
     else:
         loss_fn = nt_xent
 
-    images = train.images.to(device) if device.type == "cuda" else train.images  # uint8, 150 MB for CIFAR-10
-    bank, query = _monitor_sets(cfg, train, test)
-    mean, std = _norm_stats(cfg)
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -340,10 +361,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
                    "images_per_s": stats["steps"] * cfg.batch_size / stats["seconds"], "train_seconds": stats["seconds"]}
             if is_main:
                 t0 = time.perf_counter()
-                fb = extract_features(model.encoder, bank.images, device=device, mean=mean, std=std, channels_last=channels_last)
-                fq = extract_features(model.encoder, query.images, device=device, mean=mean, std=std, channels_last=channels_last)
-                row["knn_acc"] = knn_accuracy(fb.to(device), bank.targets, fq.to(device), query.targets,
-                                              k=cfg.knn_k, t=cfg.knn_t)  # similarities on the training device
+                row["knn_acc"] = monitor()  # similarities on the training device
                 row["knn_seconds"] = time.perf_counter() - t0
                 history.append(row)
                 if bar is not None:
@@ -373,7 +391,8 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
             bar.close()
         if dist is not None:
             dist.cleanup()
-    return PretrainResult(model, history, cfg, run_dir, device, stopped_early)
+    return PretrainResult(model, history, cfg, run_dir, device, stopped_early,
+                          extra={} if plan is None else {"budget": dataclasses.asdict(plan)})
 
 
 def load_run(run_dir, device="cpu") -> tuple[TrainConfig, SimCLR, dict]:
@@ -394,3 +413,16 @@ def load_run(run_dir, device="cpu") -> tuple[TrainConfig, SimCLR, dict]:
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model of {cfg_path}: {str(err)[:500]}") from None
     return cfg, model.to(device), state
+
+
+def _plan_budget(cfg: TrainConfig, model, augment, images, steps_per_epoch: int, device, channels_last, dtype,
+                 monitor, world: int, is_main: bool) -> budget.BudgetPlan:
+    """``budget.plan_run`` on this process's share of the batch; under torchrun every process takes the smallest
+    plan (they must agree on the schedule), and only rank 0 pays the monitor (the others wait for it)."""
+    plan = budget.plan_run(cfg, model, augment, images, steps_per_epoch, device, channels_last, dtype,
+                           monitor if is_main else None, batch_size=cfg.batch_size // world)
+    if world > 1:
+        t = torch.tensor([plan.steps], device=device if device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        plan = dataclasses.replace(plan, steps=int(t.item()))
+    return plan

@@ -67,6 +67,7 @@ def test_pretrain_then_probe_end_to_end(tmp_path, capsys):
     names = [r["name"] for r in result["results"]]
     assert names == ["SimCLR", "random init", "raw pixels"]
     assert result["epochs_trained"] == 2 and result["n_train"] == 200 and result["n_test"] == 60
+    assert result["steps_trained"] == 2 * (200 // 50) and "2 epochs (8 steps)" in table
     dims = {r["name"]: r["dim"] for r in result["results"]}
     assert dims == {"SimCLR": 16, "random init": 16, "raw pixels": 3072}
     for r in result["results"]:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tests.fixtures_cifar import write_fake_cifar10
+from tests.trainer_helpers import assert_same_weights, interrupt_at_call, tiny
 from simclr_core import trainer as trainer_mod
 from simclr_core.augment import AugmentConfig
 from simclr_core.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -126,23 +126,6 @@ def test_rng_state_roundtrip():
 
 # ---------------------------------------------------------------- end to end on a CIFAR-format folder
 
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    return write_fake_cifar10(tmp_path_factory.mktemp("cifar"), n_train=200, n_test=60, seed=0)
-
-
-def tiny(cifar_root, out, **kw):
-    base = dict(dataset="cifar10", data_root=str(cifar_root), encoder="small_cnn", widths=(8, 16), proj_dim=16,
-                epochs=2, batch_size=50, warmup_epochs=0.5, monitor_train=100, monitor_test=60, knn_k=20,
-                progress=False, out=None if out is None else str(out), seed=7)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def weights(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_weights(cifar_root, tmp_path, monkeypatch):
     full = pretrain(tiny(cifar_root, tmp_path / "full", epochs=3))
@@ -152,28 +135,17 @@ def test_interrupted_run_resumes_to_the_same_weights(cifar_root, tmp_path, monke
     assert all(0 <= h["knn_acc"] <= 1 and h["loss"] > 0 for h in full.history)
 
     # interrupt the second run in the middle of epoch 1: steps 0-3 are epoch 0, steps 4-7 epoch 1
-    real = trainer_mod.simclr_loss
-    calls = {"n": 0}
-
-    def crash_at_step_6(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(trainer_mod, "simclr_loss", crash_at_step_6)
+    interrupt_at_call(monkeypatch, 7)
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3))
-    monkeypatch.setattr(trainer_mod, "simclr_loss", real)
+    monkeypatch.undo()
     assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 0
 
     with pytest.raises(CheckpointError, match="already exists.*resume"):
         pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3))  # never a silent restart over a run
     resumed = pretrain(tiny(cifar_root, tmp_path / "cut", epochs=3, resume=True))
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
-    a, b = weights(full.model), weights(resumed.model)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
+    assert_same_weights(full.model, resumed.model, " after resume")
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-6)
 
 
