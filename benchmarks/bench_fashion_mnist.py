@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import machine, machine_label  # noqa: E402
 from bench_train import endless, have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
 from simclr_core.config import preset  # noqa: E402
 from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
@@ -176,7 +177,8 @@ def plot(out: dict, path: Path) -> None:
     widths = out["config"].get("widths") or SMALL_CNN_WIDTHS
     size = out["config"]["augment"]["size"]
     ax.set_title(f"Fashion-MNIST, {out['minutes']:g} min of SimCLR pretraining per pipeline\n"
-                 f"(small CNN {'-'.join(map(str, widths))}, {size}x{size} views, {out['threads']} threads; "
+                 f"(small CNN {'-'.join(map(str, widths))}, {size}x{size} views, "
+                 f"{machine_label(out['machine']) if 'machine' in out else str(out['threads']) + ' threads'}; "
                  f"evaluated on {out.get('evaluated_on', 'test')})")
     ax.legend(loc="upper right", ncols=2)
     fig.tight_layout()
@@ -261,7 +263,7 @@ def main(argv=None):
     for r in rows:
         print(f"{r.name:<26} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
     out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
-           "platform": platform.platform(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
+           "platform": platform.platform(), "machine": machine(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
            "evaluated_on": "test" if args.val is None else f"{args.val} held-out training images",
            "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}

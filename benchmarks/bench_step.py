@@ -31,6 +31,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine  # noqa: E402
 from bench_train import measure_interleaved  # noqa: E402
 
 from simclr_core.config import preset  # noqa: E402
@@ -117,7 +118,7 @@ def main(argv=None):
     for k, r in res.items():
         r["preset_speedup"] = ref / r["images_per_s"]
         print(f"  {k:<18} {r['images_per_s']:8.0f} img/s   preset / this: {r['preset_speedup']:.2f}x")
-    out = {"torch": torch.__version__, "platform": platform.processor() or platform.machine(),
+    out = {"torch": torch.__version__, "platform": platform.processor() or platform.machine(), "machine": machine(),
            "threads": torch.get_num_threads(), "images": source, "batch_size": cfg.batch_size,
            "view_size": cfg.augment.size, "widths": list(cfg.widths), "results": res}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

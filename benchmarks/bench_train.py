@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine  # noqa: E402
 from simclr_core.augment import AugmentConfig  # noqa: E402
 from simclr_core.fast_augment import BatchAugment  # noqa: E402
 from simclr_core.loss import nt_xent  # noqa: E402
@@ -253,7 +254,7 @@ def main(argv=None):
             print(f"{enc:>15}  ratio ours / best lightly = {row['ratio']:.2f}x", flush=True)
         rows.append(row)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
-           "processor": platform.processor(), "lightly": lightly_ok, "augment_only": aug_only, "results": rows,
+           "processor": platform.processor(), "machine": machine(), "lightly": lightly_ok, "augment_only": aug_only, "results": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))

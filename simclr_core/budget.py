@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -61,8 +62,9 @@ def _sync(device: torch.device) -> None:
 
 def time_steps(model: nn.Module, make_optimizer, augment: nn.Module, images: torch.Tensor, batch_size: int,
                temperature: float, device: torch.device, channels_last: bool = False, autocast_dtype=None,
-               seconds: float = 3.0, warmup: int = 3, max_timed: int = 50) -> float:
-    """Seconds per training step, measured on a deep copy of ``model`` (so ``model`` is unchanged).
+               seconds: float = 3.0, warmup: int = 5, max_timed: int = 50) -> float:
+    """Seconds per training step (the median of the timed steps), measured on a deep copy of ``model`` (so
+    ``model`` is unchanged).
 
     ``make_optimizer(module)`` builds the optimizer for the copy. ``warmup`` untimed steps first (kernel selection,
     allocator), then timed steps until ``seconds`` have passed (at least 5, at most ``max_timed``)."""
@@ -87,12 +89,13 @@ def time_steps(model: nn.Module, make_optimizer, augment: nn.Module, images: tor
     for i in range(warmup):
         step(i)
     _sync(device)
-    t0, n = time.perf_counter(), 0
-    while n < 5 or (n < max_timed and time.perf_counter() - t0 < seconds):
-        step(warmup + n)
-        n += 1
+    times, start = [], time.perf_counter()
+    while len(times) < 5 or (len(times) < max_timed and time.perf_counter() - start < seconds):
+        t0 = time.perf_counter()
+        step(warmup + len(times))
         _sync(device)
-    return (time.perf_counter() - t0) / n
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)  # robust to a step slowed by the machine's other work
 
 
 def time_monitor(monitor) -> float:
