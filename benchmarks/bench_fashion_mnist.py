@@ -231,7 +231,7 @@ def main(argv=None):
                                   ("strength", args.strength), ("size", args.size)) if v is not None}
     if aug_over:
         over["augment"] = aug_over
-    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True, **over)
+    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True, minutes=None, **over)  # budget: --minutes
     budget = 60 * args.minutes
     print(f"budget {args.minutes:g} min per pipeline; {cfg.encoder}, N={cfg.batch_size}, tau={cfg.temperature}, "
           f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)

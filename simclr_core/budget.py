@@ -51,7 +51,7 @@ def steps_in_budget(budget_s: float, step_s: float, monitor_s: float, steps_per_
     full = math.floor(budget_s / epoch_s + eps)  # whole epochs that fit
     left = budget_s - full * epoch_s  # seconds for a last, partial epoch (which pays its own monitor pass)
     extra = math.floor((left - monitor_s) / step_s + eps) if left > monitor_s else 0
-    T = full * steps_per_epoch + min(max(extra, 0), steps_per_epoch - 1)
+    T = full * steps_per_epoch + min(extra, steps_per_epoch - 1)
     return max(1, min(T, max_steps))
 
 

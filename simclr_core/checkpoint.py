@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "FORMAT"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_fingerprint", "rng_state", "set_rng_state", "FORMAT"]
 
 FORMAT = "simclr-workbook/checkpoint-v1"
 
@@ -73,18 +73,24 @@ def load_checkpoint(path, expect_fingerprint: dict | None = None, map_location="
         if key not in state:
             raise CheckpointError(f"checkpoint {path} lacks the entry {key!r}; it was not written by this trainer")
     if expect_fingerprint is not None:
-        stored = dict(state["config"])
-        diffs = [
-            f"{k}: {stored.get(k)!r} in the checkpoint vs {v!r} now"
-            for k, v in expect_fingerprint.items() if _norm(stored.get(k)) != _norm(v)
-        ]
-        diffs += [f"{k}: {stored[k]!r} in the checkpoint, absent now" for k in stored if k not in expect_fingerprint]
-        if diffs:
-            raise CheckpointError(
-                f"checkpoint {path} was written by a run with a different configuration, so it cannot be resumed:\n  "
-                + "\n  ".join(diffs) + "\nUse the same settings, or another output folder for a new run."
-            )
+        check_fingerprint(path, state, expect_fingerprint)
     return state
+
+
+def check_fingerprint(path, state: dict, expect_fingerprint: dict) -> None:
+    """Raise CheckpointError, naming every differing field, unless ``state`` (read from ``path``) was written by a
+    run with the configuration ``expect_fingerprint``."""
+    stored = dict(state["config"])
+    diffs = [
+        f"{k}: {stored.get(k)!r} in the checkpoint vs {v!r} now"
+        for k, v in expect_fingerprint.items() if _norm(stored.get(k)) != _norm(v)
+    ]
+    diffs += [f"{k}: {stored[k]!r} in the checkpoint, absent now" for k in stored if k not in expect_fingerprint]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a run with a different configuration, so it cannot be resumed:\n  "
+            + "\n  ".join(diffs) + "\nUse the same settings, or another output folder for a new run."
+        )
 
 
 def _norm(v):

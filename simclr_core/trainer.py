@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from . import budget
-from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_from_dict
 from .data import ImageDataset, load_dataset
 from .evaluate import extract_features, knn_accuracy
@@ -306,10 +306,11 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
         fq = extract_features(model.encoder, query.images, device=device, mean=mean, std=std, channels_last=channels_last)
         return knn_accuracy(fb.to(device), bank.targets, fq.to(device), query.targets, k=cfg.knn_k, t=cfg.knn_t)
 
+    state = load_checkpoint(ckpt_path) if resuming else None
     plan = None
     if cfg.minutes is not None and cfg.max_steps is None:
         if resuming:  # keep the schedule the run started with
-            cfg = replace(cfg, max_steps=load_checkpoint(ckpt_path)["config"].get("max_steps"))
+            cfg = replace(cfg, max_steps=state["config"].get("max_steps"))
         else:
             plan = _plan_budget(cfg, model, augment, images, steps_per_epoch, device, channels_last, dtype, monitor,
                                 world, is_main)
@@ -317,7 +318,7 @@ def pretrain(cfg: TrainConfig, train: ImageDataset | None = None, test: ImageDat
             if is_main:
                 print(plan.describe(), file=sys.stderr, flush=True)
     if resuming:
-        state = load_checkpoint(ckpt_path, cfg.fingerprint())
+        check_fingerprint(ckpt_path, state, cfg.fingerprint())
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
