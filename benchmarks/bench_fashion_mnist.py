@@ -200,6 +200,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--save-encoders", default=None, metavar="DIR",
+                   help="also save each pretrained encoder's state_dict to DIR/<pipeline>.pt (to probe it again later)")
     # Overrides of the cpu preset (default: the preset's value), for tuning the preset itself.
     p.add_argument("--lr", type=float, default=None, help="base lr (x B/256); default: the cpu preset's")
     p.add_argument("--tau", type=float, default=None, help="NT-Xent temperature; default: the cpu preset's")
@@ -249,6 +251,9 @@ def main(argv=None):
               f"{r['images_per_s']:.0f} images/s", flush=True)
         encoders[f"SimCLR ({name})"] = run.model.encoder
         runs[name] = r
+        if args.save_encoders:
+            Path(args.save_encoders).mkdir(parents=True, exist_ok=True)
+            torch.save(run.model.encoder.state_dict(), Path(args.save_encoders) / f"{name}.pt")
     torch.manual_seed(cfg.seed)
     encoders["random init"] = build_model(cfg, 1).encoder
 

@@ -43,6 +43,32 @@ def test_small_cnn_shapes(in_channels, size):
     assert h.shape == (4, 256) and f.out_dim == 256
 
 
+@pytest.mark.parametrize("size", [7, 16, 28, 30, 32, 33])
+def test_small_cnn_pools_keep_every_row_and_column(size):
+    """Each 2x2 max-pool rounds up, so the last block sees a ceil(size / 8)-sided map (28 -> 14 -> 7 -> 4, not 3)."""
+    f = small_cnn(in_channels=1, widths=(4, 4, 4, 4))
+    seen = []
+    f.body[-2].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))  # the last block's ReLU
+    f(torch.randn(2, 1, size, size))
+    side = size
+    for _ in range(3):
+        side = -(-side // 2)  # ceil
+    assert seen == [(side, side)]
+
+
+def test_small_cnn_last_block_sees_the_bottom_right_of_a_28px_map():
+    """Zero the block-3 map except its last row/column: with floored pooling h would not depend on it at all."""
+    torch.manual_seed(0)
+    f = small_cnn(in_channels=1, widths=(4, 4, 4, 8)).eval()
+    head, tail = f.body[:5], f.body[5:]  # blocks 1-3 (with 2 pools) | pool 3, block 4, GAP
+    m = head(torch.randn(1, 1, 28, 28))  # (1, 4, 7, 7)
+    assert m.shape[2:] == (7, 7)
+    edge = torch.zeros_like(m)
+    edge[..., 6, :] = m[..., 6, :]
+    edge[..., :, 6] = m[..., :, 6]
+    assert not torch.allclose(tail(edge), tail(torch.zeros_like(m)))
+
+
 def test_projection_head_and_simclr_module():
     f = small_cnn(widths=(8, 16))
     g = ProjectionHead(f.out_dim, out_dim=128)
