@@ -59,7 +59,7 @@ def _widths(s: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS
+    from .config import PRESETS, preset
     from .data import DATASETS
     from .models import ENCODERS
     from .schedule import OPTIMIZERS
@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=_positive_float("--minutes"),
                    help="fit pretraining into about this many minutes: a few steps are timed first and the run gets the "
                         "steps that fit (at most the preset's epochs), its learning-rate schedule ending there "
-                        "(the cpu preset: 10 minutes; --epochs without --minutes trains exactly that many epochs)")
+                        f"(the cpu preset: {preset('cpu').minutes:g} minutes; --epochs without --minutes trains "
+                        "exactly that many epochs)")
     t.add_argument("--time-limit", type=_positive_float("--time-limit"),
                    help="stop after this many seconds of training, wherever the schedule is (a safety net; see --minutes)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

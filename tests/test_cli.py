@@ -9,6 +9,7 @@ import pytest
 
 from simclr_core.cli import main
 from tests.fixtures_cifar import write_fake_cifar10
+from tests.trainer_helpers import interrupt_at_call
 
 
 def run_cli(*args, env_extra=None):
@@ -73,3 +74,37 @@ def test_pretrain_then_probe_end_to_end(tmp_path, capsys):
     for r in result["results"]:
         assert 0.3 < r["knn"] <= 1 and 0.3 < r["linear"] <= 1  # 10 balanced classes: chance is 0.1
         assert f"{100 * r['linear']:.2f}%" in table
+
+
+@pytest.mark.slow
+def test_gpu_preset_end_to_end_on_the_cpu(tmp_path, capsys, monkeypatch):
+    """The gpu preset's own pieces (ResNet-18 with the CIFAR stem, LARS, the paper's CIFAR augmentation) train,
+    survive a Ctrl-C, resume to the weights of an uninterrupted run, and probe; only the run's size is cut down."""
+    import torch
+
+    root = write_fake_cifar10(tmp_path / "data", n_train=64, n_test=40, seed=2)
+    def args(name):
+        return ["pretrain", "--dataset", "cifar10", "--preset", "gpu", "--data-root", str(root),
+                "--out", str(tmp_path / name), "--batch-size", "32", "--epochs", "2", "--no-progress", "--device", "cpu"]
+
+    assert main(args("whole")) == 0
+    cfg = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert (cfg["encoder"], cfg["optimizer"], cfg["temperature"], cfg["warmup_epochs"]) == ("resnet18_cifar", "lars", 0.5, 2)
+    assert (cfg["augment"]["strength"], cfg["augment"]["blur"]) == (0.5, False)
+
+    with monkeypatch.context() as m:
+        interrupt_at_call(m, 3)  # the first step of epoch 1 (2 steps an epoch)
+        assert main(args("cut")) == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    assert main([*args("cut"), "--resume"]) == 0
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert main(["probe", str(tmp_path / "cut"), "--no-progress", "--k", "10"]) == 0
+    capsys.readouterr()
+    result = json.loads((tmp_path / "cut" / "probe.json").read_text())
+    assert {r["name"]: r["dim"] for r in result["results"]} == {"SimCLR": 512, "random init": 512, "raw pixels": 3072}
+    assert result["epochs_trained"] == 2
