@@ -30,6 +30,7 @@ both to 1e-5 with 2 gloo processes).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -249,8 +250,16 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def cleanup() -> None:
-    """Destroy the default process group, if there is one (safe to call always)."""
+    """Destroy the default process group, if there is one (safe to call always).
+
+    First it collects garbage, so that a DistributedDataParallel wrapper caught in a reference cycle (its autograd
+    hooks) is freed while the group and the interpreter are alive, not during interpreter shutdown, where freeing
+    gloo work objects can abort the process ("terminate called without an active exception": seen in about 1 of 40
+    runs of the two-process test). No barrier here: cleanup also runs on error paths, where the other processes may
+    never reach one.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -113,6 +113,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
             },
             f"{out}/rank{rank}.pt",
         )
+        del model, z, z1, z2, loss  # the DDP wrapper goes before its process group does (sd.cleanup collects it)
         sd.barrier()
         check = sd.self_check(N=6, D=5, device="cpu")  # what `torchrun -m simclr_core.distributed` runs; it cleans up itself
         torch.save(check, f"{out}/check{rank}.pt")
