@@ -7,8 +7,9 @@ fine-tuning), z = g(h) is where the contrastive loss is applied (Sec. 2.1, Fig. 
 - ``small_cnn``: a 4-block CNN that trains at a few hundred images/s on a laptop CPU. Its 2x2 max-pools round
   up (``ceil_mode``), so an odd-sized map keeps its last row and column: a 28x28 Fashion-MNIST image pools
   28 -> 14 -> 7 -> 4, where flooring gave 3 and dropped the bottom and right of the 7x7 map (measured: +0.4 kNN /
-  +0.5 linear-probe points on held-out images, docs/tuning.md). Its convolutions are ``Conv3x3``: an nn.Conv2d that computes a 2x2 input map (the last block of 16x16 views) as one matrix
-  product, which skips the multiply-adds with the zero padding.
+  +0.5 linear-probe points on held-out images, docs/tuning.md). Its convolutions are ``Conv3x3``: an
+  nn.Conv2d that computes a 2x2 input map (the last block of 16x16 views) as one matrix product, which skips
+  the multiply-adds with the zero padding.
 - ``ProjectionHead``: the paper's 2-layer MLP (Linear-BN-ReLU-Linear, as in the reference
   implementation of SimCLR v1) to a 128-d z.
 """

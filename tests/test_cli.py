@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from simclr_core.cli import main
 from tests.fixtures_cifar import write_fake_cifar10
@@ -80,9 +81,8 @@ def test_pretrain_then_probe_end_to_end(tmp_path, capsys):
 def test_gpu_preset_end_to_end_on_the_cpu(tmp_path, capsys, monkeypatch):
     """The gpu preset's own pieces (ResNet-18 with the CIFAR stem, LARS, the paper's CIFAR augmentation) train,
     survive a Ctrl-C, resume to the weights of an uninterrupted run, and probe; only the run's size is cut down."""
-    import torch
-
     root = write_fake_cifar10(tmp_path / "data", n_train=64, n_test=40, seed=2)
+
     def args(name):
         return ["pretrain", "--dataset", "cifar10", "--preset", "gpu", "--data-root", str(root),
                 "--out", str(tmp_path / name), "--batch-size", "32", "--epochs", "2", "--no-progress", "--device", "cpu"]
