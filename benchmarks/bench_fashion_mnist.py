@@ -239,6 +239,9 @@ def main(argv=None):
           f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)
 
     encoders, runs = {}, {}
+    save_dir = Path(args.save_encoders) if args.save_encoders else None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
     pipelines = ["ours"]
     if have_lightly() and not args.no_lightly:
         names = {"ours": "lightly", "defaults": "lightly-defaults"}
@@ -251,9 +254,8 @@ def main(argv=None):
               f"{r['images_per_s']:.0f} images/s", flush=True)
         encoders[f"SimCLR ({name})"] = run.model.encoder
         runs[name] = r
-        if args.save_encoders:
-            Path(args.save_encoders).mkdir(parents=True, exist_ok=True)
-            torch.save(run.model.encoder.state_dict(), Path(args.save_encoders) / f"{name}.pt")
+        if save_dir is not None:
+            torch.save(run.model.encoder.state_dict(), save_dir / f"{name}.pt")
     torch.manual_seed(cfg.seed)
     encoders["random init"] = build_model(cfg, 1).encoder
 

@@ -48,7 +48,7 @@ def test_small_cnn_pools_keep_every_row_and_column(size):
     """Each 2x2 max-pool rounds up, so the last block sees a ceil(size / 8)-sided map (28 -> 14 -> 7 -> 4, not 3)."""
     f = small_cnn(in_channels=1, widths=(4, 4, 4, 4))
     seen = []
-    f.body[-2].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))  # the last block's ReLU
+    f.body[-2].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))  # the last conv-BN-ReLU block
     f(torch.randn(2, 1, size, size))
     side = size
     for _ in range(3):
