@@ -209,6 +209,8 @@ def main(argv=None):
     p.add_argument("--weight-decay", type=float, default=None, help="default: the cpu preset's")
     p.add_argument("--optimizer", choices=("sgd", "lars"), default=None, help="default: the cpu preset's")
     p.add_argument("--widths", type=int, nargs="+", default=None, help="small_cnn widths; default: the cpu preset's")
+    p.add_argument("--proj-hidden", type=int, default=None, help="projection head hidden width; default: the cpu preset's")
+    p.add_argument("--proj-dim", type=int, default=None, help="projection head output width (z); default: the cpu preset's")
     p.add_argument("--crop-min", type=float, default=None, help="lower crop scale; default: the cpu preset's")
     p.add_argument("--strength", type=float, default=None, help="colour-jitter strength s; default: the cpu preset's")
     p.add_argument("--size", type=int, default=None,
@@ -228,6 +230,7 @@ def main(argv=None):
               flush=True)
     over = {k: v for k, v in (("lr", args.lr), ("temperature", args.tau), ("batch_size", args.batch_size),
                               ("weight_decay", args.weight_decay), ("optimizer", args.optimizer),
+                              ("proj_hidden", args.proj_hidden), ("proj_dim", args.proj_dim),
                               ("widths", None if args.widths is None else tuple(args.widths))) if v is not None}
     aug_over = {k: v for k, v in (("crop_scale", None if args.crop_min is None else (args.crop_min, 1.0)),
                                   ("strength", args.strength), ("size", args.size)) if v is not None}
