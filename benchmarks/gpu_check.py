@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures_cifar import write_fake_cifar10  # noqa: E402  (the CIFAR-10 archive's format, generated images)
 
 FMNIST_PLACES = (ROOT / ".gpu_data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist"))
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # the parts import simclr_core from this checkout
 UNIT_TESTS = ("tests/test_loss.py", "tests/test_models.py", "tests/test_trainer.py", "tests/test_fast_augment.py",
               "tests/test_evaluate.py", "tests/test_cli.py")
 
@@ -75,23 +76,36 @@ class Check:
     def left(self, timeout_s: float) -> float:
         return min(timeout_s, self.end - time.perf_counter())
 
-    def run(self, part: str, cmd: list[str], timeout_s: float, env: dict | None = None) -> bool:
+    def run(self, part: str, cmd: list[str], timeout_s: float, ctrl_c_after: Path | None = None) -> bool:
+        """Run ``cmd`` within the time left; with ``ctrl_c_after``, press Ctrl-C (SIGINT) once that file exists, as
+        a user would (exit status 130, or 0 if the run finished first, then counts as passed)."""
         timeout_s = self.left(timeout_s)
+        record = {"cmd": " ".join(cmd[1:]) + ("  (Ctrl-C)" if ctrl_c_after else "")}
         if timeout_s < 5:
-            self.summary["parts"].setdefault(part, []).append({"cmd": " ".join(cmd[1:]), "rc": "no time left"})
+            self.summary["parts"].setdefault(part, []).append({**record, "rc": "no time left"})
             print(f"[gpu_check] {part}: skipped, the --minutes budget is spent", flush=True)
             return False
-        self.log.write(f"\n==== {part}: {' '.join(cmd)}\n")
+        self.log.write(f"\n==== {part}: {record['cmd']}\n")
         self.log.flush()
         t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
+        if ctrl_c_after is not None:
+            while proc.poll() is None and not ctrl_c_after.exists() and time.perf_counter() - t0 < timeout_s:
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
         try:
-            rc = subprocess.run(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, timeout=timeout_s,
-                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}).returncode
+            rc = proc.wait(timeout=max(1.0, timeout_s - (time.perf_counter() - t0)))
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
             rc = "timeout"
-        seconds = round(time.perf_counter() - t0, 1)
-        self.summary["parts"].setdefault(part, []).append({"cmd": " ".join(cmd[1:]), "rc": rc, "seconds": seconds})
-        print(f"[gpu_check] {part}: rc {rc} in {seconds} s", flush=True)
+        if ctrl_c_after is not None:
+            record["exit_status"] = rc
+            rc = 0 if rc == 130 else rc  # 130: interrupted, the last checkpoint kept
+        record.update(rc=rc, seconds=round(time.perf_counter() - t0, 1))
+        self.summary["parts"].setdefault(part, []).append(record)
+        print(f"[gpu_check] {part}: rc {rc} in {record['seconds']} s", flush=True)
         return rc == 0
 
     def note(self, part: str, **values) -> None:
@@ -115,19 +129,17 @@ def _probe_rows(run_dir: Path) -> dict:
 
 
 def environment(check: Check) -> None:
+    import torch
+    import torchvision
+
+    from simclr_core.trainer import amp_dtype, resolve_device, use_channels_last
+
     if shutil.which("nvidia-smi"):
         check.run("environment", ["nvidia-smi"], 30)
-    code = ("import torch, torchvision, json; from simclr_core.trainer import amp_dtype, resolve_device, use_channels_last; "
-            "d = resolve_device('auto'); print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__, "
-            "'cuda': torch.cuda.is_available(), 'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "
-            "'device': str(d), 'amp': str(amp_dtype(d)), 'channels_last': use_channels_last(d)}))")
-    probe = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-    check.log.write(probe.stdout + probe.stderr)
-    if probe.returncode == 0:
-        check.note("environment", **json.loads(probe.stdout.strip().splitlines()[-1]))
-    else:
-        check.note("environment", error=probe.stderr.strip().splitlines()[-1:])
+    d = resolve_device("auto")
+    check.note("environment", torch=torch.__version__, torchvision=torchvision.__version__,
+               cuda=torch.cuda.is_available(), gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+               device=str(d), amp=str(amp_dtype(d)), channels_last=use_channels_last(d))
 
 
 def unit_tests(check: Check, timeout_s: float) -> None:
@@ -157,29 +169,6 @@ def cifar_throughput(check: Check, n_train: int, n_test: int, epochs: int, extra
             check.note("cifar10 probe", note="generated images: only the time means something", **_probe_rows(run_dir))
 
 
-def interrupted(check: Check, cmd: list[str], run_dir: Path, timeout_s: float) -> bool:
-    """Start ``cmd`` and press Ctrl-C (SIGINT) as soon as its first checkpoint is on disk, as a user would."""
-    timeout_s = check.left(timeout_s)
-    check.log.write(f"\n==== resume (Ctrl-C after the first checkpoint): {' '.join(cmd)}\n")
-    check.log.flush()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=check.log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    while proc.poll() is None and not (run_dir / "checkpoint.pt").exists() and time.perf_counter() - t0 < timeout_s:
-        time.sleep(0.01)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        rc = proc.wait(timeout=max(1.0, timeout_s - (time.perf_counter() - t0)))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = "timeout"
-    check.summary["parts"].setdefault("resume", []).append(
-        {"cmd": " ".join(cmd[1:]) + "  (Ctrl-C)", "rc": 0 if rc in (0, 130) else rc, "exit_status": rc,
-         "seconds": round(time.perf_counter() - t0, 1)})
-    return rc in (0, 130)  # 130: interrupted, the checkpoint kept; 0: it finished before the signal
-
-
 def resume(check: Check, root: Path, epochs: int, extra: list[str], timeout_s: float) -> None:
     import torch
 
@@ -187,7 +176,7 @@ def resume(check: Check, root: Path, epochs: int, extra: list[str], timeout_s: f
               "--warmup-epochs", "1", "--no-progress", "--seed", "1", *extra]
     full, cut = check.work / "resume_full", check.work / "resume_cut"
     ok = check.run("resume", _simclr(*common, "--out", str(full)), timeout_s)
-    ok = interrupted(check, _simclr(*common, "--out", str(cut)), cut, timeout_s) and ok
+    ok = check.run("resume", _simclr(*common, "--out", str(cut)), timeout_s, ctrl_c_after=cut / "checkpoint.pt") and ok
     after_cut = len(_metrics(cut))
     ok = check.run("resume", _simclr(*common, "--out", str(cut), "--resume"), timeout_s) and ok
     if not ok:
