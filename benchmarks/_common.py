@@ -28,7 +28,7 @@ def machine() -> dict:
 
     import torch
 
-    from simclr_core.trainer import cpu_has_fast_bf16
+    from simclr_core.train.loop import cpu_has_fast_bf16
 
     name = platform.processor()
     try:

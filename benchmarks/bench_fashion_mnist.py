@@ -2,7 +2,7 @@
 
 For the same budget (default 10 minutes) and the same encoder (the cpu preset's small CNN + projection head,
 same initial weights), pretrain with
-- ours: the trainer's step (``simclr_core.trainer.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
+- ours: the trainer's step (``simclr_core.train.loop.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
   twice, model in channels_last under bfloat16 autocast where the CPU has native bf16, ``nt_xent`` in
   float32) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
 - lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, as lightly's examples
@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, machine_label  # noqa: E402
 from bench_train import endless, have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
-from simclr_core.config import preset  # noqa: E402
-from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
-from simclr_core.evaluate import compare_representations, extract_features, raw_pixel_features  # noqa: E402
-from simclr_core.fast_augment import BatchAugment  # noqa: E402
-from simclr_core.models import SMALL_CNN_WIDTHS  # noqa: E402
-from simclr_core.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
-from simclr_core.trainer import build_model, epoch_generator, epoch_order, simclr_loss, speed_setup  # noqa: E402
+from simclr_core.train.config import preset  # noqa: E402
+from simclr_core.data.datasets import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
+from simclr_core.eval.metrics import compare_representations, extract_features, raw_pixel_features  # noqa: E402
+from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.nn.models import SMALL_CNN_WIDTHS  # noqa: E402
+from simclr_core.train.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
+from simclr_core.train.loop import build_model, epoch_generator, epoch_order, simclr_loss, speed_setup  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

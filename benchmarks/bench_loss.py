@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, import_lightly  # noqa: E402
 
-from simclr_core.loss import nt_xent  # noqa: E402
+from simclr_core.nn.loss import nt_xent  # noqa: E402
 
 
 def make_loss(impl: str, tau: float):

@@ -1,6 +1,6 @@
 """The Fashion-MNIST cpu preset's training step, with each speed-up toggled off one at a time, side by side.
 
-The step is the trainer's (``simclr_core.trainer.simclr_loss`` + backward + optimizer step, channels_last and
+The step is the trainer's (``simclr_core.train.loop.simclr_loss`` + backward + optimizer step, channels_last and
 bfloat16 autocast where the CPU computes bf16 natively) on the cpu preset's model (small_cnn 32-64-128-1024,
 batch 128 of 16x16 views). Variants:
 - ``preset``: what ``simclr pretrain --preset cpu --dataset fashion-mnist`` runs;
@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine  # noqa: E402
 from bench_train import measure_interleaved  # noqa: E402
 
-from simclr_core.config import preset  # noqa: E402
-from simclr_core.data import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
-from simclr_core.fast_augment import BatchAugment  # noqa: E402
-from simclr_core.models import Conv3x3, GlobalAvgPool  # noqa: E402
-from simclr_core.schedule import build_optimizer, scaled_lr  # noqa: E402
-from simclr_core.trainer import build_model, simclr_loss, speed_setup  # noqa: E402
+from simclr_core.train.config import preset  # noqa: E402
+from simclr_core.data.datasets import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
+from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.nn.models import Conv3x3, GlobalAvgPool  # noqa: E402
+from simclr_core.train.schedule import build_optimizer, scaled_lr  # noqa: E402
+from simclr_core.train.loop import build_model, simclr_loss, speed_setup  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

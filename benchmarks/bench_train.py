@@ -4,7 +4,7 @@ Both pipelines train the same encoder + projection head with SGD on the same CPU
 in one run:
 - ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model in
   channels_last, under bfloat16 autocast where the CPU computes bf16 natively -> ``nt_xent`` in float32 ->
-  SGD step (simclr_core.trainer.simclr_loss with the trainer's ``speed_setup``: what
+  SGD step (simclr_core.train.loop.simclr_loss with the trainer's ``speed_setup``: what
   ``simclr pretrain`` runs);
 - lightly (only when ``import lightly`` works; it is not a dependency): PIL images -> lightly's
   SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss, as
@@ -34,11 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import machine  # noqa: E402
-from simclr_core.augment import AugmentConfig  # noqa: E402
-from simclr_core.fast_augment import BatchAugment  # noqa: E402
-from simclr_core.loss import nt_xent  # noqa: E402
-from simclr_core.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
-from simclr_core.trainer import amp_dtype, project_views, simclr_loss, speed_setup, use_channels_last  # noqa: E402
+from simclr_core.data.augment import AugmentConfig  # noqa: E402
+from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.nn.loss import nt_xent  # noqa: E402
+from simclr_core.nn.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
+from simclr_core.train.loop import amp_dtype, project_views, simclr_loss, speed_setup, use_channels_last  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

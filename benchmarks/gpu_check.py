@@ -1,7 +1,7 @@
 """The prepared GPU check: the ``gpu`` preset end to end on one CUDA device, in one short run.
 
 No development session has had a GPU yet, so the ``gpu`` preset (resnet18_cifar, batch 512, LARS, tau 0.5, the
-paper's CIFAR augmentation; simclr_core.config) is measured here on the CPU only. A session that is lent one runs
+paper's CIFAR augmentation; simclr_core.train.config) is measured here on the CPU only. A session that is lent one runs
 this script once, as one command, and gets back every number the issue asks for:
 
 1. the environment (nvidia-smi, torch, what the trainer picks: device, bf16 autocast, channels_last);
@@ -52,7 +52,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.fixtures_cifar import write_fake_cifar10  # noqa: E402  (the CIFAR-10 archive's format, generated images)
+from simclr_core.data.synthetic import write_fake_cifar10  # noqa: E402  (the CIFAR-10 archive's format, generated images)
 
 FMNIST_PLACES = (ROOT / ".gpu_data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist"))
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # the parts import simclr_core from this checkout
@@ -132,7 +132,7 @@ def environment(check: Check) -> None:
     import torch
     import torchvision
 
-    from simclr_core.trainer import amp_dtype, resolve_device, use_channels_last
+    from simclr_core.train.loop import amp_dtype, resolve_device, use_channels_last
 
     if shutil.which("nvidia-smi"):
         check.run("environment", ["nvidia-smi"], 30)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.fixtures_cifar import write_fake_cifar10
+from simclr_core.data.synthetic import write_fake_cifar10
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from simclr_core import experiments as ex
-from simclr_core.queue import nt_xent_with_queue
+from simclr_core.nn.queue import nt_xent_with_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["06_augmentation_ablation", "07_small_batches", "08_visualizing_representations", "09_simclr_vs_supervised"]
@@ -23,7 +23,7 @@ CACHE = {"06_augmentation_ablation": "fig5", "07_small_batches": "small_batch",
 
 
 def _fashion_mnist_available() -> bool:
-    from simclr_core.data import DatasetUnavailable, load_dataset
+    from simclr_core.data.datasets import DatasetUnavailable, load_dataset
 
     try:
         load_dataset("fashion-mnist", train=False)
@@ -142,7 +142,7 @@ def test_pretrain_short_queue_and_momentum_step_matches_manual_step():
 
     model, hist = ex.pretrain_short(images, views, run, progress=False)
     # manual replay: same seed, same initial weights, same batches
-    from simclr_core.queue import MomentumEncoder, NegativeQueue
+    from simclr_core.nn.queue import MomentumEncoder, NegativeQueue
 
     torch.manual_seed(run.seed)
     g = torch.Generator().manual_seed(run.seed)
@@ -169,7 +169,7 @@ def test_pretrain_short_queue_and_momentum_step_matches_manual_step():
 
 def test_no_negatives_run_collapses_and_simclr_does_not():
     """The deliberately collapsing ablation of notebook 08 really collapses (uniformity -> 0)."""
-    from simclr_core.diagnostics import uniformity
+    from simclr_core.eval.diagnostics import uniformity
 
     torch.manual_seed(0)
     images = torch.randint(0, 256, (128, 1, 12, 12), dtype=torch.uint8)

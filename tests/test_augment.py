@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from simclr_core.augment import AugmentConfig, SimCLRAugment, TwoViews, build_transform
+from simclr_core.data.augment import AugmentConfig, SimCLRAugment, TwoViews, build_transform
 
 
 def _images(B=8, C=3, size=32, seed=0):

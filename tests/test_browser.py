@@ -4,7 +4,7 @@ Starts JupyterLab on a free localhost port with a temporary token and a temporar
 opens 02_temperature.ipynb (falls back to a one-cell notebook when that notebook does not call the
 explorer), runs all cells from the Run menu, then moves the temperature slider twice, once through the
 slider's text box (typing 0.5) and once with the arrow keys on the slider handle, and checks that
-the loss shown in the page is the one ``simclr_core.loss.info_nce_from_similarity`` gives for the
+the loss shown in the page is the one ``simclr_core.nn.loss.info_nce_from_similarity`` gives for the
 tau the kernel received (and that this tau is where the slider's log grid puts it). Then the same
 notebook in Notebook 7 (same server, new tab): run all, type a tau, check the loss. Screenshots of the
 widget are saved and their paths printed.
@@ -21,8 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from simclr_core.loss import info_nce_from_similarity
-from simclr_core.seed import SEED_POSITIVES, SEED_S
+from simclr_core.nn.loss import info_nce_from_similarity
+from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
 from .browser_helpers import chromium, jupyterlab_server, require_browser
 
@@ -42,7 +42,7 @@ def notebook_under_test(nb_dir: Path) -> str:
         return NOTEBOOK
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("from simclr_core.explorers import temperature_explorer\n\ntemperature_explorer()")]
+    nb.cells = [nbformat.v4.new_code_cell("from simclr_core.teaching.explorers import temperature_explorer\n\ntemperature_explorer()")]
     nbformat.write(nb, nb_dir / FALLBACK)
     return FALLBACK
 

@@ -9,12 +9,12 @@ import torch
 from tests.trainer_helpers import assert_same_weights, interrupt_at_call, tiny
 from simclr_core import budget
 from simclr_core import trainer as trainer_mod
-from simclr_core.checkpoint import load_checkpoint
+from simclr_core.train.checkpoint import load_checkpoint
 from simclr_core.cli import main as cli_main
-from simclr_core.config import TrainConfig, preset
-from simclr_core.fast_augment import BatchAugment
-from simclr_core.schedule import build_optimizer
-from simclr_core.trainer import CHECKPOINT, CONFIG, build_model, pretrain
+from simclr_core.train.config import TrainConfig, preset
+from simclr_core.data.fast_augment import BatchAugment
+from simclr_core.train.schedule import build_optimizer
+from simclr_core.train.loop import CHECKPOINT, CONFIG, build_model, pretrain
 
 
 # ---------------------------------------------------------------- the arithmetic

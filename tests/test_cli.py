@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from simclr_core.cli import main
-from tests.fixtures_cifar import write_fake_cifar10
+from simclr_core.data.synthetic import write_fake_cifar10
 from tests.trainer_helpers import interrupt_at_call
 
 

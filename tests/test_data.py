@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from simclr_core.augment import AugmentConfig, SimCLRAugment
-from simclr_core.data import DatasetUnavailable, load_dataset, read_idx
-from tests.fixtures_cifar import write_fake_cifar10
+from simclr_core.data.augment import AugmentConfig, SimCLRAugment
+from simclr_core.data.datasets import DatasetUnavailable, load_dataset, read_idx
+from simclr_core.data.synthetic import write_fake_cifar10
 
 
 def _md5(p: Path) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from simclr_core.diagnostics import alignment, effective_rank, per_dim_std, positive_negative_distances, summary, uniformity
+from simclr_core.eval.diagnostics import alignment, effective_rank, per_dim_std, positive_negative_distances, summary, uniformity
 
 
 def random_unit(n, d, seed=0):

@@ -1,4 +1,4 @@
-"""Multi-process NT-Xent (simclr_core.distributed) against single-process nt_xent on the same global batch.
+"""Multi-process NT-Xent (simclr_core.train.distributed) against single-process nt_xent on the same global batch.
 
 Two real processes on CPU with gloo over loopback (127.0.0.1) each hold N/2 pairs; their loss, their
 embedding gradients and the DDP-averaged parameter gradients of a tiny model must equal one process
@@ -29,14 +29,14 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
-from simclr_core.distributed import (
+from simclr_core.train.distributed import (
     DistInfo,
     gather_with_grad,
     init_distributed,
     nt_xent_distributed,
     nt_xent_rank,
 )
-from simclr_core.loss import nt_xent, positive_pairs
+from simclr_core.nn.loss import nt_xent, positive_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 N, D_IN, TAU, WORLD = 8, 6, 0.5, 2
@@ -115,7 +115,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         )
         del model, z, z1, z2, loss  # the DDP wrapper goes before its process group does (sd.cleanup collects it)
         sd.barrier()
-        check = sd.self_check(N=6, D=5, device="cpu")  # what `torchrun -m simclr_core.distributed` runs; it cleans up itself
+        check = sd.self_check(N=6, D=5, device="cpu")  # what `torchrun -m simclr_core.train.distributed` runs; it cleans up itself
         torch.save(check, f"{out}/check{rank}.pt")
     finally:
         sd.cleanup()
@@ -258,7 +258,7 @@ def torchrun_cmd(nproc: int) -> list[str]:
 
 
 def test_self_check_agrees_on_every_process(two_ranks):
-    """``self_check`` (run by ``torchrun -m simclr_core.distributed``) finds float64 round-off only."""
+    """``self_check`` (run by ``torchrun -m simclr_core.train.distributed``) finds float64 round-off only."""
     for res in two_ranks:
         assert 0 <= res["self_check"] < 1e-12
 
@@ -284,7 +284,7 @@ def _final_weights(run: Path) -> dict:
 def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
     """2 gloo processes: a run stopped (SIGTERM to torchrun) after its first checkpoint resumes with --resume
     and ends with exactly the weights of the same run left uninterrupted."""
-    from tests.fixtures_cifar import write_fake_cifar10
+    from simclr_core.data.synthetic import write_fake_cifar10
 
     data = write_fake_cifar10(tmp_path / "data", n_train=640, n_test=100, seed=0)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from simclr_core.evaluate import extract_features, knn_accuracy, knn_predict, linear_probe, raw_pixel_features
+from simclr_core.eval.metrics import extract_features, knn_accuracy, knn_predict, linear_probe, raw_pixel_features
 
 
 def blobs(n, d=16, C=4, spread=1.5, seed=0):

@@ -1,4 +1,4 @@
-"""Headless tests of the interactive explorers (simclr_core.explorers).
+"""Headless tests of the interactive explorers (simclr_core.teaching.explorers).
 
 Every test drives a widget the way the front end does (``slider.value = x``) and compares what the
 widget shows (its ``state`` and the numbers in its HTML) with an independent reference: the library's
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from simclr_core.augment import AugmentConfig
-from simclr_core.explorers import augmentation_explorer, batch_size_explorer, temperature_explorer
-from simclr_core.explorers.augmentation import sample_images
-from simclr_core.explorers.temperature import TAU_MAX, TAU_MIN, TemperatureExplorer
-from simclr_core.loss import info_nce_from_similarity, nt_xent, positive_pairs
-from simclr_core.seed import SEED_POSITIVES, SEED_S
+from simclr_core.data.augment import AugmentConfig
+from simclr_core.teaching.explorers import augmentation_explorer, batch_size_explorer, temperature_explorer
+from simclr_core.teaching.explorers.augmentation import sample_images
+from simclr_core.teaching.explorers.temperature import TAU_MAX, TAU_MIN, TemperatureExplorer
+from simclr_core.nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
+from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
 from .fixtures_cifar import write_fake_cifar10
 

@@ -7,8 +7,8 @@ import torch
 from torchvision.transforms.v2 import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from simclr_core.augment import AugmentConfig, SimCLRAugment
-from simclr_core.fast_augment import (LUMA, BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
+from simclr_core.data.augment import AugmentConfig, SimCLRAugment
+from simclr_core.data.fast_augment import (LUMA, BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
                                       adjust_saturation, crop_flip, gaussian_blur, resample_weights, sample_crop_boxes,
                                       to_grayscale)
 
@@ -159,7 +159,7 @@ def test_same_generator_seed_same_views_and_new_seed_new_views():
 
 
 def test_statistics_match_the_per_image_v2_pipeline():
-    """Over many views of one image, mean colour and pixel spread agree with simclr_core.augment's v2 pipeline."""
+    """Over many views of one image, mean colour and pixel spread agree with simclr_core.data.augment's v2 pipeline."""
     torch.manual_seed(0)
     x = images(1, seed=5)
     n = 300

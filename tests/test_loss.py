@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from simclr_core.loss import info_nce_from_similarity, nt_xent, positive_pairs
-from simclr_core.seed import SEED_POSITIVES, SEED_S
+from simclr_core.nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
+from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
 
 def naive_nt_xent(z1, z2, tau):

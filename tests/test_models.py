@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from simclr_core.models import Conv3x3, GlobalAvgPool, ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
+from simclr_core.nn.models import Conv3x3, GlobalAvgPool, ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
 
 
 def test_resnet18_cifar_shapes_and_stem():

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from simclr_core.loss import nt_xent
-from simclr_core.queue import MomentumEncoder, NegativeQueue, momentum_update, nt_xent_with_queue
+from simclr_core.nn.loss import nt_xent
+from simclr_core.nn.queue import MomentumEncoder, NegativeQueue, momentum_update, nt_xent_with_queue
 
 
 def unit(x):

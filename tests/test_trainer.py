@@ -8,13 +8,13 @@ import torch
 
 from tests.trainer_helpers import assert_same_weights, interrupt_at_call, tiny
 from simclr_core import trainer as trainer_mod
-from simclr_core.augment import AugmentConfig
-from simclr_core.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from simclr_core.config import TrainConfig, preset
-from simclr_core.evaluate import probe_run
-from simclr_core.fast_augment import BatchAugment
-from simclr_core.schedule import LARS, build_optimizer, lr_at, param_groups, scaled_lr
-from simclr_core.trainer import CHECKPOINT, METRICS, epoch_order, pretrain
+from simclr_core.data.augment import AugmentConfig
+from simclr_core.train.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from simclr_core.train.config import TrainConfig, preset
+from simclr_core.eval.metrics import probe_run
+from simclr_core.data.fast_augment import BatchAugment
+from simclr_core.train.schedule import LARS, build_optimizer, lr_at, param_groups, scaled_lr
+from simclr_core.train.loop import CHECKPOINT, METRICS, epoch_order, pretrain
 
 
 # ---------------------------------------------------------------- schedule and optimizer
@@ -201,7 +201,7 @@ def test_low_resolution_views_train_and_probe_at_full_resolution(cifar_root, tmp
 # ---------------------------------------------------------------- precision and memory format
 
 def test_amp_dtype_follows_the_hardware(monkeypatch):
-    from simclr_core.trainer import amp_dtype, use_channels_last
+    from simclr_core.train.loop import amp_dtype, use_channels_last
 
     cpu, cuda, mps = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
     assert amp_dtype(cuda) is torch.bfloat16 and amp_dtype(cuda, amp=False) is None
@@ -218,9 +218,9 @@ def test_amp_dtype_follows_the_hardware(monkeypatch):
 def test_bf16_step_is_close_to_the_fp32_step(channels_last):
     """The same step under bf16 autocast (model only) and channels_last gives the float32 loss and gradients
     to bf16 precision; the loss itself is float32."""
-    from simclr_core.fast_augment import BatchAugment
-    from simclr_core.augment import AugmentConfig
-    from simclr_core.trainer import build_model, simclr_loss
+    from simclr_core.data.fast_augment import BatchAugment
+    from simclr_core.data.augment import AugmentConfig
+    from simclr_core.train.loop import build_model, simclr_loss
 
     cfg = TrainConfig(encoder="small_cnn", widths=(8, 16), proj_dim=16, batch_size=16, progress=False)
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

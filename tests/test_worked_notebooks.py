@@ -17,8 +17,8 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from simclr_core.loss import info_nce_from_similarity
-from simclr_core.seed import SEED_POSITIVES, SEED_S
+from simclr_core.nn.loss import info_nce_from_similarity
+from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from simclr_core import trainer as trainer_mod
-from simclr_core.config import TrainConfig
+from simclr_core.train.config import TrainConfig
 
 
 def tiny(cifar_root, out, **kw) -> TrainConfig:

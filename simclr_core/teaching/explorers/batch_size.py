@@ -22,7 +22,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ..loss import nt_xent
+from ...nn.loss import nt_xent
 from .figure_image import FigureImage
 from .one_thread import one_thread
 from .temperature import TAU_MAX, TAU_MIN, _check_tau_in_range

@@ -8,7 +8,7 @@ gives each anchor only 2N - 2 negatives. Two older ideas decouple the number of 
 - MoCo (He et al. 2020, arXiv:1911.05722) keeps a FIFO queue of the last K keys, produced by a momentum
   (exponential moving average) copy of the encoder so that old and new keys stay consistent.
 
-Read bottom-up: ``NegativeQueue`` (the FIFO), ``nt_xent_with_queue`` (eq. (1) of SimCLR whose denominator
+Read bottom-up: ``NegativeQueue`` (the FIFO), ``MemoryBank`` (one stored embedding per image, PIRL-style), ``nt_xent_with_queue`` (eq. (1) of SimCLR whose denominator
 also runs over the queued keys), ``momentum_update`` / ``MomentumEncoder`` (MoCo's theta_k <- m theta_k +
 (1 - m) theta_q; MoCo's default m = 0.999 is for 800k-step ImageNet runs, we default to m = 0.99 because
 the workbook's runs are a few thousand steps long).
@@ -24,15 +24,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .loss import _check_embeddings, _check_reduction, check_temperature, positive_pairs
+from ..checks import positive_int, probability
+from .loss import _check_embeddings, _check_reduction, check_temperature, positive_pairs, unit_rows
 
-__all__ = ["NegativeQueue", "nt_xent_with_queue", "info_nce_queue", "momentum_update", "MomentumEncoder"]
-
-
-def _positive_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return v
+__all__ = ["NegativeQueue", "nt_xent_with_queue", "nt_xent_with_queue_unchecked", "info_nce_queue", "momentum_update",
+           "MomentumEncoder", "MemoryBank"]
 
 
 class NegativeQueue(nn.Module):
@@ -45,8 +41,8 @@ class NegativeQueue(nn.Module):
 
     def __init__(self, dim: int, size: int):
         super().__init__()
-        self.dim = _positive_int(dim, "dim")
-        self.size = _positive_int(size, "size")
+        self.dim = positive_int("dim", dim)
+        self.size = positive_int("size", size)
         self.register_buffer("_ring", torch.zeros(size, dim))  # (size, dim) ring buffer
         self.register_buffer("_next", torch.zeros((), dtype=torch.long))  # slot the next key goes to
         self.register_buffer("_count", torch.zeros((), dtype=torch.long))  # number of valid keys
@@ -94,6 +90,8 @@ def _queue_keys(queue, D: int, like: torch.Tensor) -> torch.Tensor:
     if not isinstance(Q, torch.Tensor) or Q.dim() != 2 or Q.shape[1] != D:
         shape = tuple(Q.shape) if isinstance(Q, torch.Tensor) else type(Q).__name__
         raise ValueError(f"queue must be a NegativeQueue, a (K, {D}) tensor of keys, or None; got {shape}")
+    if not torch.isfinite(Q).all():
+        raise ValueError("queue holds non-finite keys (NaN or inf)")
     return F.normalize(Q.detach().to(like), dim=1)  # (K, D) constants: no gradient into the queue
 
 
@@ -111,10 +109,15 @@ def nt_xent_with_queue(z1: torch.Tensor, z2: torch.Tensor, queue=None, temperatu
     tau = check_temperature(temperature)
     _check_reduction(reduction)
     _check_embeddings(z1, z2)
-    N, D = z1.shape
-    Q = _queue_keys(queue, D, z1)  # (K, D)
+    return nt_xent_with_queue_unchecked(z1, z2, _queue_keys(queue, z1.shape[1], z1), tau, reduction)
 
-    z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
+
+def nt_xent_with_queue_unchecked(z1: torch.Tensor, z2: torch.Tensor, Q: torch.Tensor, tau: float,
+                                 reduction: str = "mean") -> torch.Tensor:
+    """``nt_xent_with_queue`` with the keys Q (K, D) given and no argument checks (the training step's path)."""
+    N = z1.shape[0]
+    z = unit_rows(torch.cat([z1, z2]))  # (2N, D)
+    Q = unit_rows(Q.detach()).to(z.dtype)  # (K, D) constants: no gradient into the keys
     logits_batch = z @ z.T / tau  # (2N, 2N)
     logits_batch.fill_diagonal_(float("-inf"))  # (2N, 2N) no self-negatives
     logits_queue = z @ Q.T / tau  # (2N, K)
@@ -165,3 +168,36 @@ class MomentumEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, *args, **kwargs):
         return self.target(*args, **kwargs)
+
+
+class MemoryBank(nn.Module):
+    """PIRL-style memory bank: one stored unit-norm embedding per dataset image (Wu et al. 2018; Misra & van der
+    Maaten 2020, Sec. 3.2). ``sample(K, g)`` draws K stored embeddings uniformly as negatives; ``update(idx, z)``
+    moves the entries of images ``idx`` towards their new embeddings z with momentum m (PIRL: m = 0.5):
+
+        bank[i] <- normalise(m * bank[i] + (1 - m) * normalise(z_i))
+
+    Entries start as random unit vectors (seeded), as in PIRL. A buffer, so it moves and checkpoints with the module.
+    """
+
+    def __init__(self, n: int, dim: int, momentum: float = 0.5, seed: int = 0):
+        super().__init__()
+        self.n, self.dim = positive_int("n", n), positive_int("dim", dim)
+        self.momentum = probability("momentum", momentum)
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("bank", F.normalize(torch.randn(n, dim, generator=g), dim=1))  # (n, dim)
+
+    @torch.no_grad()
+    def sample(self, K: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """K stored embeddings drawn uniformly with replacement: (K, dim)."""
+        idx = torch.randint(self.n, (K,), generator=generator).to(self.bank.device)  # (K,)
+        return self.bank[idx]
+
+    @torch.no_grad()
+    def update(self, idx: torch.Tensor, z: torch.Tensor) -> None:
+        """bank[idx] <- normalise(m bank[idx] + (1 - m) normalise(z)), z (len(idx), dim)."""
+        new = self.momentum * self.bank[idx] + (1 - self.momentum) * unit_rows(z.detach()).to(self.bank.dtype)
+        self.bank[idx] = F.normalize(new, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, dim={self.dim}, momentum={self.momentum}"

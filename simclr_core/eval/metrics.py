@@ -1,6 +1,5 @@
 """Evaluating frozen representations: kNN accuracy and the linear probe.
 
-- ``extract_features``: h = f(x) for every image, encoder frozen in eval mode, no augmentation.
 - ``knn_accuracy``: the weighted kNN classifier of Wu et al. 2018 (InstDisc, arXiv:1805.01978), used by
   most SimCLR reproductions as a cheap monitor: cosine similarity to the k nearest training features,
   each votes for its class with weight exp(sim / t) (k = 200, t = 0.1).
@@ -8,7 +7,9 @@
   classifier (multinomial logistic regression) on frozen features. Here features are standardised with
   the training mean/std and the classifier is fit full-batch with L-BFGS (exact optimum of a convex
   problem, no learning rate to tune; seconds for 50k x 512 on a CPU).
-- ``compare_representations``: the same protocol for several encoders (SimCLR, random init) and raw pixels.
+- ``compare_representations``: the same protocol for several representations (SimCLR, random init, raw pixels).
+
+Features come from ``simclr_core.eval.features``.
 
 Accuracies are fractions in [0, 1].
 """
@@ -22,8 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["extract_features", "raw_pixel_features", "knn_accuracy", "knn_predict", "linear_probe",
-           "compare_representations", "ProbeScores", "probe_run", "format_probe_table"]
+from .. import checks
+
+__all__ = ["knn_accuracy", "knn_predict", "linear_probe", "compare_representations", "ProbeScores", "format_probe_table"]
 
 
 def _check_feats(name_f, feats, name_y, labels):
@@ -33,62 +35,18 @@ def _check_feats(name_f, feats, name_y, labels):
         raise ValueError(f"{name_y} must be a ({feats.shape[0]},) tensor of class indices, got {getattr(labels, 'shape', type(labels).__name__)}")
     if feats.shape[0] < 1:
         raise ValueError(f"{name_f} is empty")
-
-
-@torch.no_grad()
-def extract_features(encoder: nn.Module, images_uint8: torch.Tensor, batch_size: int = 512, device=None,
-                     mean=None, std=None, channels_last: bool = False) -> torch.Tensor:
-    """h = encoder(x / 255) for images (N, C, H, W) uint8 -> (N, d) float32 on the CPU.
-
-    ``mean``/``std``: per-channel standardisation applied after /255 (as the augmentation did in
-    training), or None. The encoder is put in eval mode (BN uses running statistics) and restored after.
-    """
-    if not isinstance(images_uint8, torch.Tensor) or images_uint8.dim() != 4 or images_uint8.dtype != torch.uint8:
-        raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {getattr(images_uint8, 'shape', type(images_uint8).__name__)} "
-                         f"{getattr(images_uint8, 'dtype', '')}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if device is None:
-        device = next(encoder.parameters()).device
-    device = torch.device(device)
-    was_training = encoder.training
-    encoder.eval()
-    m = s = None
-    if mean is not None:
-        m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    out = []
-    try:
-        for i in range(0, images_uint8.shape[0], batch_size):
-            x = images_uint8[i:i + batch_size].to(device, non_blocking=True).float().div_(255)  # (b, C, H, W)
-            if m is not None:
-                x = (x - m) / s
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    h = encoder(x)
-            else:
-                h = encoder(x)
-            out.append(h.float().cpu())  # (b, d)
-    finally:
-        encoder.train(was_training)
-    return torch.cat(out)  # (N, d)
-
-
-def raw_pixel_features(images_uint8: torch.Tensor) -> torch.Tensor:
-    """The raw-pixel baseline: each image flattened to a (C*H*W,) vector in [0, 1]."""
-    return images_uint8.reshape(images_uint8.shape[0], -1).float() / 255  # (N, C*H*W)
+    if not torch.isfinite(feats).all():
+        raise ValueError(f"{name_f} holds non-finite values (NaN or inf): the encoder that made them has diverged")
+    if labels.is_floating_point() or labels.dtype == torch.bool or (labels < 0).any():
+        raise ValueError(f"{name_y} must be integer class indices >= 0, got dtype {labels.dtype}, min {labels.min().item()}")
 
 
 @torch.no_grad()
 def knn_predict(train_feats, train_labels, test_feats, k: int = 200, t: float = 0.1, num_classes: int | None = None,
                 chunk: int = 1024) -> torch.Tensor:
     """Predicted class of each test feature: weighted vote of its k nearest (cosine) training features."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    if not t > 0:
-        raise ValueError(f"t (temperature) must be > 0, got {t!r}")
+    checks.positive_int("k", k)
+    checks.positive_float("t (temperature)", t)
     C = int(train_labels.max()) + 1 if num_classes is None else num_classes
     k = min(k, train_feats.shape[0])
     bank = F.normalize(train_feats.float(), dim=1)  # (N_train, d)
@@ -97,7 +55,7 @@ def knn_predict(train_feats, train_labels, test_feats, k: int = 200, t: float = 
         q = F.normalize(test_feats[i:i + chunk].float().to(bank.device), dim=1)  # (b, d)
         sim = q @ bank.T  # (b, N_train) cosine similarities
         top_sim, top_idx = sim.topk(k, dim=1)  # (b, k)
-        w = (top_sim / t).exp()  # (b, k) vote weights exp(sim / t)
+        w = ((top_sim - top_sim[:, :1]) / t).exp()  # (b, k) exp(sim / t), shifted by the row's max: no overflow
         votes = torch.zeros(q.shape[0], C, device=bank.device)  # (b, C)
         votes.scatter_add_(1, train_labels.to(bank.device)[top_idx], w)
         preds.append(votes.argmax(1).cpu())
@@ -177,60 +135,6 @@ def compare_representations(features: dict, train_labels, test_labels, k: int = 
         lin = linear_probe(ftr, train_labels, fte, test_labels, weight_decay=weight_decay)
         rows.append(ProbeScores(name, knn, lin, ftr.shape[1], time.perf_counter() - t0))
     return rows
-
-
-def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subset: int | None = None,
-              batch_size: int = 512, k: int = 200, t: float = 0.1, weight_decay: float = 1e-4,
-              progress: bool = True) -> dict:
-    """The linear-evaluation table of a pretraining run folder, written to ``run_dir/probe.json``.
-
-    Three representations under one protocol (kNN and linear probe on the same train/test images):
-    the SimCLR encoder f of the run's last checkpoint, the same architecture at its random initialisation
-    (the exact weights the run started from: same seed), and raw pixels.
-    """
-    import json
-    from pathlib import Path
-
-    from .data import load_dataset
-    from .trainer import build_model, load_run, resolve_device, use_channels_last
-
-    dev = resolve_device(device)
-    cfg, model, state = load_run(run_dir, device=dev)
-    train = load_dataset(cfg.dataset, cfg.data_root, train=True)
-    test = load_dataset(cfg.dataset, cfg.data_root, train=False)
-    if train_subset is not None:
-        train = train.subset(min(train_subset, len(train)), seed=cfg.seed)
-    if test_subset is not None:
-        test = test.subset(min(test_subset, len(test)), seed=cfg.seed)
-    torch.manual_seed(cfg.seed)  # the initial weights of the run (pretrain seeds the same way before build_model)
-    random_init = build_model(cfg, train.images.shape[1]).encoder.to(dev)
-    mean, std = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else (None, None)
-    feats = {}
-    cl = use_channels_last(dev)  # faster convolutions on CPU and CUDA; same features
-    steps = [("SimCLR", model.encoder), ("random init", random_init), ("raw pixels", None)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(steps), desc="probe", unit="repr")
-    for name, enc in steps:
-        if enc is None:
-            feats[name] = (raw_pixel_features(train.images), raw_pixel_features(test.images))
-        else:
-            feats[name] = (extract_features(enc, train.images, batch_size, dev, mean, std, channels_last=cl),
-                           extract_features(enc, test.images, batch_size, dev, mean, std, channels_last=cl))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    rows = compare_representations(feats, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
-    result = {
-        "run": str(run_dir), "dataset": cfg.dataset, "encoder": cfg.encoder, "epochs_trained": int(state["epoch"]) + 1,
-        "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),  # the last epoch may be partial
-        "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
-        "results": [r.__dict__ for r in rows],
-    }
-    Path(run_dir, "probe.json").write_text(json.dumps(result, indent=2))
-    return result
 
 
 def format_probe_table(result: dict) -> str:

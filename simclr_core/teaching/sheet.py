@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .loss import positive_pairs
+from ..nn.loss import positive_pairs
 
 SEED_TAU = 0.1
 nan = math.nan

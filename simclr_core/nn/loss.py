@@ -26,13 +26,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nt_xent", "info_nce_from_similarity", "positive_pairs", "check_temperature"]
+__all__ = ["nt_xent", "nt_xent_unchecked", "unit_rows", "info_nce_from_similarity", "positive_pairs", "check_temperature"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_temperature(temperature: float) -> float:
     """Return ``temperature`` as a float, or raise ValueError if it is not a finite number > 0."""
+    if isinstance(temperature, bool):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     try:
         tau = float(temperature)
     except (TypeError, ValueError):
@@ -82,12 +84,32 @@ def _check_embeddings(z1: torch.Tensor, z2: torch.Tensor) -> None:
             raise ValueError(f"{name} holds non-finite values (first at index {bad}: {z[tuple(bad)].item()})")
 
 
+def unit_rows(z: torch.Tensor) -> torch.Tensor:
+    """z / ||z|| row by row, in float32 (float64 stays float64), for any norm: each row is first divided by its
+    largest |entry|, so a norm of 1e-20 does not hit F.normalize's eps and entries of 1e20 do not overflow the
+    norm. An all-zero row stays zero."""
+    z = z if z.dtype == torch.float64 else z.float()
+    scale = z.abs().amax(dim=1, keepdim=True)  # (rows, 1)
+    z = z / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return F.normalize(z, dim=1)
+
+
+def nt_xent_unchecked(z1: torch.Tensor, z2: torch.Tensor, tau: float, reduction: str = "mean") -> torch.Tensor:
+    """``nt_xent`` without the argument checks (no host sync): the training loop's step calls this."""
+    N = z1.shape[0]
+    z = unit_rows(torch.cat([z1, z2]))  # (2N, D) unit vectors
+    logits = (z / tau) @ z.T  # (2N, 2N) sim(z_i, z_k) / tau  (dividing the (2N, D) side is cheaper)
+    logits.fill_diagonal_(float("-inf"))  # (2N, 2N) k = i is never a candidate
+    labels = positive_pairs(N, device=z.device)  # (2N,) j(i), the positive partner of anchor i
+    return F.cross_entropy(logits, labels, reduction=reduction)  # -log softmax(logits)[i, j(i)]
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, reduction: str = "mean") -> torch.Tensor:
     """NT-Xent loss for N positive pairs (z1[k], z2[k]).
 
     Args:
         z1, z2: (N, D) embeddings of the two views (projection-head outputs); L2-normalised here, so
-            ``sim`` is the cosine similarity.
+            ``sim`` is the cosine similarity. Computed in float32 whatever their dtype (float64 stays float64).
         temperature: tau > 0.
         reduction: "mean" (the paper's loss: mean over all 2N anchors), "sum", or "none" (the 2N
             per-anchor losses in the order [z1 rows, z2 rows]).
@@ -98,13 +120,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, reduct
     tau = check_temperature(temperature)
     _check_reduction(reduction)
     _check_embeddings(z1, z2)
-    N = z1.shape[0]
-
-    z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D) unit vectors
-    logits = (z / tau) @ z.T  # (2N, 2N) sim(z_i, z_k) / tau  (dividing the (2N, D) side is cheaper)
-    logits.fill_diagonal_(float("-inf"))  # (2N, 2N) k = i is never a candidate
-    labels = positive_pairs(N, device=z.device)  # (2N,) j(i), the positive partner of anchor i
-    return F.cross_entropy(logits, labels, reduction=reduction)  # -log softmax(logits)[i, j(i)]
+    return nt_xent_unchecked(z1, z2, tau, reduction)
 
 
 def _as_float_tensor(x, name: str) -> torch.Tensor:

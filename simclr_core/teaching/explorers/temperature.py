@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..loss import check_temperature, info_nce_from_similarity, nt_xent, positive_pairs
-from ..seed import SEED_POSITIVES, SEED_S
+from ...nn.loss import check_temperature, info_nce_from_similarity, nt_xent, positive_pairs
+from ..sheet import SEED_POSITIVES, SEED_S
 from .figure_image import FigureImage
 from .one_thread import one_thread
 

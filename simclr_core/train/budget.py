@@ -17,35 +17,32 @@ and in every checkpoint, so a resumed run keeps the schedule it started with. Ch
 probe are not in the budget.
 
 Read bottom-up: ``steps_in_budget`` is the arithmetic, ``time_steps`` and ``time_monitor`` the two measurements,
-``plan_steps`` puts them together, ``plan_run`` does all of it for a run's config (the trainer and notebook 05 call it).
+``plan_steps`` puts them together (``runs.pretrain`` and notebook 05 call them with the trainer's twin).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-__all__ = ["steps_in_budget", "time_steps", "time_monitor", "plan_steps", "plan_run", "BudgetPlan"]
+from .. import checks
+
+__all__ = ["steps_in_budget", "time_steps", "time_monitor", "plan_steps", "BudgetPlan"]
 
 
 def steps_in_budget(budget_s: float, step_s: float, monitor_s: float, steps_per_epoch: int, max_steps: int) -> int:
     """The most steps T <= max_steps with  T * step_s + ceil(T / steps_per_epoch) * monitor_s <= budget_s  (at least 1).
 
     Every epoch that holds a step, the last partial one included, pays one kNN monitor pass."""
-    for name, v in (("budget_s", budget_s), ("step_s", step_s)):
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number of seconds > 0, got {v!r}")
-    if not (isinstance(monitor_s, (int, float)) and monitor_s >= 0 and math.isfinite(monitor_s)):
-        raise ValueError(f"monitor_s must be a finite number of seconds >= 0, got {monitor_s!r}")
-    for name, v in (("steps_per_epoch", steps_per_epoch), ("max_steps", max_steps)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    checks.positive_float("budget_s", budget_s, "of seconds")
+    checks.positive_float("step_s", step_s, "of seconds")
+    checks.nonnegative_float("monitor_s", monitor_s, "of seconds")
+    checks.positive_int("steps_per_epoch", steps_per_epoch)
+    checks.positive_int("max_steps", max_steps)
     eps = 1e-9  # 2.0 // 0.1 is 19.0 and 0.3 / 0.1 is 2.9999999999999996 in floating point: count what fits exactly
     epoch_s = steps_per_epoch * step_s + monitor_s
     full = math.floor(budget_s / epoch_s + eps)  # whole epochs that fit
@@ -60,39 +57,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(model: nn.Module, make_optimizer, augment: nn.Module, images: torch.Tensor, batch_size: int,
-               temperature: float, device: torch.device, channels_last: bool = False, autocast_dtype=None,
-               seconds: float = 3.0, warmup: int = 5, max_timed: int = 50) -> float:
-    """Seconds per training step (the median of the timed steps), measured on a deep copy of ``model`` (so
-    ``model`` is unchanged).
+def time_steps(step, device: torch.device, seconds: float = 3.0, warmup: int = 5, max_timed: int = 50) -> float:
+    """Seconds per call of ``step()`` (the median of the timed calls): ``warmup`` untimed calls first (kernel
+    selection, allocator), then timed calls until ``seconds`` have passed (at least 5, at most ``max_timed``).
 
-    ``make_optimizer(module)`` builds the optimizer for the copy. ``warmup`` untimed steps first (kernel selection,
-    allocator), then timed steps until ``seconds`` have passed (at least 5, at most ``max_timed``)."""
-    from .trainer import simclr_loss  # the trainer's own step, not a copy of it
-
-    if images.shape[0] < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the {images.shape[0]} training images")
-    twin = copy.deepcopy(model)
-    twin.train()
-    opt = make_optimizer(twin)
-    g = torch.Generator().manual_seed(0)  # its own stream: the run's generators are not advanced
-    n_batches = images.shape[0] // batch_size
-
-    def step(i: int) -> None:
-        j = i % n_batches
-        x = images[j * batch_size:(j + 1) * batch_size].to(device, non_blocking=True)  # (N, C, H, W) uint8
-        loss = simclr_loss(twin, augment, x, temperature, g, channels_last=channels_last, autocast_dtype=autocast_dtype)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for i in range(warmup):
-        step(i)
+    The trainer passes the step of a *twin* (``Trainer.twin()``: a deep copy of the model, its own optimizer and
+    random stream), so the run itself is untouched."""
+    for _ in range(warmup):
+        step()
     _sync(device)
     times, start = [], time.perf_counter()
     while len(times) < 5 or (len(times) < max_timed and time.perf_counter() - start < seconds):
         t0 = time.perf_counter()
-        step(warmup + len(times))
+        step()
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)  # robust to a step slowed by the machine's other work
@@ -129,24 +106,6 @@ class BudgetPlan:
 
 def plan_steps(minutes: float, step_s: float, monitor_s: float, steps_per_epoch: int, planned_steps: int) -> BudgetPlan:
     """The ``BudgetPlan`` for ``minutes`` from the two measurements."""
-    if not (isinstance(minutes, (int, float)) and minutes > 0 and math.isfinite(minutes)):
-        raise ValueError(f"minutes must be a finite number > 0, got {minutes!r}")
+    checks.positive_float("minutes", minutes)
     steps = steps_in_budget(60.0 * minutes, step_s, monitor_s, steps_per_epoch, planned_steps)
     return BudgetPlan(minutes, step_s, monitor_s, steps_per_epoch, steps, planned_steps)
-
-
-def plan_run(cfg, model: nn.Module, augment: nn.Module, images: torch.Tensor, steps_per_epoch: int,
-             device: torch.device, channels_last: bool = False, autocast_dtype=None, monitor=None,
-             batch_size: int | None = None) -> BudgetPlan:
-    """The plan for ``cfg.minutes`` of the run ``cfg`` (a TrainConfig) on this machine: its step timed on a copy of
-    ``model`` with the run's optimizer settings, and one pass of ``monitor()`` (None: no monitor)."""
-    from .schedule import build_optimizer, scaled_lr
-
-    if cfg.minutes is None:
-        raise ValueError("plan_run needs cfg.minutes (a time budget in minutes), got None")
-    peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
-    step_s = time_steps(model, lambda m: build_optimizer(cfg.optimizer, m, peak, cfg.momentum, cfg.weight_decay),
-                        augment, images, batch_size or cfg.batch_size, cfg.temperature, device, channels_last,
-                        autocast_dtype)
-    monitor_s = time_monitor(monitor) if monitor is not None else 0.0
-    return plan_steps(cfg.minutes, step_s, monitor_s, steps_per_epoch, cfg.epochs * steps_per_epoch)

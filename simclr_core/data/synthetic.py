@@ -1,4 +1,4 @@
-"""A small CIFAR-10-format folder for tests: cifar-10-batches-py/ pickled like the real archive.
+"""A small synthetic CIFAR-10-format folder (for tests, smoke runs and offline demos): cifar-10-batches-py/ pickled like the real archive.
 
 ``write_fake_cifar10(root, n_train, n_test, seed)`` writes data_batch_1..5, test_batch and batches.meta
 with the real keys ("data" (n, 3072) uint8 in CHW order, "labels", "batch_label", "filenames";

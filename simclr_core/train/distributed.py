@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from simclr_core.loss import _check_embeddings, _check_reduction, check_temperature, nt_xent, positive_pairs
+from ..nn.loss import _check_embeddings, _check_reduction, check_temperature, nt_xent, positive_pairs, unit_rows
 
 __all__ = [
     "DistInfo",
@@ -52,6 +52,7 @@ __all__ = [
     "gather_with_grad",
     "nt_xent_rank",
     "nt_xent_distributed",
+    "nt_xent_distributed_unchecked",
 ]
 
 
@@ -91,9 +92,13 @@ def nt_xent_rank(
     N = z1_all.shape[0]
     if N % world_size:
         raise ValueError(f"the global batch of N={N} pairs does not split evenly over world_size={world_size}")
-    B = N // world_size
+    return _nt_xent_rank(z1_all, z2_all, rank, world_size, tau, reduction)
 
-    z = F.normalize(torch.cat([z1_all, z2_all]), dim=1)  # (2N, D) all candidates, [z1 rows, z2 rows]
+
+def _nt_xent_rank(z1_all, z2_all, rank: int, world_size: int, tau: float, reduction: str = "mean") -> torch.Tensor:
+    N = z1_all.shape[0]
+    B = N // world_size
+    z = unit_rows(torch.cat([z1_all, z2_all]))  # (2N, D) all candidates, [z1 rows, z2 rows]
     b = torch.arange(B, device=z.device)  # (B,)
     anchors = torch.cat([rank * B + b, N + rank * B + b])  # (2B,) GLOBAL row index of each local anchor
     logits = z[anchors] @ z.T / tau  # (2B, 2N) sim(z_i, z_k) / tau
@@ -167,12 +172,17 @@ def nt_xent_distributed(z1: torch.Tensor, z2: torch.Tensor, temperature: float =
     """
     tau = check_temperature(temperature)
     _check_embeddings(z1, z2)
+    return nt_xent_distributed_unchecked(z1, z2, tau)
+
+
+def nt_xent_distributed_unchecked(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
+    """``nt_xent_distributed`` without the argument checks (no host sync): the training step calls this."""
     rank, world_size = _world()
     B, D = z1.shape
     N = world_size * B
     z_all = gather_with_grad(torch.cat([z1, z2]))  # (2N, D) rank-major: z1 of rank 0, z2 of rank 0, z1 of rank 1, ...
     z_all = z_all.view(world_size, 2, B, D).transpose(0, 1).reshape(2 * N, D)  # (2N, D) [all z1 rows, all z2 rows]
-    return nt_xent_rank(z_all[:N], z_all[N:], rank, world_size, tau)  # one gather, one all-reduce per step
+    return _nt_xent_rank(z_all[:N], z_all[N:], rank, world_size, tau)  # one gather, one all-reduce per step
 
 
 # --------------------------------------------------------------------------- process-group plumbing

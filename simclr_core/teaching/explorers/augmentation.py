@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..augment import AugmentConfig, build_transform
-from ..data import DatasetUnavailable, default_root, load_dataset
+from ...data.augment import AugmentConfig, build_transform
+from ...data.datasets import DatasetUnavailable, default_root, load_dataset
 from .figure_image import FigureImage
 from .one_thread import one_thread
 

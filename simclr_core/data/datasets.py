@@ -23,13 +23,43 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS"]
+__all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS", "FACTS", "DatasetFacts", "facts",
+           "SYSTEM_FASHION_MNIST", "data_digest"]
 
-DATASETS = ("cifar10", "fashion-mnist")
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the rest of the library needs to know about a dataset, in one place."""
+
+    name: str
+    channels: int
+    size: int  # images are size x size
+    n_train: int
+    n_test: int
+    mean: tuple[float, ...]  # per-channel mean / std of the training images in [0, 1]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+
+
+FACTS = {
+    "cifar10": DatasetFacts("cifar10", 3, 32, 50_000, 10_000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                            ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
+    "fashion-mnist": DatasetFacts("fashion-mnist", 1, 28, 60_000, 10_000, (0.2860,), (0.3530,),
+                                  ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                                   "Bag", "Ankle boot")),
+}
+DATASETS = tuple(FACTS)
+CIFAR10_CLASSES = FACTS["cifar10"].classes
+FASHION_CLASSES = FACTS["fashion-mnist"].classes
+
+
+def facts(name: str) -> DatasetFacts:
+    """The ``DatasetFacts`` of ``name`` (one of ``DATASETS``)."""
+    if name not in FACTS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
+    return FACTS[name]
 
 
 class DatasetUnavailable(RuntimeError):
@@ -130,7 +160,7 @@ def _cifar_pickles_present(root: Path, train: bool) -> bool:
 
 def _read_cifar_pickles(root: Path, train: bool) -> ImageDataset:
     """Read CIFAR-10-format pickles directly (torchvision insists on the real archive's md5 sums, so a
-    re-packed or test-sized copy, e.g. tests/fixtures_cifar.py, is read here)."""
+    re-packed or test-sized copy, e.g. ``simclr_core.data.synthetic``, is read here)."""
     import pickle
 
     folder = root / "cifar-10-batches-py"
@@ -208,3 +238,14 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> ImageDataset
         raise ValueError(f"Fashion-MNIST files in {root} disagree: images {images.shape}, labels {labels.shape}")
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28)
     return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), FASHION_CLASSES, "fashion-mnist")
+
+
+def data_digest(ds: ImageDataset) -> str:
+    """A short digest of the loaded images and labels: a resumed run must train on the same data."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    h.update(str((tuple(ds.images.shape), ds.name)).encode())
+    h.update(ds.images.contiguous().numpy().data)
+    h.update(ds.targets.contiguous().numpy().data)
+    return h.hexdigest()

@@ -2,7 +2,8 @@
 
 A checkpoint is written to a temporary file in the same folder, flushed and fsync'ed, then moved over
 the previous one with ``os.replace`` (atomic on POSIX), and the folder is fsync'ed: a crash at any
-moment leaves either the old complete checkpoint or the new complete one, never half a file.
+moment leaves either the old complete checkpoint or the new complete one, never half a file (and the next run
+removes the temporary file such a crash leaves). The file ends with a SHA-256 of its contents, checked on load.
 
 Loading never silently restarts: an unreadable file, a file that is not a checkpoint of this format,
 or one written by a run with a different configuration raises ``CheckpointError`` naming the file
@@ -11,6 +12,8 @@ and what is wrong.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 import tempfile
@@ -19,23 +22,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_fingerprint", "rng_state", "set_rng_state", "FORMAT"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_fingerprint", "remove_stale_temp_files",
+           "rng_state", "set_rng_state", "FORMAT"]
 
-FORMAT = "simclr-workbook/checkpoint-v1"
+FORMAT = "simclr-workbook/checkpoint-v2"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used to resume (unreadable, wrong format, or a different run)."""
 
 
+_TRAILER = b"SIMCLR-SHA256:"  # the file ends with this tag and the SHA-256 of everything before it
+
+
 def save_checkpoint(path, state: dict) -> Path:
-    """Write ``state`` (plus the format tag) to ``path`` atomically."""
+    """Write ``state`` (plus the format tag and a SHA-256 checksum) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    payload = buf.getvalue()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
+            f.write(payload)
+            f.write(_TRAILER + hashlib.sha256(payload).digest())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,24 +65,50 @@ def save_checkpoint(path, state: dict) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder) -> list[Path]:
+    """Delete the temporary files that a process killed inside ``save_checkpoint`` left behind in ``folder``."""
+    removed = []
+    for p in Path(folder).glob(".*.pt.*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def load_checkpoint(path, expect_fingerprint: dict | None = None, map_location="cpu") -> dict:
-    """Read a checkpoint; if ``expect_fingerprint`` is given, the stored run config must match it."""
+    """Read a checkpoint (its checksum verified); if ``expect_fingerprint`` is given, the stored run must match."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    data = path.read_bytes()
+    n = len(_TRAILER) + 32
+    if len(data) < n or data[-n:-32] != _TRAILER:
+        raise CheckpointError(f"checkpoint {path} is not a complete SimCLR workbook checkpoint ({len(data)} bytes, no "
+                              f"checksum at its end): it is truncated, empty or from elsewhere. Delete it to start over, "
+                              f"or choose another output folder.")
+    payload = data[:-n]
+    if hashlib.sha256(payload).digest() != data[-32:]:
+        raise CheckpointError(f"checkpoint {path} is corrupted: its SHA-256 checksum does not match its contents. "
+                              f"Delete it to start over, or choose another output folder.")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:
-        raise CheckpointError(
-            f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]}); it may be "
-            f"truncated or not a checkpoint. Delete it to start over, or choose another output folder."
-        ) from None
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}: {first}). Delete it to start "
+                              f"over, or choose another output folder.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"checkpoint {path} is not a SimCLR workbook checkpoint (format {got!r}, expected {FORMAT!r})")
-    for key in ("model", "optimizer", "epoch", "config"):
+    for key in ("model", "optimizer", "epoch", "config", "history", "rng"):
         if key not in state:
             raise CheckpointError(f"checkpoint {path} lacks the entry {key!r}; it was not written by this trainer")
+    bad = [k for k, v in state["model"].items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds non-finite weights (NaN or inf) in {bad[:3]}: the run diverged "
+                              f"before it was saved; start a new run (lower the learning rate)")
     if expect_fingerprint is not None:
         check_fingerprint(path, state, expect_fingerprint)
     return state

@@ -1,6 +1,6 @@
 """The SimCLR augmentation t ~ T on a whole batch at once, on the training device.
 
-Same ops and ranges as ``simclr_core.augment`` (Chen et al. 2020, arXiv:2002.05709, Sec. 3 and
+Same ops and ranges as ``simclr_core.data.augment`` (Chen et al. 2020, arXiv:2002.05709, Sec. 3 and
 Appendix A; defaults = the CIFAR-10 recipe of Appendix B.9: strength s = 0.5, no blur), but instead of
 a Python loop over images every op is one tensor operation over the batch with per-image parameters:
 
@@ -129,7 +129,7 @@ def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
 
     The box has centre (cx, cy) and size (w, h) as fractions of the image, (B,) each. For an integer box
     this is exactly torchvision's ``resized_crop(..., antialias=True)`` (the v2 pipeline in
-    ``simclr_core.augment``): the resample is separable, y_b = A_b x_b B_b^T, with A_b the
+    ``simclr_core.data.augment``): the resample is separable, y_b = A_b x_b B_b^T, with A_b the
     ``resample_weights`` of the rows (size, H) and B_b those of the columns (size, W), the rows of B_b
     reversed to mirror. Images whose box is no larger than the output on both axes (every CIFAR-10 crop
     at 32 px) are only upsampled, where that filter is bilinear interpolation at positions clamped into the

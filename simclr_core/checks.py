@@ -1,0 +1,72 @@
+"""Validation at the public boundaries: one small function per kind of value.
+
+Each returns the value (converted where that is safe, e.g. an int to float) or raises ``ValueError`` naming the
+argument, the bad value and what would be valid. The training hot path never calls these: public functions
+check once, then hand checked values to unchecked internals.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "probability", "one_of",
+           "int_tuple", "optional"]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def positive_int(name: str, v) -> int:
+    """An integer >= 1 (True/False and 1.0 are not integers here)."""
+    if not _is_int(v) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def nonnegative_int(name: str, v) -> int:
+    if not _is_int(v) or v < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    return int(v)
+
+
+def positive_float(name: str, v, unit: str = "") -> float:
+    """A finite number > 0 (an int is accepted and converted; a bool, NaN or inf is not)."""
+    if not _is_real(v) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0{unit and ' ' + unit}, got {v!r}")
+    return float(v)
+
+
+def nonnegative_float(name: str, v, unit: str = "") -> float:
+    if not _is_real(v) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0{unit and ' ' + unit}, got {v!r}")
+    return float(v)
+
+
+def probability(name: str, v) -> float:
+    if not _is_real(v) or not 0 <= v <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {v!r}")
+    return float(v)
+
+
+def one_of(name: str, v, valid) -> object:
+    if v not in tuple(valid):
+        raise ValueError(f"{name} must be one of {tuple(valid)}, got {v!r}")
+    return v
+
+
+def int_tuple(name: str, v) -> tuple[int, ...]:
+    """A non-empty tuple (or list) of positive integers, returned as a tuple."""
+    if not isinstance(v, (tuple, list)) or not v or not all(_is_int(w) and w >= 1 for w in v):
+        raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {v!r}")
+    return tuple(int(w) for w in v)
+
+
+def optional(check, name: str, v, *args):
+    """``check(name, v, *args)`` unless v is None (then None)."""
+    return None if v is None else check(name, v, *args)

@@ -1,0 +1,163 @@
+"""One SimCLR step's pieces, bottom-up: the model, the two views' projections, and the objective.
+
+Chen et al. 2020 (arXiv:2002.05709), Algorithm 1: for a minibatch x of N images draw two views t(x), t'(x),
+z = g(f(view)), loss = NT-Xent(z1, z2, tau) (eq. 1). An *objective* turns the two views into a loss; the plain one
+is SimCLR's, the others add negatives from outside the batch (notebook 07) or remove them (notebook 08's collapse):
+
+- ``SimCLRObjective``: in-batch negatives (the 2N - 2 other views), or ``nt_xent_distributed`` under torchrun;
+- ``QueueObjective``: + a FIFO queue of the last K keys, optionally from a momentum encoder (MoCo);
+- ``MemoryBankObjective``: + K negatives drawn from a bank of one stored embedding per image (PIRL-style);
+- ``AlignmentObjective``: only -cos(z1, z2), no negatives: the representation collapses.
+
+Every objective has ``loss(model, v1, v2, idx, precision)`` and ``after_step(model)``; its state (queue, momentum
+encoder, bank, random stream) is in ``state_dict()`` so that a checkpoint resumes it exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..nn.fast_layers import use_fast_layers
+from ..nn.loss import nt_xent_unchecked
+from ..nn.models import ProjectionHead, SimCLR, build_encoder, small_cnn
+from ..nn.queue import MemoryBank, MomentumEncoder, NegativeQueue, nt_xent_with_queue_unchecked
+from ..precision import Precision
+from .config import Recipe
+
+__all__ = ["build_model", "project", "SimCLRObjective", "QueueObjective", "MemoryBankObjective", "AlignmentObjective"]
+
+
+def build_model(recipe: Recipe) -> SimCLR:
+    """f = the recipe's encoder, g = the 2-layer MLP head to ``proj_dim`` (128 in the paper), or none.
+
+    The weights are drawn from ``recipe.seed`` alone, in a forked random stream: the same recipe always gives the
+    same initial weights (so the random-init baseline of a run is ``build_model(run_recipe)``) and the global
+    random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        if recipe.widths is not None:
+            encoder = small_cnn(recipe.in_channels, widths=tuple(recipe.widths))
+        else:
+            encoder = build_encoder(recipe.encoder, in_channels=recipe.in_channels)
+        head = ProjectionHead(encoder.out_dim, recipe.proj_hidden, recipe.proj_dim) if recipe.head else None
+    if recipe.fast_layers:
+        use_fast_layers(encoder)
+    return SimCLR(encoder, head)
+
+
+def project(model: nn.Module, views: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """z = g(f(views)) for a batch of views (B, C, s, s), under the run's precision; z in float32 (B, d_z)."""
+    with precision.autocast():
+        _, z = model(precision.inputs(views))  # (B, d_z)
+    return z.float()
+
+
+class SimCLRObjective:
+    """NT-Xent with in-batch negatives. Both views go through the network in one batch of 2N, so BatchNorm
+    normalises them together (as the paper's implementation does)."""
+
+    def __init__(self, temperature: float, loss_fn=None):
+        self.tau = float(temperature)
+        self.loss_fn = loss_fn or nt_xent_unchecked  # torchrun: train.distributed.nt_xent_distributed
+
+    def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
+        z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)  # (N, d_z) each
+        return self.loss_fn(z1, z2, self.tau)  # scalar, mean over the 2N anchors
+
+    def after_step(self, model) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class QueueObjective(SimCLRObjective):
+    """NT-Xent whose denominator also runs over a FIFO of the last ``size`` keys (MoCo, He et al. 2020).
+
+    ``momentum`` None: the keys are the second view's z from the network itself (a queue of stale embeddings);
+    a number m: they come from an exponential-moving-average copy (theta_k <- m theta_k + (1 - m) theta_q), and
+    only the first view gets a gradient. Keys enter the queue after the step: a batch never meets its own keys."""
+
+    def __init__(self, temperature: float, model: nn.Module, size: int, momentum: float | None = None):
+        super().__init__(temperature)
+        dim = model.head.out_dim if hasattr(model.head, "out_dim") else model.encoder.out_dim
+        device = next(model.parameters()).device
+        self.queue = NegativeQueue(dim, size).to(device)
+        self.keys_from = MomentumEncoder(model, momentum) if momentum is not None else None
+        self._keys = None
+
+    def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
+        if self.keys_from is None:
+            z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)  # (N, d_z) each
+        else:
+            z1 = project(model, v1, precision)  # (N, d_z) queries
+            with torch.no_grad():
+                z2 = project(self.keys_from.target, v2, precision)  # (N, d_z) keys, no gradient
+        self._keys = z2.detach()
+        return nt_xent_with_queue_unchecked(z1, z2, self.queue.keys, self.tau)
+
+    def after_step(self, model) -> None:
+        if self.keys_from is not None:
+            self.keys_from.update(model)
+        self.queue.enqueue(self._keys)
+
+    def state_dict(self) -> dict:
+        state = {"queue": self.queue.state_dict()}
+        if self.keys_from is not None:
+            state["keys_from"] = self.keys_from.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.queue.load_state_dict(state["queue"])
+        if self.keys_from is not None:
+            self.keys_from.load_state_dict(state["keys_from"])
+
+
+class MemoryBankObjective(SimCLRObjective):
+    """NT-Xent with ``negatives`` extra negatives drawn uniformly from a memory bank of one embedding per dataset
+    image, which the step then updates with momentum (PIRL-style; ``simclr_core.nn.queue.MemoryBank``)."""
+
+    def __init__(self, temperature: float, model: nn.Module, n_images: int, negatives: int, momentum: float = 0.5,
+                 seed: int = 0):
+        super().__init__(temperature)
+        dim = model.head.out_dim if hasattr(model.head, "out_dim") else model.encoder.out_dim
+        self.bank = MemoryBank(n_images, dim, momentum, seed).to(next(model.parameters()).device)
+        self.K = int(negatives)
+        self.g = torch.Generator().manual_seed(seed + 1)  # which entries are drawn: its own stream
+        self._update = None
+
+    def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
+        z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)  # (N, d_z) each
+        self._update = (idx, (F.normalize(z1.detach(), dim=1) + F.normalize(z2.detach(), dim=1)) / 2)
+        return nt_xent_with_queue_unchecked(z1, z2, self.bank.sample(self.K, self.g), self.tau)
+
+    def after_step(self, model) -> None:
+        self.bank.update(*self._update)
+
+    def state_dict(self) -> dict:
+        return {"bank": self.bank.state_dict(), "g": self.g.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.bank.load_state_dict(state["bank"])
+        self.g.set_state(state["g"])
+
+
+class AlignmentObjective(SimCLRObjective):
+    """Pull the two views together, push nothing apart: loss = -mean cos(z1, z2). Its minimum is reached by a
+    constant map, so the representation collapses (notebook 08 shows it)."""
+
+    def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
+        z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)
+        return -F.cosine_similarity(z1, z2).mean()
+
+
+def copy_objective(objective, model: nn.Module):
+    """A deep copy of ``objective`` (for the budget's twin run); a momentum encoder is re-made from ``model``."""
+    return copy.deepcopy(objective)
