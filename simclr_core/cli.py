@@ -3,7 +3,7 @@
     simclr pretrain --dataset cifar10 --preset cpu --out runs/cifar10_cpu [--epochs N --batch-size B ...]
     simclr probe runs/cifar10_cpu
 
-``pretrain`` trains SimCLR (Chen et al. 2020, arXiv:2002.05709) with a preset from simclr_core.config
+``pretrain`` trains SimCLR (Chen et al. 2020, arXiv:2002.05709) with a preset from simclr_core.train.config
 and any setting overridden by a flag; ``probe`` evaluates a run folder's encoder next to a random-init
 encoder and raw pixels (kNN and linear probe). Errors a user can fix (bad values, missing data, a
 checkpoint that does not fit) are printed as one clear message without a traceback, exit status 2.
@@ -59,88 +59,121 @@ def _widths(s: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS, preset
-    from .data import DATASETS
-    from .models import ENCODERS
-    from .schedule import OPTIMIZERS
+    from .data.datasets import DATASETS
+    from .nn.models import ENCODERS
+    from .train.config import PRESET_NAMES, preset
+    from .train.schedule import OPTIMIZERS
 
-    p = argparse.ArgumentParser(prog="simclr", description="SimCLR pretraining and linear evaluation (Chen et al. 2020).")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="simclr", description="SimCLR pretraining and linear evaluation (Chen et al. 2020).",
+                                allow_abbrev=False)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("pretrain", help="pretrain a SimCLR encoder", description="Pretrain SimCLR; writes config.json, "
-                       "metrics.jsonl and checkpoint.pt (every epoch, atomically) to --out.")
-    t.add_argument("--dataset", choices=DATASETS, default="cifar10")
-    t.add_argument("--preset", choices=PRESETS, default="cpu",
+    t = sub.add_parser("pretrain", help="pretrain a SimCLR encoder", formatter_class=fmt, allow_abbrev=False,
+                       description="Pretrain SimCLR; writes config.json, metrics.jsonl and checkpoint.pt (after every "
+                                   "epoch, atomically) to --out. Settings not given come from the preset "
+                                   "(default: the preset's value).")
+    t.add_argument("--dataset", choices=DATASETS, default="cifar10", help="training data")
+    t.add_argument("--preset", choices=PRESET_NAMES, default="cpu",
                    help="cpu: small CNN, minutes on a laptop; gpu: ResNet-18, batch 512, LARS, 500 epochs (paper B.9)")
     t.add_argument("--out", required=True, help="run folder, e.g. runs/cifar10_cpu")
-    t.add_argument("--data-root", help="dataset folder (default: $SIMCLR_DATA or ~/.cache/simclr-workbook/data)")
+    t.add_argument("--data-root", help="dataset folder (default: $SIMCLR_DATA or ~/.cache/simclr-workbook/data; "
+                                       "Fashion-MNIST: /usr/share/datasets/fashion-mnist when present)")
     t.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    t.add_argument("--epochs", type=_positive_int("--epochs"))
-    t.add_argument("--batch-size", type=_positive_int("--batch-size"))
-    t.add_argument("--temperature", "--tau", type=_positive_float("--temperature"))
+    t.add_argument("--epochs", type=_positive_int("--epochs"), help="epochs to train (alone: exactly this many, no time budget)")
+    t.add_argument("--batch-size", type=_positive_int("--batch-size"), help="N, images per step (2N views)")
+    t.add_argument("--temperature", "--tau", type=_positive_float("--temperature"), help="NT-Xent temperature tau")
     t.add_argument("--lr", type=_positive_float("--lr"), help="base learning rate (scaled by batch/256)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS)
-    t.add_argument("--encoder", choices=sorted(ENCODERS))
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with momentum) or lars")
+    t.add_argument("--encoder", choices=sorted(ENCODERS), help="the encoder f")
     t.add_argument("--widths", type=_widths, help="small_cnn channel widths, e.g. 16,32,64")
-    t.add_argument("--warmup-epochs", type=float)
-    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--warmup-epochs", type=_nonneg_float("--warmup-epochs"), help="epochs of linear learning-rate warmup")
+    t.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), help="L2 weight decay (not on BN and biases)")
     t.add_argument("--subset", type=_positive_int("--subset"), help="train on a random subset of this many images")
-    t.add_argument("--seed", type=_int_at_least("--seed", 0), default=0)
-    t.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:<i>, mps")
-    t.add_argument("--num-threads", type=_positive_int("--num-threads"))
+    t.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="seed of weights, batches and views")
+    t.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:<i> or mps")
+    t.add_argument("--num-threads", type=_positive_int("--num-threads"), help="torch CPU threads (default: torch's)")
     t.add_argument("--minutes", type=_positive_float("--minutes"),
                    help="fit pretraining into about this many minutes: a few steps are timed first and the run gets the "
                         "steps that fit (at most the preset's epochs), its learning-rate schedule ending there "
-                        f"(the cpu preset: {preset('cpu').minutes:g} minutes; --epochs without --minutes trains "
-                        "exactly that many epochs)")
+                        f"(the cpu preset: {preset('cpu').minutes:g} minutes)")
     t.add_argument("--time-limit", type=_positive_float("--time-limit"),
                    help="stop after this many seconds of training, wherever the schedule is (a safety net; see --minutes)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes under torchrun (CUDA)")
-    t.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on CUDA and on CPUs with native bf16)")
-    t.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    t.add_argument("--no-amp", action="store_true", help="float32 everywhere (default: bfloat16 autocast on CUDA and on "
+                                                         "CPUs with native bf16)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--probe", action="store_true", help="run `simclr probe` on the run when pretraining ends")
 
-    q = sub.add_parser("probe", help="kNN + linear probe of a run vs random init vs raw pixels")
+    q = sub.add_parser("probe", help="kNN + linear probe of a run vs random init vs raw pixels", formatter_class=fmt,
+                       allow_abbrev=False)
     q.add_argument("run", help="run folder written by `simclr pretrain`")
-    q.add_argument("--device", default="auto")
-    q.add_argument("--train-subset", type=_positive_int("--train-subset"), help="probe on this many training images")
+    q.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:<i> or mps")
+    q.add_argument("--data-root", help="dataset folder (default: the one the run used)")
+    q.add_argument("--train-subset", type=_int_at_least("--train-subset", 2), help="probe on this many training images")
     q.add_argument("--test-subset", type=_positive_int("--test-subset"), help="evaluate on this many test images")
-    q.add_argument("--k", type=_positive_int("--k"), default=200, help="kNN neighbours (default 200)")
-    q.add_argument("--knn-t", type=_positive_float("--knn-t"), default=0.1, help="kNN vote temperature (default 0.1)")
-    q.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the linear probe")
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--k", type=_positive_int("--k"), default=200, help="kNN neighbours")
+    q.add_argument("--knn-t", type=_positive_float("--knn-t"), default=0.1, help="kNN vote temperature")
+    q.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), default=1e-4, help="L2 penalty of the linear probe")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
+def _nonneg_float(name):
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = math.nan
+        if not (v >= 0 and math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {s!r}")
+        return v
+    return parse
+
+
+def _device(s: str) -> str:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", s):
+        raise argparse.ArgumentTypeError(f"--device must be auto, cpu, cuda, cuda:<index> or mps, got {s!r}")
+    return s
+
+
 def _pretrain(args) -> int:
-    from .config import preset
-    from .trainer import pretrain
+    from .eval.metrics import format_probe_table
+    from .train.config import RunOptions, preset
+    from .train.runs import pretrain, probe_run
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "temperature": args.temperature, "lr": args.lr,
         "optimizer": args.optimizer, "encoder": args.encoder, "warmup_epochs": args.warmup_epochs,
-        "weight_decay": args.weight_decay, "subset": args.subset, "num_threads": args.num_threads,
-        "time_limit_s": args.time_limit, "widths": args.widths, "minutes": args.minutes,
+        "weight_decay": args.weight_decay, "subset": args.subset, "widths": args.widths, "minutes": args.minutes,
     }.items() if v is not None}
     if args.epochs is not None and args.minutes is None:
         overrides["minutes"] = None  # --epochs N alone: exactly N epochs, whatever the preset's time budget
     if "epochs" in overrides and "warmup_epochs" not in overrides:
         base = preset(args.preset, args.dataset)
         overrides["warmup_epochs"] = min(base.warmup_epochs, overrides["epochs"])
-    cfg = preset(args.preset, args.dataset, data_root=args.data_root, download=args.download, seed=args.seed,
-                 device=args.device, out=args.out, resume=args.resume, sync_bn=args.sync_bn, amp=not args.no_amp,
-                 progress=not args.no_progress, **overrides)
-    result = pretrain(cfg)
-    if result.history and (result.run_dir is not None):
-        last = result.history[-1]
+    if args.encoder is not None and args.encoder != "small_cnn" and args.widths is None:
+        overrides["widths"] = None  # a preset's small_cnn widths do not apply to another encoder
+    recipe = preset(args.preset, args.dataset, seed=args.seed, sync_bn=args.sync_bn, amp=not args.no_amp, **overrides)
+    options = RunOptions(out=args.out, data_root=args.data_root, download=args.download, device=args.device,
+                         num_threads=args.num_threads, progress=not args.no_progress, time_limit_s=args.time_limit,
+                         resume=args.resume)
+    result = pretrain(recipe, options)
+    if result.run_dir is not None and _is_main():
         steps = sum(h["steps"] for h in result.history)
-        print(f"done: {len(result.history)} epochs ({steps} steps) logged in {result.run_dir}; last loss {last['loss']:.4f}, "
-              f"kNN monitor {100 * last['knn_acc']:.2f}%", file=sys.stderr)
+        last = result.history[-1] if result.history else None
+        knn = f", kNN monitor {100 * last['knn_acc']:.2f}%" if last and "knn_acc" in last else ""
+        how = "stopped by the time limit after" if result.stopped_early else "done:"
+        print(f"{how} {steps} steps ({steps / result.extra['steps_per_epoch']:.2f} epochs) in {result.run_dir}"
+              + (f"; last loss {last['loss']:.4f}{knn}" if last else ""), file=sys.stderr)
+        if result.stopped_early:
+            print(f"continue with: simclr pretrain ... --out {args.out} --resume", file=sys.stderr)
     if args.probe and not result.stopped_early and _is_main():
-        from .evaluate import format_probe_table, probe_run
-
-        print(format_probe_table(probe_run(args.out, device=args.device, progress=not args.no_progress)))
+        print(format_probe_table(probe_run(args.out, device=args.device, data_root=args.data_root,
+                                           progress=not args.no_progress)))
     return 0
 
 
@@ -150,28 +183,66 @@ def _is_main() -> bool:
 
 
 def _probe(args) -> int:
-    from .evaluate import format_probe_table, probe_run
+    from .eval.metrics import format_probe_table
+    from .train.runs import probe_run
 
     result = probe_run(args.run, device=args.device, train_subset=args.train_subset, test_subset=args.test_subset,
-                       k=args.k, t=args.knn_t, weight_decay=args.weight_decay, progress=not args.no_progress)
+                       k=args.k, t=args.knn_t, weight_decay=args.weight_decay, data_root=args.data_root,
+                       progress=not args.no_progress)
     print(format_probe_table(result))
     return 0
 
 
+def _kept(args) -> str:
+    """What an interrupted pretraining left in --out, in words."""
+    from pathlib import Path
+
+    if args.command != "pretrain":
+        return "nothing was written"
+    ckpt = Path(args.out) / "checkpoint.pt"
+    if not ckpt.is_file():
+        return f"no epoch was complete, so {args.out} holds no checkpoint yet (start again without --resume)"
+    try:
+        from .train.checkpoint import load_checkpoint
+
+        epoch = int(load_checkpoint(ckpt)["epoch"])
+        return f"the checkpoint of epoch {epoch + 1} is kept in {ckpt} (continue with --resume)"
+    except Exception:
+        return f"{ckpt} is kept (continue with --resume)"
+
+
 def main(argv=None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DatasetUnavailable
+    import signal
+
+    from .data.datasets import DatasetUnavailable
+    from .train.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
+
+    def on_sigterm(signum, frame):  # SIGTERM ends a run like Ctrl-C: a message, the last checkpoint kept
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
     try:
         return _pretrain(args) if args.command == "pretrain" else _probe(args)
     except (DatasetUnavailable, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"simclr {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a file-size limit, a folder made read-only mid-run
+        print(f"simclr {args.command}: error: {err.strerror or err} ({getattr(err, 'filename', '') or ''})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"simclr {args.command}: interrupted; the last completed epoch's checkpoint is kept "
-              f"(continue with --resume)", file=sys.stderr)
+        print(f"simclr {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The time budget (TrainConfig.minutes): the arithmetic against hand-worked cases, and end to end: the planned
+"""The time budget (Recipe.minutes): the arithmetic against hand-worked cases, and end to end: the planned
 steps are what the run trains, planning does not disturb the run, and a resumed run keeps its schedule."""
 
 import json
@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from tests.trainer_helpers import assert_same_weights, interrupt_at_call, tiny
-from simclr_core import budget
-from simclr_core import trainer as trainer_mod
-from simclr_core.train.checkpoint import load_checkpoint
 from simclr_core.cli import main as cli_main
-from simclr_core.train.config import TrainConfig, preset
-from simclr_core.data.fast_augment import BatchAugment
-from simclr_core.train.schedule import build_optimizer
-from simclr_core.train.loop import CHECKPOINT, CONFIG, build_model, pretrain
+from simclr_core.precision import Precision
+from simclr_core.train import budget
+from simclr_core.train import runs as runs_mod
+from simclr_core.train.checkpoint import load_checkpoint
+from simclr_core.train.config import Recipe, preset
+from simclr_core.train.loop import Trainer
+from simclr_core.train.runs import CHECKPOINT, CONFIG, pretrain
+from simclr_core.train.step import build_model
 
 
 # ---------------------------------------------------------------- the arithmetic
@@ -54,20 +55,18 @@ def test_plan_describes_what_the_budget_bought():
     assert "100 ms/step" in plan.describe() and "4.00 epochs of the 10 planned" in plan.describe()
     with pytest.raises(ValueError, match="minutes must be .* got -3"):
         budget.plan_steps(-3, 0.1, 5.0, 100, 1000)
-    with pytest.raises(ValueError, match="minutes must be a finite number > 0 or None, got 0"):
-        TrainConfig(minutes=0)
+    with pytest.raises(ValueError, match="minutes must be a finite number > 0, got 0"):
+        Recipe(minutes=0)
 
 
-def test_time_steps_leaves_the_model_untouched():
-    torch.manual_seed(0)
-    cfg = TrainConfig(widths=(4, 8), proj_dim=8, batch_size=8, progress=False)
-    model = build_model(cfg, 3)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+def test_timing_the_twin_leaves_the_trainer_untouched():
+    cfg = Recipe(widths=(4, 8), proj_dim=8, batch_size=8)
     images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
-    s = budget.time_steps(model, lambda m: build_optimizer("sgd", m, 0.1, 0.9, 1e-4), BatchAugment(cfg.augment),
-                          images, 8, 0.5, torch.device("cpu"), seconds=0.05)
-    assert 0 < s < 60
-    for k, v in model.state_dict().items():
+    tr = Trainer(cfg, build_model(cfg), images, Precision(torch.device("cpu")))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    s = budget.time_steps(tr.twin().step, torch.device("cpu"), seconds=0.05)
+    assert 0 < s < 60 and tr.global_step == 0
+    for k, v in tr.model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=f"{k} changed")
 
 
@@ -83,49 +82,49 @@ def test_the_run_trains_the_planned_steps_and_records_them(cifar_root, tmp_path,
     # 4 steps an epoch; 1 s/step and 2 s/monitor: an epoch is 6 s, so 0.2 min = 12 s buys 2 epochs = 8 steps
     fixed_timing(monkeypatch, 1.0, 2.0)
     out = tmp_path / "run"
-    r = pretrain(tiny(cifar_root, out, minutes=0.2, epochs=3))
-    assert r.config.max_steps == 8 and r.extra["budget"]["steps"] == 8
+    r = pretrain(*tiny(cifar_root, out, minutes=0.2, epochs=3))
+    assert r.recipe.max_steps == 8 and r.extra["budget"]["steps"] == 8
     assert [h["steps"] for h in r.history] == [4, 4]
-    assert json.loads((out / CONFIG).read_text())["max_steps"] == 8
+    assert json.loads((out / CONFIG).read_text())["recipe"]["max_steps"] == 8
     assert load_checkpoint(out / CHECKPOINT)["config"]["max_steps"] == 8
     # 15 s: 2 epochs (12 s), then 3 s: a monitor pass (2 s) and one step of a third epoch
-    assert pretrain(tiny(cifar_root, None, minutes=15 / 60, epochs=3)).config.max_steps == 9
+    assert pretrain(*tiny(cifar_root, None, minutes=15 / 60, epochs=3)).recipe.max_steps == 9
 
 
 @pytest.mark.slow
 def test_planning_does_not_disturb_the_run(cifar_root):
     """Real timing on a copy of the model: the run equals, bit for bit, one given the planned max_steps directly."""
-    planned = pretrain(tiny(cifar_root, None, minutes=0.05, epochs=2))
-    steps = planned.config.max_steps
+    planned = pretrain(*tiny(cifar_root, None, minutes=0.05, epochs=2))
+    steps = planned.recipe.max_steps
     assert 1 <= steps <= 8 and planned.extra["budget"]["step_s"] > 0
-    direct = pretrain(tiny(cifar_root, None, epochs=2, max_steps=steps))
+    direct = pretrain(*tiny(cifar_root, None, epochs=2, max_steps=steps))
     assert_same_weights(planned.model, direct.model)
 
 
 @pytest.mark.slow
 def test_a_resumed_budget_run_keeps_its_schedule(cifar_root, tmp_path, monkeypatch):
     fixed_timing(monkeypatch, 1.0, 2.0)  # 3 epochs of 6 s in 0.3 min: max_steps 12
-    full = pretrain(tiny(cifar_root, tmp_path / "full", minutes=0.3, epochs=3))
-    assert full.config.max_steps == 12
+    full = pretrain(*tiny(cifar_root, tmp_path / "full", minutes=0.3, epochs=3))
+    assert full.recipe.max_steps == 12
 
     interrupt_at_call(monkeypatch, 7)  # in epoch 1 (4 steps an epoch)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(tiny(cifar_root, tmp_path / "cut", minutes=0.3, epochs=3))
+        pretrain(*tiny(cifar_root, tmp_path / "cut", minutes=0.3, epochs=3))
     monkeypatch.undo()
     fixed_timing(monkeypatch, 100.0, 100.0)  # a slower machine now: resuming must not re-plan
-    resumed = pretrain(tiny(cifar_root, tmp_path / "cut", minutes=0.3, epochs=3, resume=True))
-    assert resumed.config.max_steps == 12
+    resumed = pretrain(*tiny(cifar_root, tmp_path / "cut", minutes=0.3, epochs=3, resume=True))
+    assert resumed.recipe.max_steps == 12
     assert_same_weights(full.model, resumed.model, " after resume")
 
 
 def test_cli_epochs_alone_trains_exactly_those_epochs(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_pretrain(cfg):
+    def fake_pretrain(cfg, options):
         seen["cfg"] = cfg
         raise ValueError("stop here")
 
-    monkeypatch.setattr(trainer_mod, "pretrain", fake_pretrain)
+    monkeypatch.setattr(runs_mod, "pretrain", fake_pretrain)
     base = ["pretrain", "--dataset", "fashion-mnist", "--out", str(tmp_path / "r")]
     assert cli_main(base) == 2
     assert seen["cfg"].minutes == preset("cpu", "fashion-mnist").minutes is not None

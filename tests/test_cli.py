@@ -10,6 +10,7 @@ import torch
 
 from simclr_core.cli import main
 from simclr_core.data.synthetic import write_fake_cifar10
+from simclr_core.train.checkpoint import load_checkpoint
 from tests.trainer_helpers import interrupt_at_call
 
 
@@ -57,7 +58,7 @@ def test_pretrain_then_probe_end_to_end(tmp_path, capsys):
     assert main([*common, "--epochs", "2"]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]
-    assert json.loads((out / "config.json").read_text())["widths"] == [8, 16]
+    assert json.loads((out / "config.json").read_text())["recipe"]["widths"] == [8, 16]
 
     # the same folder again without --resume: refused, the run is kept
     assert main([*common, "--epochs", "2"]) == 2
@@ -88,7 +89,7 @@ def test_gpu_preset_end_to_end_on_the_cpu(tmp_path, capsys, monkeypatch):
                 "--out", str(tmp_path / name), "--batch-size", "32", "--epochs", "2", "--no-progress", "--device", "cpu"]
 
     assert main(args("whole")) == 0
-    cfg = json.loads((tmp_path / "whole" / "config.json").read_text())
+    cfg = json.loads((tmp_path / "whole" / "config.json").read_text())["recipe"]
     assert (cfg["encoder"], cfg["optimizer"], cfg["temperature"], cfg["warmup_epochs"]) == ("resnet18_cifar", "lars", 0.5, 2)
     assert (cfg["augment"]["strength"], cfg["augment"]["blur"]) == (0.5, False)
 
@@ -97,8 +98,8 @@ def test_gpu_preset_end_to_end_on_the_cpu(tmp_path, capsys, monkeypatch):
         assert main(args("cut")) == 130
     assert "continue with --resume" in capsys.readouterr().err
     assert main([*args("cut"), "--resume"]) == 0
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]

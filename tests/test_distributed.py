@@ -37,6 +37,7 @@ from simclr_core.train.distributed import (
     nt_xent_rank,
 )
 from simclr_core.nn.loss import nt_xent, positive_pairs
+from simclr_core.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 N, D_IN, TAU, WORLD = 8, 6, 0.5, 2
@@ -76,7 +77,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from simclr_core import distributed as sd
+    from simclr_core.train import distributed as sd
 
     info = sd.init_distributed("cpu")
     try:
@@ -277,7 +278,7 @@ def _env() -> dict:
 
 
 def _final_weights(run: Path) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    return load_checkpoint(run / "checkpoint.pt")["model"]
 
 
 @pytest.mark.slow
@@ -304,7 +305,7 @@ def test_torchrun_pretrain_checkpoints_and_resumes_exactly(tmp_path):
     proc.send_signal(signal.SIGTERM)  # torchrun stops its workers, as on a pre-empted cluster node
     log = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0, f"the run finished before it could be interrupted; make epochs longer\n{log[-2000:]}"
-    state = torch.load(cut / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(cut / "checkpoint.pt")
     assert state["epoch"] == 0, "interrupted after the first checkpoint, which is epoch 0's"
     first_row = state["history"][0]  # epoch 0 as the interrupted run measured it (its timings are unique)
 

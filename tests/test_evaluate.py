@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from simclr_core.eval.metrics import extract_features, knn_accuracy, knn_predict, linear_probe, raw_pixel_features
+from simclr_core.eval.features import extract_features, raw_pixel_features
+from simclr_core.eval.metrics import knn_accuracy, knn_predict, linear_probe
 
 
 def blobs(n, d=16, C=4, spread=1.5, seed=0):

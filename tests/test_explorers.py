@@ -21,7 +21,7 @@ from simclr_core.teaching.explorers.temperature import TAU_MAX, TAU_MIN, Tempera
 from simclr_core.nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
 from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
-from .fixtures_cifar import write_fake_cifar10
+from simclr_core.data.synthetic import write_fake_cifar10
 
 
 def shown(html: str, css_class: str) -> str:

@@ -1,21 +1,26 @@
-"""Shared by the trainer and budget tests: a tiny run config on a CIFAR-format folder, weight snapshots, and a
-stand-in for ``trainer.simclr_loss`` that interrupts a run at a chosen step."""
+"""Shared by the trainer and budget tests: a tiny run on a CIFAR-format folder, weight snapshots, and a stand-in
+for the objective's loss that interrupts a run at a chosen step."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import torch
 
-from simclr_core import trainer as trainer_mod
-from simclr_core.train.config import TrainConfig
+from simclr_core.train import step as step_mod
+from simclr_core.train.config import Recipe, RunOptions
+
+_OPTION_FIELDS = {f.name for f in fields(RunOptions)}
 
 
-def tiny(cifar_root, out, **kw) -> TrainConfig:
-    """An 8-16 CNN on the 200-image fixture: 4 steps an epoch of batch 50."""
+def tiny(cifar_root, out, **kw) -> tuple[Recipe, RunOptions]:
+    """(recipe, options) of an 8-16 CNN on the 200-image fixture: 4 steps an epoch of batch 50."""
     base = dict(dataset="cifar10", data_root=str(cifar_root), encoder="small_cnn", widths=(8, 16), proj_dim=16,
                 epochs=2, batch_size=50, warmup_epochs=0.5, monitor_train=100, monitor_test=60, knn_k=20,
-                progress=False, out=None if out is None else str(out), seed=7)
+                minutes=None, progress=False, out=None if out is None else str(out), seed=7)
     base.update(kw)
-    return TrainConfig(**base)
+    opts = {k: v for k, v in base.items() if k in _OPTION_FIELDS}
+    return Recipe(**{k: v for k, v in base.items() if k not in _OPTION_FIELDS}), RunOptions(**opts)
 
 
 def weights(model) -> dict:
@@ -24,18 +29,19 @@ def weights(model) -> dict:
 
 def assert_same_weights(a_model, b_model, what: str = "") -> None:
     a, b = weights(a_model), weights(b_model)
+    assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs{what}")
 
 
 def interrupt_at_call(monkeypatch, n: int) -> None:
-    """Make the n-th call of trainer.simclr_loss raise KeyboardInterrupt (as Ctrl-C would in that step)."""
-    real, calls = trainer_mod.simclr_loss, {"n": 0}
+    """Make the n-th computed SimCLR loss raise KeyboardInterrupt (as Ctrl-C would in that step)."""
+    real, calls = step_mod.SimCLRObjective.loss, {"n": 0}
 
-    def step(*args, **kw):
+    def loss(self, *args, **kw):
         calls["n"] += 1
         if calls["n"] == n:
             raise KeyboardInterrupt
-        return real(*args, **kw)
+        return real(self, *args, **kw)
 
-    monkeypatch.setattr(trainer_mod, "simclr_loss", step)
+    monkeypatch.setattr(step_mod.SimCLRObjective, "loss", loss)

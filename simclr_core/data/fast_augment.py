@@ -101,54 +101,117 @@ def resample_weights(lo: torch.Tensor, length: torch.Tensor, n_in: int, n_out: i
     return wt / wt.sum(-1, keepdim=True)
 
 
-def _upsample_box(x, top, left, hp, wp, flip, size: int) -> torch.Tensor:
-    """``crop_flip`` for boxes no larger than the output on both axes: there the antialiased filter is bilinear
-    interpolation at the output centres clamped to the box's first and last pixel centres, one grid_sample."""
+def _upsample_coords(top, left, hp, wp, flip, H: int, W: int, size: int):
+    """Boxes no larger than the output on both axes: there the antialiased filter is bilinear interpolation at the
+    output centres clamped to the box's first and last pixel centres. gx, gy: (b, size) each, the grid_sample
+    coordinates (in [-1, 1]) of the output columns (mirrored where flip) and rows."""
     def coords(lo, length, n_in):  # (b, size) in grid_sample's [-1, 1] units
         c = _output_centres(lo, length, size)  # (b, size) px
         c = torch.minimum(torch.maximum(c, lo[:, None] + 0.5), (lo + length)[:, None] - 0.5)
         return 2 * c / n_in - 1
 
-    gx = coords(left, wp, x.shape[3])
+    gx = coords(left, wp, W)
     gx = torch.where(flip.view(-1, 1), gx.flip(1), gx)  # mirrored where flip
-    gy = coords(top, hp, x.shape[2])
-    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)  # (b, size, size, 2)
-    return F.grid_sample(x, grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)  # (b, C, size, size)
+    return gx, coords(top, hp, H)
 
 
-def _resample_box(x, top, left, hp, wp, flip, size: int) -> torch.Tensor:
-    """``crop_flip`` for any boxes: y_b = A_b x_b B_b^T with the ``resample_weights`` of rows and columns."""
-    rows = resample_weights(top, hp, x.shape[2], size)  # (b, size, H)
-    cols = resample_weights(left, wp, x.shape[3], size)  # (b, size, W)
-    cols = torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)  # mirrored where flip
-    return rows.to(x).unsqueeze(1) @ x @ cols.to(x).unsqueeze(1).transpose(-1, -2)  # (b, C, size, size)
+def _resample_mats(top, left, hp, wp, flip, H: int, W: int, size: int):
+    """Any boxes: the ``resample_weights`` of rows (b, size, H) and columns (b, size, W), columns mirrored where flip."""
+    rows = resample_weights(top, hp, H, size)  # (b, size, H)
+    cols = resample_weights(left, wp, W, size)  # (b, size, W)
+    return rows, torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)
+
+
+def _crop_plan(H: int, W: int, cx, cy, w, h, flip, size: int) -> list:
+    """The CPU half of ``crop_flip``: from the (B,) boxes, which resample each image takes and its weights.
+
+    A list of (kind, idx, weights): kind "up" with weights (gx, gy) from ``_upsample_coords``, or "resample" with
+    (rows, cols) from ``_resample_mats``; idx (b,) the images of that kind, None when it is all of them.
+    """
+    hp, wp = h * H, w * W  # (B,) box height and width in px
+    box = ((cy - h / 2) * H, (cx - w / 2) * W, hp, wp, flip)  # top, left, height, width, flip: (B,) each
+    up = (hp <= size + 1e-4) & (wp <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
+    if up.all():
+        return [("up", None, _upsample_coords(*box, H, W, size))]
+    if not up.any():
+        return [("resample", None, _resample_mats(*box, H, W, size))]
+    plan = []
+    for kind, m, weights in (("up", up, _upsample_coords), ("resample", ~up, _resample_mats)):
+        i = m.nonzero().squeeze(1)  # (b,) the images of this kind
+        plan.append((kind, i, weights(*(t[i] for t in box), H, W, size)))
+    return plan
+
+
+def _crop_apply(x: torch.Tensor, plan: list, size: int) -> torch.Tensor:
+    """The device half of ``crop_flip``: ``plan`` from ``_crop_plan``, its tensors on x's device."""
+    out = None
+    for kind, i, (a, b) in plan:
+        xi = x if i is None else x.index_select(0, i)
+        if kind == "up":  # a, b = gx, gy: one grid_sample
+            grid = torch.stack(torch.broadcast_tensors(a[:, None, :], b[:, :, None]), -1)  # (b, size, size, 2)
+            y = F.grid_sample(xi, grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)
+        else:  # a, b = rows, cols: y_b = A_b x_b B_b^T
+            y = a.to(x).unsqueeze(1) @ xi @ b.to(x).unsqueeze(1).transpose(-1, -2)  # (b, C, size, size)
+        if i is None:
+            return y
+        if out is None:
+            out = x.new_empty(x.shape[0], x.shape[1], size, size)
+        out.index_copy_(0, i, y)
+    return out
 
 
 def crop_flip(x: torch.Tensor, cx, cy, w, h, flip, size: int) -> torch.Tensor:
     """Resample box b of image b to (size, size), mirrored where flip[b]; x (B, C, H, W) float.
 
-    The box has centre (cx, cy) and size (w, h) as fractions of the image, (B,) each. For an integer box
+    The box has centre (cx, cy) and size (w, h) as fractions of the image, (B,) CPU tensors each. For an integer box
     this is exactly torchvision's ``resized_crop(..., antialias=True)`` (the v2 pipeline in
     ``simclr_core.data.augment``): the resample is separable, y_b = A_b x_b B_b^T, with A_b the
     ``resample_weights`` of the rows (size, H) and B_b those of the columns (size, W), the rows of B_b
     reversed to mirror. Images whose box is no larger than the output on both axes (every CIFAR-10 crop
     at 32 px) are only upsampled, where that filter is bilinear interpolation at positions clamped into the
     box, so they take one cheaper ``grid_sample`` call instead. The full box at the input size is the identity.
+    The weights are computed on the CPU and reach x's device in one copy.
     """
-    B, C, H, W = x.shape
-    hp, wp = h * H, w * W  # (B,) box height and width in px
-    box = ((cy - h / 2) * H, (cx - w / 2) * W, hp, wp, flip)  # top, left, height, width, flip: (B,) each
-    up = (hp <= size + 1e-4) & (wp <= size + 1e-4)  # (B,) upsampled (or kept) on both axes
-    if up.all():
-        return _upsample_box(x, *box, size)
-    if not up.any():
-        return _resample_box(x, *box, size)
-    out = x.new_empty(B, C, size, size)
-    for m, resample in ((up, _upsample_box), (~up, _resample_box)):
-        i = m.nonzero().squeeze(1)  # (b,) the images of this kind
-        on_x = i.to(x.device)
-        out[on_x] = resample(x[on_x], *(t[i] for t in box), size)
-    return out
+    plan = _crop_plan(x.shape[2], x.shape[3], cx, cy, w, h, flip, size)
+    return _crop_apply(x, _to_device(plan, x.device), size)
+
+
+def _to_device(tree, device: torch.device):
+    """``tree`` (nested lists/tuples whose tensors are on the CPU; other leaves kept) with every tensor on ``device``
+    in one host-to-device copy (``_packed_copy``); on the CPU, ``tree`` itself."""
+    return tree if device.type == "cpu" else _packed_copy(tree, device)
+
+
+def _packed_copy(tree, device: torch.device):
+    """``_to_device`` for any device: the tensors are packed into one flat float buffer (pinned for CUDA, so the
+    copy is asynchronous), copied with non_blocking=True and split back into their shapes and dtypes (bool and
+    integer tensors travel as floats: exact for the masks, op indices and image indices packed here, |v| < 2**24)."""
+    leaves: list[torch.Tensor] = []
+
+    def collect(t):
+        if isinstance(t, torch.Tensor):
+            leaves.append(t)
+        elif isinstance(t, (list, tuple)):
+            for u in t:
+                collect(u)
+
+    collect(tree)
+    if not leaves:
+        return tree
+    dtype = torch.float64 if any(t.dtype == torch.float64 for t in leaves) else torch.float32
+    sizes = [t.numel() for t in leaves]
+    buf = torch.empty(sum(sizes), dtype=dtype, pin_memory=device.type == "cuda")
+    torch.cat([t.reshape(-1).to(dtype) for t in leaves], out=buf)
+    parts = iter(buf.to(device, non_blocking=True).split(sizes))
+
+    def build(t):
+        if isinstance(t, torch.Tensor):
+            return next(parts).view(t.shape).to(t.dtype)
+        if isinstance(t, (list, tuple)):
+            return type(t)(build(u) for u in t)
+        return t
+
+    return build(tree)
 
 
 # ---------------------------------------------------------------- colour ops, per-image factors (B,)
@@ -240,7 +303,17 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: torch.Tensor) -> tor
     return y.view(B, C, H, W)
 
 
-_JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+def _blend_step(x: torch.Tensor, f: torch.Tensor, sat: torch.Tensor, con: torch.Tensor,
+                active: torch.Tensor) -> torch.Tensor:
+    """One step of the jitter for the whole batch, index-free: where active[b], image b is blended with factor f[b]
+    as ``_blend`` does, f x + (1 - f) other, where (1 - f) other = sat[b] gray + con[b] mean-luma, sat = 1 - f for
+    saturation, con = 1 - f for contrast, both 0 for brightness (other = 0); elsewhere it stays as it is.
+    Exactly the values of ``adjust_brightness`` / ``adjust_contrast`` / ``adjust_saturation`` (one term is 0)."""
+    gray = to_grayscale(x)  # (B, 1, H, W)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1) contrast's mean luma
+    rest = gray * sat.view(-1, 1, 1, 1) + mean * con.view(-1, 1, 1, 1)  # (B, 1, H, W): (1 - f) other
+    y = (f.view(-1, 1, 1, 1) * x).add_(rest).clamp_(0, 1)
+    return torch.where(active.view(-1, 1, 1, 1), y, x, out=y)  # in place: one new (B, C, H, W) tensor per step
 
 
 class BatchAugment(nn.Module):
@@ -290,7 +363,9 @@ class BatchAugment(nn.Module):
         B, C, H, W = x.shape
         s = cfg.strength
 
-        # 1. random resized crop + flip (or plain resize), one resample for the whole batch
+        # All random parameters first, drawn on the CPU in a fixed order (crop, flip, jitter, grayscale, blur),
+        # then everything the device needs in one copy: nothing below waits for the device.
+        host: dict = {}
         if cfg.crop:
             cx, cy, w, h = sample_crop_boxes(B, H, W, cfg.crop_scale, g=g)
         else:
@@ -298,44 +373,67 @@ class BatchAugment(nn.Module):
             w = h = torch.ones(B)
         flip = torch.rand(B, generator=g) < 0.5 if cfg.flip else torch.zeros(B, dtype=torch.bool)
         if cfg.crop or cfg.flip or (H, W) != (cfg.size, cfg.size):
-            x = crop_flip(x, cx, cy, w, h, flip, cfg.size)  # (B, C, size, size)
-
-        # 2. colour jitter with probability jitter_p, four ops in a per-image random order
+            host["crop"] = _crop_plan(H, W, cx, cy, w, h, flip, cfg.size)
         if cfg.color_jitter and s > 0:
-            apply = (torch.rand(B, generator=g) < cfg.jitter_p).to(x.device)  # (B,)
+            apply = torch.rand(B, generator=g) < cfg.jitter_p  # (B,)
             lo = max(0.0, 1 - 0.8 * s)
-            factors = [_uniform(B, lo, 1 + 0.8 * s, g) for _ in range(3)]  # brightness, contrast, saturation
+            factors = torch.stack([_uniform(B, lo, 1 + 0.8 * s, g) for _ in range(3)], 1)  # (B, 3) bright., contr., sat.
             hue = min(0.2 * s, 0.5)
-            factors.append(_uniform(B, -hue, hue, g))
-            order = torch.argsort(torch.rand(B, 4, generator=g), dim=1).to(x.device)  # (B, 4) per-image permutation
-            factors = [f.to(x.device) for f in factors]
-            y = x
-            for step in range(4):
-                for k, op in enumerate(_JITTER_OPS):
-                    if C == 1 and k >= 2:
-                        continue  # saturation and hue do nothing on one channel
-                    m = apply & (order[:, step] == k)  # (B,) images doing op k at this step
-                    if m.any():
-                        y = y.clone() if y is x else y
-                        y[m] = op(y[m], factors[k][m])
-            x = y
-
-        # 3. grayscale with probability grayscale_p
+            shift = _uniform(B, -hue, hue, g)  # (B,)
+            order = torch.argsort(torch.rand(B, 4, generator=g), dim=1)  # (B, 4): op done at each step, per image
+            n_blend = 3 if C > 1 else 2  # saturation and hue do nothing on one channel
+            active = apply[:, None] & (order < n_blend)  # (B, 4): a blend at this step
+            f = factors.gather(1, order.clamp(max=2))  # (B, 4) its factor
+            zero = torch.zeros(())
+            host["blend"] = (f, torch.where(active & (order == 2), 1 - f, zero), torch.where(active & (order == 1), 1 - f, zero),
+                             active)  # (B, 4) each: f, sat, con, active (see _blend_step)
+            hue_steps = []  # (step, images whose hue turn it is (b,), their shifts (b,))
+            for step in range(4 if C > 1 else 0):
+                i = (apply & (order[:, step] == 3)).nonzero().squeeze(1)
+                if len(i):
+                    hue_steps.append((step, i, shift[i]))
+            host["hue"] = hue_steps
         if cfg.grayscale and C > 1:
-            m = (torch.rand(B, generator=g) < cfg.grayscale_p).to(x.device)  # (B,)
-            x = torch.where(m.view(-1, 1, 1, 1), to_grayscale(x).expand_as(x), x)
-
-        # 4. Gaussian blur with probability blur_p, kernel ~10% of the side, sigma U(0.1, 2.0)
+            host["gray"] = torch.rand(B, generator=g) < cfg.grayscale_p  # (B,)
         if cfg.blur:
-            k = max(3, int(0.1 * cfg.size) // 2 * 2 + 1)
             sigma = _uniform(B, 0.1, 2.0, g)
-            m = (torch.rand(B, generator=g) < cfg.blur_p).to(x.device)
-            x = torch.where(m.view(-1, 1, 1, 1), gaussian_blur(x, k, sigma), x)
-
+            host["blur"] = (sigma, torch.rand(B, generator=g) < cfg.blur_p)  # (B,) each
         if cfg.normalize:
             if len(cfg.mean) != C:
                 raise ValueError(f"normalize: mean/std have {len(cfg.mean)} channels, images have {C}")
-            x = (x - self.mean.to(x)) / self.std.to(x)
+            if self.mean.device != x.device:
+                host["norm"] = (self.mean, self.std)
+        keys = list(host)
+        dev = dict(zip(keys, _to_device([host[k] for k in keys], x.device)))
+
+        # 1. random resized crop + flip (or plain resize), one resample for the whole batch
+        if "crop" in dev:
+            x = _crop_apply(x, dev["crop"], cfg.size)  # (B, C, size, size)
+
+        # 2. colour jitter with probability jitter_p, four ops in a per-image random order: at each step one
+        #    batched blend (brightness, contrast or saturation, per image) and the hue shift of the images whose
+        #    turn it is (their indices drawn on the CPU)
+        if "blend" in dev:
+            blend = dev["blend"]
+            for step in range(4):
+                x = _blend_step(x, *(t[:, step] for t in blend))  # a new tensor
+                for hue_step, i, shift in dev["hue"]:
+                    if hue_step == step:
+                        x.index_copy_(0, i, adjust_hue(x.index_select(0, i), shift))
+
+        # 3. grayscale with probability grayscale_p
+        if "gray" in dev:
+            x = torch.where(dev["gray"].view(-1, 1, 1, 1), to_grayscale(x).expand_as(x), x)
+
+        # 4. Gaussian blur with probability blur_p, kernel ~10% of the side, sigma U(0.1, 2.0)
+        if "blur" in dev:
+            k = max(3, int(0.1 * cfg.size) // 2 * 2 + 1)
+            sigma, m = dev["blur"]
+            x = torch.where(m.view(-1, 1, 1, 1), gaussian_blur(x, k, sigma), x)
+
+        if cfg.normalize:
+            mean, std = dev.get("norm", (self.mean, self.std))
+            x = (x - mean.to(x)) / std.to(x)
         return x.contiguous()
 
     def extra_repr(self) -> str:

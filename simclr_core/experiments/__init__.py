@@ -37,109 +37,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import AugmentConfig
-from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
-from .models import SMALL_CNN_WIDTHS, ProjectionHead, SimCLR, small_cnn
-from .queue import MomentumEncoder, NegativeQueue, nt_xent_with_queue
+from .. import checks
+from ..data.augment import AugmentConfig
+from ..data.fast_augment import BatchAugment
+from ..data.fig5 import FIG5_OPS, compose
+from ..nn.models import SMALL_CNN_WIDTHS, SimCLR, small_cnn
+from ..precision import precision_for
+from ..train.config import Recipe, RunOptions, preset
+from ..train.loop import Callback
+from ..train.runs import pretrain
+from ..train.step import AlignmentObjective, MemoryBankObjective, QueueObjective
+from ..train.step import build_model as _build_model
+from ..train.supervised import SupervisedRecipe, train_classifier
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
-           "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "results_dir",
-           "load_result", "save_result", "load_or_run"]
-
-
-# ------------------------------------------------------------------ 1. Figure 5's operators, batched
-# Every op maps x (B, C, H, W) float in [0, 1] to a view of the same shape, with per-image randomness
-# drawn from the CPU generator g (so a seed gives the same views on CPU and GPU).
-
-def op_crop(x, g=None):
-    """Random resized crop (scale 0.08-1, aspect 3/4-4/3) back to the full size, no flip."""
-    B, _, H, W = x.shape
-    cx, cy, w, h = sample_crop_boxes(B, H, W, (0.08, 1.0), g=g)
-    return crop_flip(x, cx, cy, w, h, torch.zeros(B, dtype=torch.bool), H)
-
-
-def op_cutout(x, g=None):
-    """Erase (set to 0) one square per image, side U(0.25, 0.5) of the image side, centre anywhere."""
-    B, _, H, W = x.shape
-    side = (0.25 + 0.25 * torch.rand(B, generator=g)) * H  # (B,) px
-    cy, cx = torch.rand(B, generator=g) * H, torch.rand(B, generator=g) * W  # (B,)
-    rows = torch.arange(H).view(1, H, 1)
-    cols = torch.arange(W).view(1, 1, W)
-    inside = ((rows - cy.view(B, 1, 1)).abs() < side.view(B, 1, 1) / 2) & ((cols - cx.view(B, 1, 1)).abs() < side.view(B, 1, 1) / 2)
-    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0.0)  # (B, C, H, W)
-
-
-_COLOR = AugmentConfig(crop=False, flip=False, color_jitter=True, strength=1.0, jitter_p=0.8, grayscale=True, grayscale_p=0.2)
-
-
-def op_color(x, g=None):
-    """The paper's colour distortion, s = 1: jitter (p = 0.8) then grayscale (p = 0.2).
-
-    On 1-channel images only brightness and contrast remain (saturation, hue and grayscale do nothing).
-    """
-    return BatchAugment(replace(_COLOR, size=x.shape[-1]))(x, generator=g)
-
-
-_SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
-def op_sobel(x, g=None):
-    """Sobel gradient magnitude of the luma, scaled to [0, 1] per image, copied to every channel (deterministic)."""
-    y = to_grayscale(x)  # (B, 1, H, W)
-    k = torch.stack([_SOBEL, _SOBEL.T]).unsqueeze(1).to(x)  # (2, 1, 3, 3)
-    grad = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k)  # (B, 2, H, W)
-    mag = grad.pow(2).sum(1, keepdim=True).sqrt()  # (B, 1, H, W)
-    mag = mag / mag.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    return mag.expand_as(x).contiguous()
-
-
-def op_noise(x, g=None):
-    """Additive Gaussian noise, std U(0.05, 0.25) per image, clamped to [0, 1]."""
-    B = x.shape[0]
-    std = (0.05 + 0.2 * torch.rand(B, generator=g)).view(B, 1, 1, 1).to(x)
-    eps = torch.randn(x.shape, generator=g).to(x)
-    return (x + std * eps).clamp(0, 1)
-
-
-def op_blur(x, g=None):
-    """Gaussian blur, sigma U(0.1, 2.0), kernel 10% of the side (at least 3), always applied."""
-    k = max(3, int(0.1 * x.shape[-1]) // 2 * 2 + 1)
-    return gaussian_blur(x, k, 0.1 + 1.9 * torch.rand(x.shape[0], generator=g))
-
-
-def op_rotate(x, g=None):
-    """Rotation by 0, 90, 180 or 270 degrees, drawn per image (square images)."""
-    if x.shape[-1] != x.shape[-2]:
-        raise ValueError(f"rotate needs square images, got {tuple(x.shape[-2:])}")
-    k = torch.randint(0, 4, (x.shape[0],), generator=g).to(x.device).view(-1, 1, 1, 1)
-    out = x
-    for r in (1, 2, 3):
-        out = torch.where(k == r, torch.rot90(x, r, dims=(2, 3)), out)
-    return out
-
-
-FIG5_OPS = {"crop": op_crop, "cutout": op_cutout, "color": op_color, "sobel": op_sobel,
-            "noise": op_noise, "blur": op_blur, "rotate": op_rotate}
-
-
-class compose:
-    """A view function x -> op_k(...op_1(x)); ``compose(["crop", "color"])`` is Figure 5's (crop, color) cell."""
-
-    def __init__(self, names):
-        names = [names] if isinstance(names, str) else list(names)
-        for n in names:
-            if n not in FIG5_OPS:
-                raise ValueError(f"unknown augmentation {n!r}; valid: {list(FIG5_OPS)}")
-        self.names = names
-
-    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-        for n in self.names:
-            x = FIG5_OPS[n](x, g)
-        return x
-
-    def __repr__(self) -> str:
-        return f"compose({self.names})"
+           "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result", "save_result", "load_or_run"]
 
 
 def simclr_views(cfg: AugmentConfig):
@@ -152,134 +64,92 @@ def simclr_views(cfg: AugmentConfig):
 
 @dataclass(frozen=True)
 class ShortRun:
-    """One short SimCLR run. Defaults: Adam-W, cosine schedule, tau = 0.2 (short runs on small images;
-    the paper's CIFAR-10 value is 0.5), the paper's 2-layer MLP head to 128-d."""
+    """One short SimCLR run of the Fashion-MNIST ``cpu`` preset's recipe (its SGD, lr, schedule, tau and
+    weight decay), with the network, batch size, steps and loss variant of an experiment."""
 
     steps: int = 500
-    batch_size: int = 256  # N pairs per step
-    lr: float = 5e-3
-    weight_decay: float = 1e-5
+    batch_size: int = 128  # N pairs per step
     temperature: float = 0.2
     widths: tuple[int, ...] = SMALL_CNN_WIDTHS
     head: bool = True  # False: z = h, the loss is applied to the representation itself
     head_dim: int = 128
-    queue_size: int = 0  # > 0: extra negatives from a FIFO of past keys (memory bank / MoCo)
+    queue_size: int = 0  # > 0: extra negatives from a FIFO of past keys (MoCo)
     momentum: float | None = None  # set (e.g. 0.99): keys come from an EMA copy of the network (MoCo)
+    bank_negatives: int = 0  # > 0: this many negatives drawn from a memory bank of one embedding per image (PIRL)
     negatives: bool = True  # False: alignment-only loss -cos(z1, z2), the collapsing ablation
     seed: int = 0
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "head_dim"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
-            raise ValueError(f"queue_size must be an integer >= 0, got {self.queue_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+            checks.positive_int(name, getattr(self, name))
+        checks.nonnegative_int("queue_size", self.queue_size)
+        checks.nonnegative_int("bank_negatives", self.bank_negatives)
+
+    def recipe(self, dataset: str, n_images: int) -> Recipe:
+        """The trainer's recipe: the dataset's cpu preset with this run's size, steps and seed."""
+        epochs = max(1, math.ceil(self.steps / max(1, n_images // self.batch_size)))
+        return preset("cpu", dataset, widths=self.widths, head=self.head, proj_dim=self.head_dim,
+                      batch_size=self.batch_size, temperature=self.temperature, epochs=epochs,
+                      warmup_epochs=min(0.5, epochs), max_steps=self.steps, minutes=None, seed=self.seed,
+                      monitor_train=min(1000, n_images), monitor_test=200)
+
+    def objective(self, n_images: int):
+        """The loss variant, as a function of the model (the trainer builds the model)."""
+        if not self.negatives:
+            return lambda model: AlignmentObjective(self.temperature)
+        if self.queue_size:
+            return lambda model: QueueObjective(self.temperature, model, self.queue_size, self.momentum)
+        if self.bank_negatives:
+            return lambda model: MemoryBankObjective(self.temperature, model, n_images, self.bank_negatives,
+                                                     seed=self.seed)
+        return None
 
 
-def _cosine_with_warmup(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+class _Every(Callback):
+    def __init__(self, every: int, fn):
+        self.every, self.fn = every, fn
+
+    def on_step_end(self, trainer, loss) -> None:
+        if trainer.global_step % self.every == 0:
+            self.fn(trainer.global_step, trainer.model)
 
 
-def build_model(in_channels: int, run: ShortRun) -> SimCLR:
-    encoder = small_cnn(in_channels, run.widths)
-    head = ProjectionHead(encoder.out_dim, out_dim=run.head_dim) if run.head else None
-    return SimCLR(encoder, head)
+class _Losses(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_step_end(self, trainer, loss) -> None:
+        self.losses.append(loss)
 
 
-def pretrain_short(images: torch.Tensor, views, run: ShortRun, device="cpu", progress: bool = True,
-                   callback=None, every: int = 0):
-    """Pretrain f and g on uint8 ``images`` (N, C, H, W) with the view function ``views(x, g)``.
+def build_model(in_channels: int, run: ShortRun, dataset: str = "fashion-mnist") -> SimCLR:
+    """The network a run of ``run`` starts from (its random-init baseline)."""
+    return _build_model(run.recipe(dataset, 1_000_000))
 
-    ``callback(step, model)`` is called every ``every`` steps (e.g. a kNN evaluation for a curve).
-    Returns (model, history) with history = {"step": [...], "loss": [...]}.
-    """
-    from tqdm.auto import tqdm
 
-    device = torch.device(device)
-    torch.manual_seed(run.seed)
-    g = torch.Generator().manual_seed(run.seed)  # all augmentation and batch randomness
-    model = build_model(images.shape[1], run).to(device)
-    keys_from = MomentumEncoder(model, run.momentum) if run.momentum is not None else None
-    queue = NegativeQueue(run.head_dim if run.head else model.encoder.out_dim, run.queue_size).to(device) if run.queue_size else None
-    opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
-    warmup = max(1, run.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_with_warmup(s, run.steps, warmup))
-    X = images.to(device)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    history = {"step": [], "loss": []}
-    for step in tqdm(range(run.steps), disable=not progress, desc="pretrain", leave=False):
-        idx = torch.randint(len(X), (run.batch_size,), generator=g).to(device)  # (N,)
-        x = X[idx]  # (N, C, H, W) uint8
-        x1, x2 = views(x, g), views(x, g)  # (N, C, H, W) two independent random views
-        with amp:
-            z1 = model(x1)[1].float()  # (N, d_z) online network
-            z2 = (keys_from(x2) if keys_from is not None else model(x2))[1].float()  # (N, d_z)
-        if run.negatives:
-            loss = nt_xent_with_queue(z1, z2, queue, run.temperature)  # in-batch (+ queued) negatives
-        else:
-            loss = -F.cosine_similarity(z1, z2).mean()  # pull positives together, push nothing apart
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if keys_from is not None:
-            keys_from.update(model)  # theta_k <- m theta_k + (1 - m) theta_q
-        if queue is not None:
-            queue.enqueue(z2.detach())  # after the loss: a batch never meets its own keys
-        history["step"].append(step + 1)
-        history["loss"].append(loss.item())
-        if callback is not None and every and (step + 1) % every == 0:
-            callback(step + 1, model)
-    return model, history
+def pretrain_short(train, views, run: ShortRun, device="cpu", progress: bool = True, callback=None, every: int = 0,
+                   dataset: str = "fashion-mnist"):
+    """Pretrain f and g on ``train`` (an ImageDataset) through the library's trainer with the view function
+    ``views(x, g)``. ``callback(step, model)`` is called every ``every`` steps (e.g. a kNN evaluation for a curve).
+    Returns (model, history) with history = {"step": [...], "loss": [...]}."""
+    losses = _Losses()
+    cbs = [losses] + ([_Every(every, callback)] if callback is not None and every else [])
+    res = pretrain(run.recipe(dataset, len(train)), RunOptions(device=str(device), progress=progress), train, train,
+                   objective=run.objective(len(train)), augment=views, callbacks=cbs)
+    loss = [float(v) for v in losses.losses]
+    return res.model, {"step": list(range(1, len(loss) + 1)), "loss": loss}
 
 
 # ------------------------------------------------------------------ 3. supervised training (Q6 baseline)
 
-@dataclass(frozen=True)
-class FinetuneRun:
-    """Encoder + linear classifier trained with cross-entropy on labelled images (crop + flip views)."""
-
-    steps: int = 1000
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
+FinetuneRun = SupervisedRecipe
 
 
-def finetune(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, run: FinetuneRun,
+def finetune(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, run: SupervisedRecipe,
              views, device="cpu", progress: bool = True) -> nn.Sequential:
-    """Train ``encoder`` (pretrained: fine-tuning; fresh: supervised from scratch) + a linear layer.
-
-    Returns the classifier nn.Sequential(encoder, linear) in eval mode; the same loop, optimiser, steps
-    and augmentation whatever the encoder's starting point, so only the initialisation differs.
-    """
-    from tqdm.auto import tqdm
-
-    device = torch.device(device)
-    torch.manual_seed(run.seed)
-    g = torch.Generator().manual_seed(run.seed)
-    clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, num_classes)).to(device)
-    opt = torch.optim.AdamW(clf.parameters(), lr=run.lr, weight_decay=run.weight_decay)
-    warmup = max(1, run.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_with_warmup(s, run.steps, warmup))
-    X, Y = images.to(device), labels.to(device)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    clf.train()
-    for _ in tqdm(range(run.steps), disable=not progress, desc="finetune", leave=False):
-        idx = torch.randint(len(X), (min(run.batch_size, len(X)),), generator=g).to(device)  # (B,)
-        with amp:
-            logits = clf(views(X[idx], g)).float()  # (B, num_classes)
-        loss = F.cross_entropy(logits, Y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return clf.eval()
+    """Train ``encoder`` (pretrained: fine-tuning; fresh: supervised from scratch) + a linear layer: the library's
+    supervised loop (``train.supervised``), the same for both, so only the initialisation differs."""
+    return train_classifier(encoder, images, labels, num_classes, run, views, precision_for(device), progress)
 
 
 # ------------------------------------------------------------------ 4. the experiments of notebooks 06-09
@@ -319,14 +189,9 @@ PRESETS = {
 }
 
 
-def results_dir() -> Path:
-    """notebooks/results of this checkout (where cached experiment JSON lives)."""
-    return Path(__file__).resolve().parent.parent / "notebooks" / "results"
-
-
 def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=None, seed: int = 0):
     """(train, test) ImageDatasets: random class-mixed subsets of n_train / n_test images."""
-    from .data import load_dataset
+    from ..data.datasets import load_dataset
 
     train, test = load_dataset(dataset, root, train=True), load_dataset(dataset, root, train=False)
     train = train.subset(min(n_train, len(train)), seed=seed)
@@ -336,7 +201,8 @@ def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=No
 
 def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> tuple[float, float]:
     """(kNN, linear-probe) top-1 accuracy of frozen features h on un-augmented images."""
-    from .evaluate import extract_features, knn_accuracy, linear_probe
+    from ..eval.features import extract_features
+    from ..eval.metrics import knn_accuracy, linear_probe
 
     ftr = extract_features(encoder, train.images, 1024, device)
     fte = extract_features(encoder, test.images, 1024, device)
@@ -346,7 +212,8 @@ def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> tu
 
 def knn_of(encoder: nn.Module, train, test, device, k: int = 200) -> float:
     """kNN top-1 accuracy (k = 200, t = 0.1) of frozen features h on un-augmented images."""
-    from .evaluate import extract_features, knn_accuracy
+    from ..eval.features import extract_features
+    from ..eval.metrics import knn_accuracy
 
     ftr = extract_features(encoder, train.images, 1024, device)
     fte = extract_features(encoder, test.images, 1024, device)
@@ -394,12 +261,11 @@ def run_fig5(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progr
     cells = [(i, j) for i in range(len(ops)) for j in range(len(ops))]
     for i, j in tqdm(cells, disable=not progress, desc="Figure 5 grid"):
         names = [ops[i]] if i == j else [ops[i], ops[j]]  # row: 1st transformation, column: 2nd
-        model, _ = pretrain_short(train.images, compose(names), run, device, progress=False)
+        model, _ = pretrain_short(train, compose(names), run, device, progress=False, dataset=dataset)
         knn[i][j], linear[i][j] = probe_of(model.encoder, train, test, device, preset.probe_iter)
-    model, _ = pretrain_short(train.images, _default_views(dataset, train.images.shape[-1]), run, device, progress=False)
+    model, _ = pretrain_short(train, _default_views(dataset, train.images.shape[-1]), run, device, progress=False, dataset=dataset)
     default = probe_of(model.encoder, train, test, device, preset.probe_iter)
-    torch.manual_seed(run.seed)
-    random_init = probe_of(build_model(train.images.shape[1], run).encoder.to(device), train, test, device, preset.probe_iter)
+    random_init = probe_of(build_model(train.images.shape[1], run, dataset).encoder.to(device), train, test, device, preset.probe_iter)
     return {**_meta("fig5", preset, dataset, device, t0), "run": asdict(run), "ops": ops, "knn": knn, "linear": linear,
             "default_policy_knn": default[0], "default_policy_linear": default[1],
             "random_init_knn": random_init[0], "random_init_linear": random_init[1]}
@@ -410,6 +276,7 @@ SMALL_BATCH_VARIANTS = {
     "SimCLR + queue, N=32": dict(batch_size=32, queue="Q"),
     "SimCLR + queue + momentum encoder (MoCo), N=32": dict(batch_size=32, queue="Q", momentum=0.99),
     "SimCLR + queue/4 + momentum encoder, N=32": dict(batch_size=32, queue="Q/4", momentum=0.99),
+    "SimCLR + memory bank (PIRL-style), N=32": dict(batch_size=32, bank="Q"),
     "SimCLR, large batch (reference)": dict(batch_size="B"),
 }
 
@@ -426,11 +293,12 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
         for seed in preset.seeds:
             spec2 = {k: {"Q": K, "Q/4": K // 4, "B": preset.batch_size}.get(v, v) if isinstance(v, str) else v
                      for k, v in spec.items()}
-            queue_size = spec2.pop("queue", 0)
-            run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, seed=seed, **spec2)
+            queue_size, bank = spec2.pop("queue", 0), spec2.pop("bank", 0)
+            run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, bank_negatives=bank, seed=seed,
+                           **spec2)
             points = []
             t1 = time.time()
-            model, hist = pretrain_short(train.images, views, run, device, progress=progress,
+            model, hist = pretrain_short(train, views, run, device, progress=progress, dataset=dataset,
                                          callback=lambda s, m: points.append((s, knn_of(m.encoder, train, test, device))),
                                          every=max(1, steps // 6))
             curves.setdefault(name, []).append({"seed": seed, "run": asdict(run), "knn_curve": points,
@@ -444,7 +312,7 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
 
 def _views_of_test(model: SimCLR, test, views, device, seed: int = 123):
     """h and z of two random views of every test image: (h1, h2, z1, z2), each (N, d) on the CPU."""
-    from .evaluate import extract_features
+    from ..eval.features import extract_features
 
     g = torch.Generator().manual_seed(seed)
     x1, x2 = views(test.images, g), views(test.images, g)  # (N, C, H, W) float in [0, 1]
@@ -473,8 +341,8 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
     """Notebook 08 (Q5): distances of positive vs negative pairs, collapse diagnostics, t-SNE maps."""
     from sklearn.manifold import TSNE
 
-    from .diagnostics import positive_negative_distances, summary
-    from .evaluate import extract_features
+    from ..eval.diagnostics import positive_negative_distances, summary
+    from ..eval.features import extract_features
 
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
@@ -484,10 +352,9 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
     for name, spec in VISUALIZE_VARIANTS.items():
         run = ShortRun(steps=preset.steps, widths=preset.widths, **{"batch_size": preset.batch_size, **(spec or {})})
         if spec is None:
-            torch.manual_seed(run.seed)
-            model = build_model(train.images.shape[1], run).to(device)
+            model = build_model(train.images.shape[1], run, dataset).to(device)
         else:
-            model, _ = pretrain_short(train.images, views, run, device, progress=progress)
+            model, _ = pretrain_short(train, views, run, device, progress=progress, dataset=dataset)
         h1, h2, z1, z2 = _views_of_test(model, test, views, device)
         res = {"run": asdict(run) if spec else None, "knn": knn_of(model.encoder, train, test, device)}
         for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
@@ -514,7 +381,7 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
 
 
 def _accuracy(clf: nn.Module, test, device) -> float:
-    from .evaluate import extract_features
+    from ..eval.features import extract_features
 
     logits = extract_features(clf, test.images, 1024, device)  # (N, classes): the "features" are the logits
     return float((logits.argmax(1) == test.targets).float().mean())
@@ -529,18 +396,18 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     at 1%, 10%, 100% of the labels; linear probe on h vs z vs a run without a head."""
     import copy
 
-    from .diagnostics import positive_negative_distances, summary
-    from .evaluate import extract_features, knn_accuracy, linear_probe, raw_pixel_features
+    from ..eval.diagnostics import positive_negative_distances, summary
+    from ..eval.features import extract_features, raw_pixel_features
+    from ..eval.metrics import knn_accuracy, linear_probe
 
     t0 = time.time()
     train, test = load_data(preset.n_pretrain, preset.n_test, dataset)
     size, C, classes = train.images.shape[-1], train.images.shape[1], len(train.classes)
     views = _default_views(dataset, size)
     base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
-    simclr, _ = pretrain_short(train.images, views, base, device, progress=progress)
-    nohead, _ = pretrain_short(train.images, views, replace(base, head=False), device, progress=progress)
-    torch.manual_seed(base.seed)
-    rand = build_model(C, base).to(device)
+    simclr, _ = pretrain_short(train, views, base, device, progress=progress, dataset=dataset)
+    nohead, _ = pretrain_short(train, views, replace(base, head=False), device, progress=progress, dataset=dataset)
+    rand = build_model(C, base, dataset).to(device)
 
     def feats(module):
         return extract_features(module, train.images, 1024, device), extract_features(module, test.images, 1024, device)
@@ -551,7 +418,7 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
           "random-init h (linear probe)": feats(rand.encoder),
           "raw pixels (linear probe)": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
     sup_views = simclr_views(AugmentConfig(size=size, crop_scale=(0.5, 1.0), color_jitter=False, grayscale=False))
-    ft = FinetuneRun(steps=preset.finetune_steps)
+    ft = SupervisedRecipe(steps=preset.finetune_steps, batch_size=min(256, preset.n_pretrain))
     fractions = [0.01, 0.1, 1.0]
     table = {}
     for frac in fractions:
@@ -595,17 +462,17 @@ EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": ru
                "vs_supervised": run_vs_supervised}
 
 
-def load_result(name: str, folder: Path | None = None) -> dict | None:
-    """The cached result notebooks/results/<name>.json, or None when there is none."""
+def load_result(name: str, folder) -> dict | None:
+    """The cached result <folder>/<name>.json (the workbook's is notebooks/results), or None when there is none."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; valid: {list(EXPERIMENTS)}")
-    path = Path(folder or results_dir()) / f"{name}.json"
+    path = Path(folder) / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def save_result(result: dict, folder: Path | None = None) -> Path:
+def save_result(result: dict, folder) -> Path:
     """Write <folder>/<experiment>.json atomically (temporary file, then rename)."""
-    folder = Path(folder or results_dir())
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result['experiment']}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -622,7 +489,7 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", default="gpu" if torch.cuda.is_available() else "cpu", choices=list(PRESETS))
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", default=None, help="folder for <name>.json (default: notebooks/results)")
+    ap.add_argument("--out", default="notebooks/results", help="folder for <name>.json (the workbook reads notebooks/results)")
     args = ap.parse_args(argv)
     names = list(EXPERIMENTS) if "all" in args.names else args.names
     for name in names:
@@ -630,21 +497,17 @@ def main(argv=None) -> None:
         print(f"{name}: {res['wall_s']} s -> {save_result(res, args.out)}", flush=True)
 
 
-if __name__ == "__main__":
-    main()
-
-
-def load_or_run(name: str, preset: Preset, dataset: str = "fashion-mnist", device="cpu", recompute: bool = False,
+def load_or_run(name: str, preset: Preset, dataset: str, device, folder, recompute: bool = False,
                 progress: bool = True) -> dict:
-    """What the notebooks call: the cached notebooks/results/<name>.json when it exists for this dataset,
+    """What the notebooks call: the cached <folder>/<name>.json when it exists for this dataset,
     else run the experiment (and cache it, except in the smoke preset, which never touches the cache)."""
     if preset.name != "smoke" and not recompute:
-        cached = load_result(name)
+        cached = load_result(name, folder)
         if cached is not None and cached.get("dataset") == dataset:
             print(f"cached result: {name}.json ({cached['preset']['name']} preset, {cached['device']}, "
                   f"{cached['wall_s']} s; re-create with: {cached['command']})")
             return cached
     result = EXPERIMENTS[name](preset, dataset, device, progress=progress)
     if preset.name != "smoke":
-        print("saved", save_result(result))
+        print("saved", save_result(result, folder))
     return result

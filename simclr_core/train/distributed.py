@@ -325,7 +325,7 @@ def self_check(N: int = 8, D: int = 16, temperature: float = 0.5, device: str = 
     ``nt_xent_distributed`` + backward, and compares the loss (averaged over processes) and its
     embedding gradient / world_size with single-process ``nt_xent`` computed locally on the whole batch
     (float64, so the deviation should be ~1e-16). Run it with
-    ``torchrun --standalone --nproc-per-node 2 -m simclr_core.distributed`` (gloo on CPU, NCCL on GPUs).
+    ``torchrun --standalone --nproc-per-node 2 -m simclr_core.train.distributed`` (gloo on CPU, NCCL on GPUs).
     """
     info = init_distributed(device)
     try:

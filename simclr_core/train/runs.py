@@ -112,7 +112,8 @@ def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDat
              test: ImageDataset | None = None, *, objective=None, augment=None, callbacks=()) -> PretrainResult:
     """Pretrain SimCLR as ``recipe`` says; resumes from ``options.out/checkpoint.pt`` when ``options.resume``.
 
-    ``train``/``test`` may be given directly (otherwise loaded from ``recipe.dataset``). ``objective`` / ``augment``
+    ``train``/``test`` may be given directly (otherwise loaded from ``recipe.dataset``). ``objective`` (or a
+    function model -> objective) / ``augment``
     / ``callbacks`` configure the loop (``train.loop.Trainer``); the kNN monitor, checkpoints, progress bar and
     time limit are added here as the recipe and options ask.
     """
@@ -161,6 +162,8 @@ def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDat
         loss_fn = dist.nt_xent_distributed_unchecked
     if objective is None:
         objective = SimCLRObjective(recipe.temperature, loss_fn)
+    elif not hasattr(objective, "loss"):  # a factory: objective(model), e.g. a queue whose keys need the model
+        objective = objective(model)
 
     def trainer(total_steps=None, start_epoch=0, cbs=()):
         return Trainer(recipe, model, images, precision, objective=objective, augment=augment, callbacks=cbs,
@@ -213,7 +216,7 @@ def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDat
         if dist is not None:
             dist.cleanup()
     return PretrainResult(model, history + tr.history, recipe, run_dir, precision, tr.stopped_early,
-                          extra={} if plan is None else {"budget": dataclasses.asdict(plan)})
+                          extra={"steps_per_epoch": steps_per_epoch, **({} if plan is None else {"budget": dataclasses.asdict(plan)})})
 
 
 def _plan_budget(recipe: Recipe, trainer: Trainer, monitor, world: int, is_main: bool) -> budget.BudgetPlan:
