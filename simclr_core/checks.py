@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
-__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "probability", "one_of",
+__all__ = ["positive_int", "nonnegative_int", "int_in_range", "positive_float", "nonnegative_float", "probability", "one_of",
            "int_tuple", "optional"]
 
 
@@ -32,6 +32,14 @@ def positive_int(name: str, v) -> int:
 def nonnegative_int(name: str, v) -> int:
     if not _is_int(v) or v < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    return int(v)
+
+
+def int_in_range(name: str, v, lo: int, hi: int | None = None) -> int:
+    """An integer lo <= v (<= hi when hi is given)."""
+    if not _is_int(v) or v < lo or (hi is not None and v > hi):
+        valid = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer {valid}, got {v!r}")
     return int(v)
 
 

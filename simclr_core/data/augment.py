@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 import torch
 from torchvision.transforms import v2
 
+from .. import checks
+
 __all__ = ["AugmentConfig", "SimCLRAugment", "TwoViews", "build_transform"]
 
 
@@ -40,18 +42,20 @@ class AugmentConfig:
     std: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
 
     def __post_init__(self):
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"size must be a positive integer (output side in pixels), got {self.size!r}")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale!r}")
-        if not 0 <= self.strength:
-            raise ValueError(f"strength (s) must be >= 0, got {self.strength!r}")
+        checks.positive_int("size (output side in pixels)", self.size)
+        cs = self.crop_scale
+        if (not isinstance(cs, (tuple, list)) or len(cs) != 2 or not all(isinstance(v, (int, float)) and
+                                                                          not isinstance(v, bool) for v in cs)
+                or not 0 < cs[0] <= cs[1] <= 1):
+            raise ValueError(f"crop_scale must be a pair (low, high) with 0 < low <= high <= 1, got {cs!r}")
+        checks.nonnegative_float("strength (s)", self.strength)
         for name in ("jitter_p", "grayscale_p", "blur_p"):
-            p = getattr(self, name)
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            checks.probability(name, getattr(self, name))
+        for name in ("crop", "flip", "color_jitter", "grayscale", "blur", "normalize"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if (len(self.mean) != len(self.std) or not self.mean
+                or any(not (isinstance(s, (int, float)) and s > 0) for s in self.std)):
             raise ValueError(f"mean and std must have equal length and std > 0, got {self.mean!r}, {self.std!r}")
 
     def without(self, *ops: str) -> "AugmentConfig":

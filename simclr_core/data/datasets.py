@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .. import checks
+
 __all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS", "FACTS", "DatasetFacts", "facts",
            "SYSTEM_FASHION_MNIST", "data_digest"]
 
@@ -93,8 +95,7 @@ class ImageDataset(Dataset):
 
     def subset(self, n: int, seed: int = 0) -> "ImageDataset":
         """A random class-mixed subset of n images (the same n and seed always give the same subset)."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self):
-            raise ValueError(f"n must be an integer in 1..{len(self)}, got {n!r}")
+        checks.int_in_range("n", n, 1, len(self))
         return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
 
     def select(self, idx: torch.Tensor) -> "ImageDataset":

@@ -86,8 +86,7 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_deca
         raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    checks.positive_int("max_iter", max_iter)
     device = torch.device(device) if device is not None else train_feats.device
     X = train_feats.float().to(device)
     mu, sd = X.mean(0, keepdim=True), X.std(0, keepdim=True).clamp_min(1e-6)  # (1, d)

@@ -26,6 +26,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .. import checks
+
 __all__ = ["nt_xent", "nt_xent_unchecked", "unit_rows", "info_nce_from_similarity", "positive_pairs", "check_temperature"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -56,8 +58,7 @@ def positive_pairs(N: int, layout: str = "halves", device=None) -> torch.Tensor:
     layout="adjacent": rows are interleaved views (z_1, z_2), (z_3, z_4), ... as in the exercise set,
     so 0 <-> 1, 2 <-> 3, ...
     """
-    if isinstance(N, bool) or not isinstance(N, int) or N < 1:
-        raise ValueError(f"N (number of positive pairs) must be an integer >= 1, got {N!r}")
+    checks.positive_int("N (number of positive pairs)", N)
     k = torch.arange(N, device=device)
     if layout == "halves":
         return torch.cat([k + N, k])  # (2N,)

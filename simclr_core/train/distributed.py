@@ -39,6 +39,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .. import checks
 from ..nn.loss import _check_embeddings, _check_reduction, check_temperature, nt_xent, positive_pairs, unit_rows
 
 __all__ = [
@@ -60,10 +61,8 @@ __all__ = [
 
 
 def _check_rank(rank: int, world_size: int) -> None:
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be an integer in 0..{world_size - 1} (world_size={world_size}), got {rank!r}")
+    checks.positive_int("world_size", world_size)
+    checks.int_in_range(f"rank (world_size={world_size})", rank, 0, world_size - 1)
 
 
 def nt_xent_rank(
