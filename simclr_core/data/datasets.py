@@ -79,6 +79,11 @@ class ImageDataset(Dataset):
     transform: object = None
 
     def __post_init__(self):
+        if not isinstance(self.images, torch.Tensor) or not isinstance(self.targets, torch.Tensor):
+            raise ValueError(f"images and targets must be tensors, got {type(self.images).__name__} and "
+                             f"{type(self.targets).__name__}")
+        if self.targets.is_floating_point() or self.targets.dtype == torch.bool:
+            raise ValueError(f"targets must be integer class indices, got dtype {self.targets.dtype}")
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
             raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
         if self.targets.shape != (self.images.shape[0],):
@@ -112,6 +117,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
     """Load ``cifar10`` or ``fashion-mnist`` (train or test split) into memory."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a folder path or None, got {root!r}")
+    if root is not None and Path(root).expanduser().exists() and not Path(root).expanduser().is_dir():
+        raise ValueError(f"root {str(root)!r} is a file, not a folder")
     if name == "cifar10":
         root = Path(root).expanduser() if root is not None else default_root()
         return _load_cifar10(root, train, download)
@@ -120,12 +129,15 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
     return _load_fashion_mnist(Path(root).expanduser(), train, download)
 
 
-def _unavailable(name: str, root: Path, how: str, reason: str) -> DatasetUnavailable:
+def _unavailable(name: str, root: Path, how: str, reason: str, downloaded: bool) -> DatasetUnavailable:
+    lines = how.splitlines(keepends=True)
+    if downloaded:  # the download was tried: do not suggest it again
+        lines = [line for line in lines if "download=True" not in line]
     return DatasetUnavailable(
-        f"{name} is not in {root} and could not be downloaded ({reason}).\n"
-        f"Options:\n{how}"
-        f"  - or train on the real data this machine has offline:\n"
-        f"      simclr pretrain --dataset fashion-mnist --data-root {SYSTEM_FASHION_MNIST}\n"
+        f"{name} is not in {root} and {'the download failed' if downloaded else 'was not downloaded'} ({reason}).\n"
+        f"Options:\n{''.join(lines)}"
+        f"  - or train on the real data this machine may have offline:\n"
+        f"      simclr pretrain --dataset fashion-mnist --data-root {SYSTEM_FASHION_MNIST} --out runs/fashion-mnist\n"
         f"    (Debian/Ubuntu: apt-get install dataset-fashion-mnist)"
     )
 
@@ -144,11 +156,11 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> ImageDataset:
         if _cifar_pickles_present(root, train):  # CIFAR-format files whose md5 is not the real archive's
             return _read_cifar_pickles(root, train)
         if not download:
-            raise _unavailable("CIFAR-10", root, how, "download=False") from None
+            raise _unavailable("CIFAR-10", root, how, "download=False", False) from None
         try:
             ds = CIFAR10(str(root), train=train, download=True)
         except Exception as err:  # urllib / socket errors from deep inside the download
-            raise _unavailable("CIFAR-10", root, how, f"{type(err).__name__}: {err}") from None
+            raise _unavailable("CIFAR-10", root, how, f"{type(err).__name__}: {err}", True) from None
     images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
     return ImageDataset(images, torch.as_tensor(ds.targets, dtype=torch.int64), tuple(ds.classes), "cifar10")
 
@@ -156,6 +168,9 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> ImageDataset:
 def _cifar_pickles_present(root: Path, train: bool) -> bool:
     folder = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    if all((folder / n).is_file() for n in names) and not (folder / "batches.meta").is_file():
+        raise ValueError(f"{folder} holds the CIFAR-10 batches but not batches.meta (the class names): copy it from "
+                         f"the archive cifar-10-python.tar.gz")
     return all((folder / n).is_file() for n in names + ["batches.meta"])
 
 
@@ -181,7 +196,16 @@ def _read_cifar_pickles(root: Path, train: bool) -> ImageDataset:
     except Exception as err:
         raise ValueError(f"{folder / 'batches.meta'} is not a readable CIFAR-10 meta file ({type(err).__name__}: {err})") from None
     images = torch.from_numpy(np.concatenate(data))  # (N, 3, 32, 32)
-    return ImageDataset(images, torch.as_tensor(labels, dtype=torch.int64), classes, "cifar10")
+    targets = torch.as_tensor(labels, dtype=torch.int64)
+    _check_labels(targets, len(classes), folder)
+    return ImageDataset(images, targets, classes, "cifar10")
+
+
+def _check_labels(targets: torch.Tensor, n_classes: int, where) -> None:
+    bad = (targets < 0) | (targets >= n_classes)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"{where}: label {int(targets[i])} of image {i} is not a class index in 0..{n_classes - 1}")
 
 
 _IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -203,13 +227,19 @@ def _raw_idx_files(folder: Path, train: bool):
 def read_idx(path: Path) -> np.ndarray:
     """Read an idx file (the MNIST format: big-endian magic, dims, then uint8 data), gzipped or not."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; a cut-off .gz ends in EOFError
+        raise ValueError(f"{path} is not a readable{' gzip' if path.suffix == '.gz' else ''} idx file "
+                         f"({type(err).__name__}: {err or 'truncated'}); re-download or re-copy it") from None
     if len(data) < 4:
         raise ValueError(f"{path} is not an idx file (only {len(data)} bytes)")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path} is not a uint8 idx file (magic {data[:4].hex()})")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header promises {ndim} dimensions but the file has {len(data)} bytes")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
@@ -226,19 +256,21 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> ImageDataset
             f"  - offline: put {', '.join(s + '.gz' for s in _IDX_FILES[train])} into {root}\n"
         )
         if not download:
-            raise _unavailable("Fashion-MNIST", root, how, "download=False")
+            raise _unavailable("Fashion-MNIST", root, how, "download=False", False)
         from torchvision.datasets import FashionMNIST
 
         try:
             FashionMNIST(str(root), train=train, download=True)
         except Exception as err:
-            raise _unavailable("Fashion-MNIST", root, how, f"{type(err).__name__}: {err}") from None
+            raise _unavailable("Fashion-MNIST", root, how, f"{type(err).__name__}: {err}", True) from None
         files = _raw_idx_files(root / "FashionMNIST" / "raw", train)
     images, labels = (read_idx(f) for f in files)
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise ValueError(f"Fashion-MNIST files in {root} disagree: images {images.shape}, labels {labels.shape}")
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28)
-    return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), FASHION_CLASSES, "fashion-mnist")
+    targets = torch.from_numpy(labels.astype(np.int64))
+    _check_labels(targets, len(FASHION_CLASSES), files[1])
+    return ImageDataset(x, targets, FASHION_CLASSES, "fashion-mnist")
 
 
 def data_digest(ds: ImageDataset) -> str:
