@@ -95,3 +95,22 @@ def test_bad_inputs_raise_value_errors():
         linear_probe(X, y, X[:, :3], y)
     with pytest.raises(ValueError, match="uint8"):
         extract_features(nn.Flatten(), torch.zeros(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("t", [1e-4, 1e-3, 0.01, 0.1, 1.0, 100.0])
+def test_knn_vote_is_stable_for_every_temperature(t):
+    """exp(sim / t) overflowed for t below about 0.011 (chance accuracy); the vote now subtracts the row maximum."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=g) * 5
+    y = torch.arange(300) % 3
+    x = centres[y] + torch.randn(300, 16, generator=g)
+    assert knn_accuracy(x[:200], y[:200], x[200:], y[200:], k=20, t=t) > 0.95
+
+
+def test_knn_small_t_is_the_nearest_neighbour_vote():
+    """As t -> 0 the weighted vote becomes the nearest neighbour's label (a closed form to compare with)."""
+    g = torch.Generator().manual_seed(1)
+    bank, labels = torch.randn(50, 8, generator=g), torch.randint(0, 5, (50,), generator=g)
+    q = torch.randn(30, 8, generator=g)
+    nn1 = labels[(torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(bank, dim=1).T).argmax(1)]
+    assert torch.equal(knn_predict(bank, labels, q, k=10, t=1e-6, num_classes=5), nn1)

@@ -174,3 +174,45 @@ def test_keeps_device_and_dtype():
     z = torch.randn(3, 4, dtype=torch.float64)
     assert nt_xent(z, z + 1).dtype == torch.float64
     assert nt_xent(z.float(), z.float() + 1).dtype == torch.float32
+
+
+# ---------------------------------------------------------------- numerics: any norm, any input dtype
+
+def _loss64(z1, z2, tau):
+    """The reference: NT-Xent of the unit vectors in float64, computed from the directions alone."""
+    z = torch.cat([z1, z2]).double()
+    z = z / z.norm(dim=1, keepdim=True)
+    N = z1.shape[0]
+    logits = z @ z.T / tau
+    logits.fill_diagonal_(float("-inf"))
+    labels = torch.cat([torch.arange(N) + N, torch.arange(N)])
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-30, 1.0, 1e20, 1e30])
+def test_nt_xent_depends_on_directions_only_whatever_the_norm(scale):
+    """Tiny norms used to hit F.normalize's eps (giving log(2N-1)) and huge ones overflowed the norm."""
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    ref = _loss64(z1, z2, 0.5)
+    got = nt_xent(z1 * scale, z2 * scale, 0.5)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert abs(got.item() - math.log(7)) > 0.1  # not the eps-clamped value
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nt_xent_computes_in_float32_for_half_inputs(dtype):
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(256, 128, generator=g), torch.randn(256, 128, generator=g)
+    z1h, z2h = z1.to(dtype), z2.to(dtype)
+    for tau in (1e-3, 0.5):
+        got = nt_xent(z1h, z2h, tau)
+        assert torch.isfinite(got) and got.dtype == torch.float32
+        ref = _loss64(z1h.double(), z2h.double(), tau)  # the same (rounded) inputs, exactly
+        assert got.item() == pytest.approx(ref.item(), rel=1e-4)
+
+
+def test_nt_xent_float64_stays_float64():
+    z = torch.randn(3, 4, dtype=torch.float64)
+    assert nt_xent(z, z.flip(0)).dtype == torch.float64
