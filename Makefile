@@ -15,10 +15,10 @@ system:
 # Extra Jupyter flags: make lab LAB_ARGS="--no-browser --port 8899". Root (containers, cloud VMs) needs --allow-root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab:
-	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
 notebook:
-	@venv=$$(bash scripts/setup_env.sh) && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
 
 test:
 	@bash scripts/setup_system.sh
@@ -31,7 +31,7 @@ test-fast:
 PS ?= ps1_similarity_matrix ps2_temperature ps3_batch_size ps4_applications
 validate:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	for ps in $(PS); do echo "== $$ps"; nbgrader validate "exercises/$$ps/$$ps.ipynb" || true; done
+	python scripts/validate.py $(foreach ps,$(PS),exercises/$(ps)/$(ps).ipynb)
 
 # Instructors: regenerate exercises/ from solutions/, and build the student zip from exercises/ alone.
 exercises:
