@@ -1,12 +1,18 @@
-"""Shared helpers for the benchmarks: optional import of lightly (installed apart, see scripts/install_lightly.sh), and
-the machine a result was measured on."""
+"""Shared helpers for the benchmarks: optional import of lightly (installed apart, see scripts/install_lightly.sh),
+the machine a result was measured on, and a ``Trainer`` to time steps with.
+
+Every SimCLR pretraining of ours in the benchmarks runs through ``simclr_core.train.loop.Trainer`` (what
+``simclr pretrain`` runs), one ``step()`` at a time; only lightly's loop, the peer library's, is written out.
+"""
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 LIGHTLY_DIR = Path(os.environ.get("LIGHTLY_TARGET", Path.home() / ".cache" / "simclr-workbook" / "lightly-pkgs"))
 RESULTS = Path(__file__).resolve().parent / "results"
+ENDLESS_EPOCHS = 1_000_000  # a benchmark's trainer is stepped for a time, never to the end of a schedule
 
 
 def import_lightly():
@@ -16,6 +22,7 @@ def import_lightly():
     try:
         import lightly  # noqa: F401
         import lightly.loss  # noqa: F401
+        import lightly.transforms  # noqa: F401
         return lightly
     except Exception:
         return None
@@ -28,7 +35,7 @@ def machine() -> dict:
 
     import torch
 
-    from simclr_core.train.loop import cpu_has_fast_bf16
+    from simclr_core.precision import cpu_has_fast_bf16
 
     name = platform.processor()
     try:
@@ -42,3 +49,22 @@ def machine() -> dict:
 def machine_label(m: dict) -> str:
     """e.g. 'AVX2, float32, 2 threads' for a plot title."""
     return f"{m['cpu_capability']}, {'bf16 autocast' if m['native_bf16'] else 'float32'}, {m['threads']} threads"
+
+
+def open_trainer(recipe, images, precision, model=None, lr_fn=None):
+    """A ``Trainer`` of ``recipe`` on uint8 ``images`` to call ``step()`` on for as long as a benchmark likes.
+
+    ``model``: the SimCLR model to train (default ``build_model(recipe)``: fast layers as the recipe says, weights
+    from ``recipe.seed``); it is put on the precision's device and memory format here. The recipe's epochs are
+    raised to ``ENDLESS_EPOCHS`` so the trainer never reaches the end of its schedule; ``lr_fn(step) -> lr``
+    (default: the recipe's peak lr, constant: a benchmark that times steps needs no schedule)."""
+    from simclr_core.train.loop import Trainer
+    from simclr_core.train.schedule import scaled_lr
+    from simclr_core.train.step import build_model
+
+    model = precision.prepare(model if model is not None else build_model(recipe))
+    open_recipe = replace(recipe, epochs=max(recipe.epochs, ENDLESS_EPOCHS), max_steps=None, minutes=None)
+    if lr_fn is None:
+        peak = scaled_lr(recipe.lr, recipe.batch_size, recipe.lr_scaling)
+        lr_fn = lambda step: peak  # noqa: E731
+    return Trainer(open_recipe, model, images, precision, lr_fn=lr_fn)

@@ -1,38 +1,47 @@
 """Time to accuracy on real data: Fashion-MNIST, a fixed wall-clock budget of SimCLR pretraining, then probes.
 
-For the same budget (default 10 minutes) and the same encoder (the cpu preset's small CNN + projection head,
-same initial weights), pretrain with
-- ours: the trainer's step (``simclr_core.train.loop.simclr_loss``: in-memory uint8 batches, ``BatchAugment``
-  twice, model in channels_last under bfloat16 autocast where the CPU has native bf16, ``nt_xent`` in
-  float32) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
+For the same budget (default 10 minutes) and the same model (the cpu preset's small CNN + projection head,
+``build_model`` of the recipe: same initial weights), pretrain with
+- ours: ``simclr_core.train.loop.Trainer.step()``, what ``simclr pretrain`` runs (in-memory uint8 batches,
+  ``BatchAugment`` twice, the model in channels_last under bfloat16 autocast where the CPU has native bf16,
+  NT-Xent in float32, the trainer's SGD) with the cpu preset's optimizer, lr, tau, batch size and augmentation;
 - lightly (when importable): lightly's SimCLRTransform in a DataLoader + NTXentLoss, as lightly's examples
   write the loop (float32, default memory format), everything else equal (our tuned lr, tau, batch size,
   crop scale, view size, weight decay and schedule: the stricter baseline, it isolates the speed of the pipeline);
-- lightly-defaults (when importable): the same loop with lightly's own recipe, as the issue measured it:
-  SimCLRTransform at its defaults (``bench_train.lightly_default_transform``, views at the images' own 28x28),
-  NTXentLoss's tau = 0.5, SGD lr 0.06 at batch 256 (momentum 0.9, weight decay 5e-4 and the warmup + cosine
-  schedule as for the others);
-both with a warmup + cosine learning rate driven by each run's own training time (5% warmup), stopped at the
-budget, and trained in alternating 20-second slices so that other load on the machine hits both alike;
-then evaluate each encoder, the same architecture at random init, and raw pixels with the same protocol
-(kNN k=200 t=0.1 and a linear probe on standardised features) on the 10 000 test images.
+- lightly-defaults (when importable): the same loop with lightly's own recipe: SimCLRTransform at its defaults
+  (``bench_train.lightly_default_transform``, views at the images' own 28x28), NTXentLoss's tau = 0.5, SGD lr
+  0.06 at batch 256 (momentum 0.9, weight decay 5e-4 and the warmup + cosine schedule as for the others);
+all with a warmup + cosine learning rate driven by each run's own training time (5% warmup; ours passes it to the
+Trainer as ``lr_fn``), stopped at the budget, and trained in alternating 20-second slices so that other load on
+the machine hits every pipeline alike; then evaluate each encoder, the same architecture at random init, and raw
+pixels with the same protocol (kNN k=200 t=0.1 and a linear probe on standardised features) on the 10 000 test
+images.
+
+Time to accuracy: ours keeps a snapshot of its encoder every ``--snapshot-every`` seconds of its training time
+(default a tenth of the budget). After training, the snapshots are probed in time order with the same protocol
+until each of the kNN and linear accuracies the lightly runs reached at the end of their budget is reached; the
+time ours needed is interpolated linearly between the last snapshot below and the first at or above (random init
+is the snapshot at 0 s), and reported with lightly's training time and their ratio. Without lightly this part is
+skipped (``--curve`` still probes every snapshot, for an accuracy-vs-time curve of ours alone).
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_fashion_mnist.py --minutes 10
-    python benchmarks/bench_fashion_mnist.py --minutes 2 --probe-train 10000      # quick look while developing
+    python benchmarks/bench_fashion_mnist.py --minutes 2 --probe-train 10000      # a quick look
+    python benchmarks/bench_fashion_mnist.py --minutes 0.2 --no-lightly --probe-train 2000 --out /tmp/bfm.json  # smallest
     python benchmarks/bench_fashion_mnist.py --minutes 3 --no-lightly --val 10000 --size 20 --out /tmp/t.json
         # tuning the preset (also --widths, --tau, --lr, --crop-min, ...): evaluate on 10k held-out *training* images, never on the test set
 
-Writes benchmarks/results/fashion_mnist_<minutes>min.json and .png.
+Writes benchmarks/results/fashion_mnist_<minutes>min.json and .png (or ``--out`` and the .png beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import math
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,28 +49,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, machine_label  # noqa: E402
+from _common import RESULTS, machine, machine_label, open_trainer  # noqa: E402
 from bench_train import endless, have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
-from simclr_core.train.config import preset  # noqa: E402
 from simclr_core.data.datasets import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
-from simclr_core.eval.metrics import compare_representations, extract_features, raw_pixel_features  # noqa: E402
-from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
+from simclr_core.eval.features import extract_features, raw_pixel_features  # noqa: E402
+from simclr_core.eval.metrics import compare_representations, knn_accuracy, linear_probe  # noqa: E402
 from simclr_core.nn.models import SMALL_CNN_WIDTHS  # noqa: E402
+from simclr_core.train.config import preset  # noqa: E402
+from simclr_core.train.runs import run_precision  # noqa: E402
 from simclr_core.train.schedule import build_optimizer, lr_at, scaled_lr, set_lr  # noqa: E402
-from simclr_core.train.loop import build_model, epoch_generator, epoch_order, simclr_loss, speed_setup  # noqa: E402
+from simclr_core.train.step import build_model  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _ours_batches(cfg, images):
-    """Endless minibatches (N, C, H, W) uint8 from memory, reshuffled every epoch (as the trainer does)."""
-    epoch = 0
-    while True:
-        order = epoch_order(images.shape[0], cfg.seed, epoch, 0, 1, cfg.batch_size)  # (steps, N)
-        for idx in order:
-            yield images[idx]
-        epoch += 1
+METRICS = ("knn", "linear")
 
 
 def _lightly_batches(cfg, images, workers, transform=None):
@@ -75,77 +75,93 @@ def _lightly_batches(cfg, images, workers, transform=None):
 
 class TimedRun:
     """One pipeline's pretraining, advanced in time slices. Warmup + cosine learning rate driven by this run's
-    own accumulated training time, so both pipelines get a full schedule whatever their speed; same initial
-    weights, optimizer, lr, tau and batch size for both."""
+    own accumulated training time, so every pipeline gets a full schedule whatever its speed; same initial
+    weights (``build_model(cfg)``), optimizer, lr, tau and batch size for ours and 'lightly'.
 
-    def __init__(self, pipeline: str, cfg, train, budget_s: float, workers: int = 0, warm_frac: float = 0.05):
-        torch.manual_seed(cfg.seed)
+    Ours is a ``Trainer`` stepped one ``step()`` at a time, its ``lr_fn`` reading this run's spent time; with
+    ``snapshot_every`` it keeps a copy of its encoder's weights each time that many more seconds of training
+    have passed (``snapshots``: seconds, steps, state_dict; the copying is not counted as training time)."""
+
+    def __init__(self, pipeline: str, cfg, train, budget_s: float, workers: int = 0, warm_frac: float = 0.05,
+                 snapshot_every: float | None = None):
         self.pipeline, self.cfg, self.budget_s, self.warm_frac, self.workers = pipeline, cfg, budget_s, warm_frac, workers
-        self.model = build_model(cfg, train.images.shape[1])
-        if pipeline == "ours":  # the trainer's memory format and autocast; lightly's loop stays plain float32
-            self.model, self.channels_last, self.dtype = speed_setup(self.model, torch.device("cpu"), cfg.channels_last, cfg.amp)
         self.peak = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
+        self.spent, self.steps, self.losses = 0.0, 0, []
+        self.snapshot_every, self.snapshots = snapshot_every, []
+        self._next_snapshot = snapshot_every
+        if pipeline == "ours":  # the trainer: the recipe's memory format and autocast, its optimizer
+            self.trainer = open_trainer(cfg, train.images, run_precision(cfg, "cpu"), lr_fn=self._lr)
+            self.model, self.steps_per_epoch = self.trainer.model, self.trainer.steps_per_epoch
+            return
+        # lightly's loop stays plain float32 in the default memory format, as lightly's examples write it
+        self.model = build_model(cfg)
         self.opt = build_optimizer(cfg.optimizer, self.model, self.peak, cfg.momentum, cfg.weight_decay)
         self.steps_per_epoch = len(train) // cfg.batch_size
-        if pipeline == "ours":
-            self.aug, self.g = BatchAugment(cfg.augment), epoch_generator(cfg.seed, 0)
-            self.batches = _ours_batches(cfg, train.images)
-        elif pipeline == "lightly-defaults":
-            self.batches = _lightly_batches(cfg, train.images, workers, lightly_default_transform(train.images.shape[-1]))
-        else:
-            self.batches = _lightly_batches(cfg, train.images, workers)
-        self.spent, self.steps, self.losses = 0.0, 0, []
+        transform = lightly_default_transform(train.images.shape[-1]) if pipeline == "lightly-defaults" else None
+        self.batches = _lightly_batches(cfg, train.images, workers, transform)
+
+    def _lr(self, step: int = 0) -> float:
+        """The learning rate at this run's schedule position, its spent fraction of the budget."""
+        frac = self.spent / self.budget_s
+        return lr_at(int(frac * 10_000), 10_000, int(self.warm_frac * 10_000), self.peak)
 
     @property
     def done(self) -> bool:
         return self.spent >= self.budget_s
 
+    def _lightly_step(self) -> torch.Tensor:
+        self.model.train()
+        set_lr(self.opt, self._lr())
+        v0, v1, crit = next(self.batches)  # lightly's per-image PIL transforms
+        _, z = self.model(torch.cat([v0, v1]))  # (2N, 128)
+        z0, z1 = z.chunk(2)
+        loss = crit(z0, z1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss
+
     def run_for(self, seconds: float) -> None:
         """Train until ``seconds`` more have passed (or the budget is spent); counts only this run's time."""
-        self.model.train()
         t_start = time.perf_counter()
         while not self.done and time.perf_counter() - t_start < seconds:
             t0 = time.perf_counter()
-            frac = self.spent / self.budget_s  # schedule position by this run's training time
-            set_lr(self.opt, lr_at(int(frac * 10_000), 10_000, int(self.warm_frac * 10_000), self.peak))
-            if self.pipeline == "ours":
-                loss = simclr_loss(self.model, self.aug, next(self.batches), self.cfg.temperature, self.g,
-                                   channels_last=self.channels_last, autocast_dtype=self.dtype)
-            else:
-                v0, v1, crit = next(self.batches)  # lightly's per-image PIL transforms
-                _, z = self.model(torch.cat([v0, v1]))  # (2N, 128)
-                z0, z1 = z.chunk(2)
-                loss = crit(z0, z1)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.steps += 1
+            loss = self.trainer.step() if self.pipeline == "ours" else self._lightly_step()
             self.losses.append(loss.item())
+            self.steps += 1
             self.spent += time.perf_counter() - t0
+            if self._next_snapshot is not None and self.spent >= self._next_snapshot and not self.done:
+                self.snapshots.append({"seconds": self.spent, "steps": self.steps,
+                                       "state": {k: v.detach().clone() for k, v in self.model.encoder.state_dict().items()}})
+                while self._next_snapshot <= self.spent:
+                    self._next_snapshot += self.snapshot_every
 
     def summary(self) -> dict:
         bs = self.cfg.batch_size
         return {"steps": self.steps, "epochs": self.steps / self.steps_per_epoch, "train_seconds": self.spent,
                 "images_per_s": self.steps * bs / self.spent, "workers": self.workers if self.pipeline != "ours" else None,
                 "final_loss": sum(self.losses[-10:]) / max(1, len(self.losses[-10:])),
+                "loop": "Trainer.step" if self.pipeline == "ours" else "lightly's example loop",
+                "snapshots": len(self.snapshots),
                 "recipe": {"batch_size": bs, "temperature": self.cfg.temperature, "lr": self.cfg.lr,
                            "transform": "lightly SimCLRTransform defaults" if self.pipeline == "lightly-defaults"
                            else str(self.cfg.augment)}}
 
 
-def recipe(pipeline: str, cfg):
-    """The settings a pipeline trains with: ours and 'lightly' share ``cfg``; 'lightly-defaults' gets lightly's."""
+def pipeline_recipe(pipeline: str, cfg):
+    """The recipe a pipeline trains with: ours and 'lightly' share ``cfg``; 'lightly-defaults' gets lightly's."""
     if pipeline == "lightly-defaults":
-        from dataclasses import replace
-
         return replace(cfg, temperature=0.5, lr=0.06, batch_size=256, weight_decay=5e-4)
     return cfg
 
 
-def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_s: float = 20.0) -> dict:
+def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_s: float = 20.0,
+                    snapshot_every: float | None = None) -> dict:
     """Advance all pipelines in alternating slices of ``slice_s`` seconds until each has trained ``budget_s``:
-    a change in machine load (other processes) then hits every pipeline alike."""
-    runs = {name: TimedRun(name, recipe(name, cfg), train, budget_s, workers) for name in pipelines}
+    a change in machine load (other processes) then hits every pipeline alike. Ours keeps encoder snapshots
+    every ``snapshot_every`` seconds of its training time (None: none)."""
+    runs = {name: TimedRun(name, pipeline_recipe(name, cfg), train, budget_s, workers,
+                           snapshot_every=snapshot_every if name == "ours" else None) for name in pipelines}
     bar = tqdm(total=int(budget_s * len(runs)), desc="pretrain " + " + ".join(pipelines), unit="s")
     while not all(r.done for r in runs.values()):
         for r in runs.values():
@@ -156,6 +172,81 @@ def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_
     return runs
 
 
+class Prober:
+    """Features of one encoder on the probe-train and evaluation images (the run's precision policy; the
+    augmentation's mean/std when it normalises), then kNN and/or the linear probe: the protocol of every row."""
+
+    def __init__(self, cfg, ptrain, test):
+        self.ptrain, self.test = ptrain, test
+        self.precision = run_precision(cfg, "cpu")
+        self.norm = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else (None, None)
+
+    def features(self, encoder) -> tuple[torch.Tensor, torch.Tensor]:
+        return (extract_features(encoder, self.ptrain.images, 512, self.precision, *self.norm),
+                extract_features(encoder, self.test.images, 512, self.precision, *self.norm))
+
+    def scores(self, encoder, metrics=METRICS) -> dict:
+        ftr, fte = self.features(encoder)
+        out = {}
+        if "knn" in metrics:
+            out["knn"] = knn_accuracy(ftr, self.ptrain.targets, fte, self.test.targets, k=200, t=0.1)
+        if "linear" in metrics:
+            out["linear"] = linear_probe(ftr, self.ptrain.targets, fte, self.test.targets, weight_decay=1e-4)
+        return out
+
+
+def first_reach(points: list[tuple[float, float]], target: float) -> dict:
+    """The first of ``points`` (seconds, accuracy), in time order, at or above ``target``: its time, and the time
+    interpolated linearly from the point before it (the first point itself when it already reaches)."""
+    for i, (t, acc) in enumerate(points):
+        if acc >= target:
+            if i == 0:
+                return {"reached": True, "seconds": t, "first_snapshot_seconds": t}
+            t0, a0 = points[i - 1]
+            return {"reached": True, "seconds": t0 + (target - a0) / (acc - a0) * (t - t0), "first_snapshot_seconds": t}
+    return {"reached": False, "seconds": None, "first_snapshot_seconds": None}
+
+
+def time_to_accuracy(ours: TimedRun, final: dict, init: dict, targets: dict, other_seconds: dict, prober: Prober,
+                     probe_all: bool) -> tuple[list[dict], dict]:
+    """(ours' accuracy curve, the time-to-accuracy table).
+
+    ``final``/``init``: ours' scores at the end of its budget and at random init; ``targets[other][metric]``: the
+    accuracy 'other' reached at the end of its budget, which took it ``other_seconds[other]`` of training. The
+    snapshots are probed in time order, each metric only while one of its targets is unreached (``probe_all``:
+    every snapshot, both metrics)."""
+    curve = [{"seconds": 0.0, "steps": 0, **init, "snapshot": "random init"}]
+    pending = {(o, m) for o, ms in targets.items() for m in ms}
+
+    def reached(o, m):
+        return any(p.get(m) is not None and p[m] >= targets[o][m] for p in curve)
+
+    pending = {k for k in pending if not reached(*k)}
+    encoder = copy.deepcopy(ours.model.encoder)
+    for snap in tqdm(ours.snapshots, desc="probe snapshots", unit="snapshot"):
+        metrics = METRICS if probe_all else tuple(m for m in METRICS if any(pm == m for _, pm in pending))
+        if not metrics:
+            break
+        encoder.load_state_dict(snap["state"])
+        t0 = time.perf_counter()
+        point = {"seconds": snap["seconds"], "steps": snap["steps"], **prober.scores(encoder, metrics)}
+        point["probe_seconds"] = time.perf_counter() - t0
+        curve.append(point)
+        pending = {k for k in pending if not reached(*k)}
+    curve.append({"seconds": ours.spent, "steps": ours.steps, **final, "snapshot": "end of budget"})
+    table = {}
+    for other, ms in targets.items():
+        table[other] = {}
+        for m, target in ms.items():
+            hit = first_reach([(p["seconds"], p[m]) for p in curve if p.get(m) is not None], target)
+            row = {"target": target, "other_seconds": other_seconds[other], **hit,
+                   "random_init_reaches": init[m] >= target,  # then the target says nothing about training
+                   "ours_over_other": None if not hit["reached"] else hit["seconds"] / other_seconds[other],
+                   "speedup": None if not hit["reached"] or hit["seconds"] <= 0 else other_seconds[other] / hit["seconds"]}
+            table[other][m] = row
+    return curve, table
+
+
 def plot(out: dict, path: Path) -> None:
     import matplotlib
 
@@ -163,7 +254,11 @@ def plot(out: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = out["results"]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    curve = out.get("ours_curve") or []
+    with_curve = len(curve) > 2
+    fig, axes = plt.subplots(1, 2 if with_curve else 1, figsize=(15 if with_curve else 9, 4.5),
+                             gridspec_kw={"width_ratios": [9, 6]} if with_curve else None)
+    ax = axes[0] if with_curve else axes
     w = 0.38
     for i, r in enumerate(rows):
         b1 = ax.bar(i - w / 2, 100 * r["knn"], w, color="C0", label="kNN (k=200)" if i == 0 else None)
@@ -181,12 +276,28 @@ def plot(out: dict, path: Path) -> None:
                  f"{machine_label(out['machine']) if 'machine' in out else str(out['threads']) + ' threads'}; "
                  f"evaluated on {out.get('evaluated_on', 'test')})")
     ax.legend(loc="upper right", ncols=2)
+    if with_curve:
+        ax = axes[1]
+        for m, color, label in (("knn", "C0", "kNN"), ("linear", "C1", "linear")):
+            pts = [(p["seconds"], 100 * p[m]) for p in curve if p.get(m) is not None]
+            ax.plot(*zip(*pts), "o-", color=color, ms=3, label=f"ours, {label}")
+        tta = out.get("time_to_accuracy") or {}
+        for (other, ms), ls in zip(((o, v) for o, v in tta.items() if isinstance(v, dict) and "knn" in v), ("--", ":")):
+            for m, color in (("knn", "C0"), ("linear", "C1")):
+                r = ms[m]
+                ax.axhline(100 * r["target"], color=color, ls=ls, lw=1, label=f"{other}, {m} at {r['other_seconds']:.0f} s")
+                if r["reached"]:
+                    ax.plot([r["seconds"]], [100 * r["target"]], "x", color="k", ms=7)
+        ax.set_xlabel("ours' training time (s)")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title("ours along the way\n(x: where it reaches lightly's end-of-budget accuracy)")
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="pretraining budget per pipeline (default 10)")
     p.add_argument("--data-root", default=str(SYSTEM_FASHION_MNIST))
     p.add_argument("--probe-train", type=int, default=None, help="probe on this many training images (default: all 60k)")
@@ -197,11 +308,17 @@ def main(argv=None):
     p.add_argument("--no-lightly", action="store_true")
     p.add_argument("--lightly-recipes", default="ours,defaults",
                    help="lightly runs: 'ours' (our settings), 'defaults' (lightly's recipe), or both (default)")
+    p.add_argument("--snapshot-every", type=float, default=None, metavar="SECONDS",
+                   help="time to accuracy: snapshot ours' encoder every SECONDS of its training time (default: a tenth "
+                        "of the budget)")
+    p.add_argument("--curve", action="store_true",
+                   help="probe every snapshot with both metrics (an accuracy-vs-time curve of ours), also without lightly")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--save-encoders", default=None, metavar="DIR",
-                   help="also save each pretrained encoder's state_dict to DIR/<pipeline>.pt (to probe it again later)")
+                   help="also save each pretrained encoder's state_dict to DIR/<pipeline>.pt, and ours' snapshots to "
+                        "DIR/ours_<seconds>s.pt (to probe them again later)")
     # Overrides of the cpu preset (default: the preset's value), for tuning the preset itself.
     p.add_argument("--lr", type=float, default=None, help="base lr (x B/256); default: the cpu preset's")
     p.add_argument("--tau", type=float, default=None, help="NT-Xent temperature; default: the cpu preset's")
@@ -216,6 +333,10 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=None,
                    help="side of the augmented views in pixels (train at low resolution, probe at 28); default: the cpu preset's")
     args = p.parse_args(argv)
+    if not args.minutes > 0:
+        raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
+    if args.snapshot_every is not None and not args.snapshot_every > 0:
+        raise SystemExit(f"--snapshot-every must be > 0 seconds, got {args.snapshot_every}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -236,22 +357,26 @@ def main(argv=None):
                                   ("strength", args.strength), ("size", args.size)) if v is not None}
     if aug_over:
         over["augment"] = aug_over
-    cfg = preset("cpu", "fashion-mnist", seed=args.seed, progress=True, minutes=None, **over)  # budget: --minutes
+    cfg = preset("cpu", "fashion-mnist", seed=args.seed, minutes=None, **over)  # budget: --minutes
     budget = 60 * args.minutes
     print(f"budget {args.minutes:g} min per pipeline; {cfg.encoder}, N={cfg.batch_size}, tau={cfg.temperature}, "
           f"lr={cfg.lr} x N/256, {cfg.optimizer}; augment {cfg.augment}", flush=True)
+
+    pipelines = ["ours"]
+    if not args.no_lightly and have_lightly():
+        names = {"ours": "lightly", "defaults": "lightly-defaults"}
+        pipelines += [names[r] for r in args.lightly_recipes.split(",") if r]
+    if len(pipelines) == 1:
+        print("lightly not importable (or --no-lightly): measuring our pipeline only", flush=True)
+    with_tta = len(pipelines) > 1 or args.curve
+    snapshot_every = (args.snapshot_every or budget / 10) if with_tta else None
 
     encoders, runs = {}, {}
     save_dir = Path(args.save_encoders) if args.save_encoders else None
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
-    pipelines = ["ours"]
-    if have_lightly() and not args.no_lightly:
-        names = {"ours": "lightly", "defaults": "lightly-defaults"}
-        pipelines += [names[r] for r in args.lightly_recipes.split(",") if r]
-    if len(pipelines) == 1:
-        print("lightly not importable (or --no-lightly): measuring our pipeline only", flush=True)
-    for name, run in run_interleaved(pipelines, cfg, train, budget, args.lightly_workers).items():
+    timed = run_interleaved(pipelines, cfg, train, budget, args.lightly_workers, snapshot_every=snapshot_every)
+    for name, run in timed.items():
         r = run.summary()
         print(f"{name}: {r['steps']} steps ({r['epochs']:.2f} epochs) in {r['train_seconds']:.0f} s, "
               f"{r['images_per_s']:.0f} images/s", flush=True)
@@ -259,13 +384,14 @@ def main(argv=None):
         runs[name] = r
         if save_dir is not None:
             torch.save(run.model.encoder.state_dict(), save_dir / f"{name}.pt")
-    torch.manual_seed(cfg.seed)
-    encoders["random init"] = build_model(cfg, 1).encoder
+            for snap in run.snapshots:
+                torch.save(snap["state"], save_dir / f"{name}_{snap['seconds']:.0f}s.pt")
+    encoders["random init"] = build_model(cfg).encoder  # ours' (and lightly's) initial weights: from cfg.seed
 
     ptrain = train if args.probe_train is None else train.subset(args.probe_train, seed=args.seed)
+    prober = Prober(cfg, ptrain, test)
     t0 = time.perf_counter()
-    feats = {name: (extract_features(enc, ptrain.images, channels_last=True), extract_features(enc, test.images, channels_last=True))
-             for name, enc in encoders.items()}
+    feats = {name: prober.features(enc) for name, enc in encoders.items()}
     feats["raw pixels"] = (raw_pixel_features(ptrain.images), raw_pixel_features(test.images))
     rows = compare_representations(feats, ptrain.targets, test.targets)
     probe_s = time.perf_counter() - t0
@@ -273,7 +399,8 @@ def main(argv=None):
     for r in rows:
         print(f"{r.name:<26} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
     out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
-           "platform": platform.platform(), "machine": machine(), "n_probe_train": len(ptrain), "n_test": len(test), "config": cfg.to_dict(),
+           "platform": platform.platform(), "machine": machine(), "n_probe_train": len(ptrain), "n_test": len(test),
+           "config": cfg.to_dict(), "precision": prober.precision.describe(),
            "evaluated_on": "test" if args.val is None else f"{args.val} held-out training images",
            "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
@@ -284,6 +411,35 @@ def main(argv=None):
             out[key] = {"knn": 100 * (by["SimCLR (ours)"].knn - by[f"SimCLR ({other})"].knn),
                         "linear": 100 * (by["SimCLR (ours)"].linear - by[f"SimCLR ({other})"].linear)}
             print(f"ours - {other}: kNN {out[key]['knn']:+.2f} points, linear {out[key]['linear']:+.2f} points")
+
+    # time to accuracy: when does ours reach what each lightly run reached at the end of its budget?
+    others = [o for o in ("lightly", "lightly-defaults") if o in runs]
+    if with_tta:
+        targets = {o: {m: getattr(by[f"SimCLR ({o})"], m) for m in METRICS} for o in others}
+        score = lambda name: {m: getattr(by[name], m) for m in METRICS}  # noqa: E731
+        t0 = time.perf_counter()
+        curve, table = time_to_accuracy(timed["ours"], score("SimCLR (ours)"), score("random init"), targets,
+                                        {o: runs[o]["train_seconds"] for o in others}, prober, args.curve)
+        out["snapshot_every_s"] = snapshot_every
+        out["snapshot_probe_seconds"] = time.perf_counter() - t0
+        out["ours_curve"] = curve
+    if others:
+        out["time_to_accuracy"] = table
+        print("\ntime to accuracy (ours' training time to reach what lightly reached at the end of its budget):")
+        for other, ms in table.items():
+            for m, r in ms.items():
+                head = f"  {other:<17} {m:<6} {100 * r['target']:6.2f}% after {r['other_seconds']:.0f} s: ours "
+                if r["reached"]:
+                    print(head + f"{r['seconds']:.0f} s (first snapshot at or above: {r['first_snapshot_seconds']:.0f} s)"
+                          f" = {r['ours_over_other']:.2f} of lightly's time"
+                          + (f", {r['speedup']:.1f}x faster" if r["speedup"] else "")
+                          + (" (random init already reaches it)" if r["random_init_reaches"] else ""))
+                else:
+                    print(head + f"not reached within its {runs['ours']['train_seconds']:.0f} s")
+    else:
+        reason = "--no-lightly" if args.no_lightly else "lightly is not importable (scripts/install_lightly.sh)"
+        out["time_to_accuracy"] = {"skipped": f"{reason}: no lightly accuracy to reach"}
+        print(f"\ntime to accuracy: skipped ({reason}): there is no lightly accuracy to reach", flush=True)
     path = Path(args.out) if args.out else RESULTS / f"fashion_mnist_{args.minutes:g}min.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=str))

@@ -1,6 +1,7 @@
 """Forward+backward time and peak memory of nt_xent vs lightly's NTXentLoss on CPU.
 
-    python benchmarks/bench_loss.py [--sizes 256 1024 4096] [--repeats 7]
+    python benchmarks/bench_loss.py [--sizes 256 1024 4096] [--repeats 7] [--out FILE]
+    python benchmarks/bench_loss.py --sizes 256 --repeats 3 --out /tmp/bench_loss.json      # quick
 
 Sizes are N (pairs), so 2N = 512, 2048, 8192 rows; d = 128. Timings are interleaved (ours, lightly, ours, ...)
 in one process and the median is reported, so the ratio is robust to a noisy shared machine. Peak memory is
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--tau", type=float, default=0.5)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--out", default=str(RESULTS / "bench_loss.json"), help="result file (default: %(default)s)")
     ap.add_argument("--child", nargs=4, metavar=("IMPL", "N", "D", "TAU"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -114,9 +116,10 @@ def main() -> None:
                 f" | speedup x{row['speedup']:.2f} | loss {vals['simclr_core']:.6f} vs {vals['lightly']:.6f}"
             )
         print(msg, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_loss.json").write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=2))
-    print(f"wrote {RESULTS / 'bench_loss.json'}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,24 @@
 """Training throughput (images/s, each image = two views) of the workbook's SimCLR step vs lightly's.
 
-Both pipelines train the same encoder + projection head with SGD on the same CPU threads, side by side
-in one run:
-- ours: uint8 images in memory -> ``BatchAugment`` twice (batched, per-image randomness) -> model in
-  channels_last, under bfloat16 autocast where the CPU computes bf16 natively -> ``nt_xent`` in float32 ->
-  SGD step (simclr_core.train.loop.simclr_loss with the trainer's ``speed_setup``: what
-  ``simclr pretrain`` runs);
+Both pipelines train the same model (``build_model`` of one recipe: encoder + projection head, same initial
+weights) with SGD on the same CPU threads, side by side in one run:
+- ours: ``simclr_core.train.loop.Trainer.step()``, what ``simclr pretrain`` runs: uint8 images in memory ->
+  ``BatchAugment`` twice (batched, per-image randomness) -> model in channels_last, under bfloat16 autocast where
+  the CPU computes bf16 natively (``simclr_core.precision.precision_for``) -> NT-Xent in float32 -> the trainer's
+  SGD (fused, no weight decay on BN and biases);
 - lightly (only when ``import lightly`` works; it is not a dependency): PIL images -> lightly's
   SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss, as
-  lightly's examples write the loop (float32, default memory format). Every ``--lightly-workers`` setting is
-  measured and the fastest is the baseline.
-- ``--ablation`` adds two rows that split the gain: our data path with lightly's model step (float32,
-  contiguous), and lightly's data path with our model step (channels_last + bf16 where native).
+  lightly's examples write the loop (float32, default memory format, torch.optim.SGD). Every
+  ``--lightly-workers`` setting is measured and the fastest is the baseline.
+- ``--ablation`` adds two rows that split the gain: our data path and trainer with lightly's model step
+  (float32, contiguous), and lightly's data path with our model step (channels_last + bf16 where native).
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_train.py
-    python benchmarks/bench_train.py --encoders small_cnn --steps 10      # quick, no lightly needed
+    python benchmarks/bench_train.py --encoders small_cnn --steps 10      # no lightly needed
+    python benchmarks/bench_train.py --quick --out /tmp/bench_train.json  # smallest: a few steps of small_cnn
 
-Writes benchmarks/results/bench_train.json. Images are random uint8 CIFAR-sized tensors: throughput
-does not depend on pixel values.
+Writes benchmarks/results/bench_train.json (or ``--out``). Images are random uint8 CIFAR-sized tensors:
+throughput does not depend on pixel values.
 """
 
 from __future__ import annotations
@@ -32,30 +33,29 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine  # noqa: E402
+from _common import RESULTS, import_lightly, machine, open_trainer  # noqa: E402
 from simclr_core.data.augment import AugmentConfig  # noqa: E402
 from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
-from simclr_core.nn.loss import nt_xent  # noqa: E402
-from simclr_core.nn.models import ProjectionHead, SimCLR, build_encoder  # noqa: E402
-from simclr_core.train.loop import amp_dtype, project_views, simclr_loss, speed_setup, use_channels_last  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from simclr_core.precision import precision_for  # noqa: E402
+from simclr_core.train.config import Recipe  # noqa: E402
+from simclr_core.train.step import build_model, project  # noqa: E402
 
 
 def have_lightly() -> bool:
-    try:
-        import lightly.loss  # noqa: F401
-        import lightly.transforms  # noqa: F401
-        return True
-    except Exception:
-        return False
+    """Is lightly importable (from the environment, PYTHONPATH or scripts/install_lightly.sh's folder)?"""
+    return import_lightly() is not None
 
 
-def make_model(encoder: str, channels: int, seed: int = 0) -> SimCLR:
-    torch.manual_seed(seed)
-    enc = build_encoder(encoder, in_channels=channels)
-    return SimCLR(enc, ProjectionHead(enc.out_dim))
+def bench_recipe(encoder: str, batch_size: int, lr: float = 0.06, temperature: float = 0.5, seed: int = 0,
+                 fast: bool = True) -> Recipe:
+    """The CIFAR-10 cpu-preset recipe with ``encoder`` and ``batch_size``: SGD lr 0.06 x N/256, momentum 0.9,
+    weight decay 5e-4, tau 0.5, the paper's CIFAR-10 augmentation. ``fast`` False: float32 and the contiguous
+    memory format (the fast layers stay: every pipeline trains the same model)."""
+    return Recipe(dataset="cifar10", encoder=encoder, batch_size=batch_size, lr=lr, lr_scaling="linear",
+                  temperature=temperature, optimizer="sgd", momentum=0.9, weight_decay=5e-4, augment=AugmentConfig(),
+                  minutes=None, seed=seed, amp=fast, channels_last=fast)
 
 
 def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
@@ -67,21 +67,14 @@ def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
             yield images[perm[i:i + batch_size]]
 
 
-def ours_step_fn(model, aug_cfg: AugmentConfig, images, batch_size, lr=0.06, temperature=0.5, seed=0, fast=True):
-    model, channels_last, dtype = speed_setup(model, torch.device("cpu"), fast, fast)
-    opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
-    aug = BatchAugment(aug_cfg)
-    g = torch.Generator().manual_seed(seed)
-    batches = ours_batches(images, batch_size, seed)
+def ours_step_fn(recipe: Recipe, images):
+    """One step of ``Trainer`` on ``recipe`` (on the CPU, the recipe's precision policy); returns the loss."""
+    trainer = open_trainer(recipe, images, precision_for("cpu", recipe.amp, recipe.channels_last))
 
     def step():
-        x = next(batches)
-        loss = simclr_loss(model, aug, x, temperature, g, nt_xent, channels_last, dtype)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return trainer.step().item()
 
+    step.trainer = trainer
     return step
 
 
@@ -134,18 +127,23 @@ def endless(loader):
         yield from loader
 
 
-def lightly_step_fn(model, aug_cfg, images, batch_size, workers, lr=0.06, temperature=0.5, seed=0, fast=False):
+def lightly_step_fn(recipe: Recipe, images, workers, fast=False):
+    """lightly's loop as its examples write it, on ``build_model(recipe)``; ``fast``: under our precision policy
+    (channels_last + bf16 where native) instead of plain float32."""
     from lightly.loss import NTXentLoss
 
-    model, channels_last, dtype = speed_setup(model, torch.device("cpu"), fast, fast)
-    opt = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=5e-4)
-    crit = NTXentLoss(temperature=temperature)
-    loader = lightly_loader(images, aug_cfg, batch_size, workers, seed)
+    precision = precision_for("cpu", amp=fast, channels_last=fast)
+    model = precision.prepare(build_model(recipe))
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr * recipe.batch_size / 256, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    crit = NTXentLoss(temperature=recipe.temperature)
+    loader = lightly_loader(images, recipe.augment, recipe.batch_size, workers, recipe.seed)
     it = endless(loader)
 
     def step():
         v0, v1 = next(it)  # lightly's views, (N, C, H, W) each
-        loss = crit(*project_views(model, v0, v1, channels_last, dtype))
+        z0, z1 = project(model, torch.cat([v0, v1]), precision).chunk(2)  # one forward of the 2N views
+        loss = crit(z0, z1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -197,7 +195,7 @@ def augment_only(images, aug_cfg, batch_size, lightly_ok: bool, batches: int = 6
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoders", default="small_cnn,resnet18_cifar")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=0, help="timed steps per pipeline (0: 12 small_cnn, 3 resnet18_cifar)")
@@ -208,7 +206,11 @@ def main(argv=None):
     p.add_argument("--ablation", action="store_true",
                    help="also time our data path + plain fp32 step, and lightly's data path + our fast step")
     p.add_argument("--out", default=str(RESULTS / "bench_train.json"))
+    p.add_argument("--quick", action="store_true",
+                   help="smallest run: small_cnn only, 3 timed steps, 1 warmup step, 1024 images, lightly with 0 workers")
     args = p.parse_args(argv)
+    if args.quick:
+        args.encoders, args.steps, args.warmup, args.n_images, args.lightly_workers = "small_cnn", 3, 1, 1024, "0"
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -224,22 +226,24 @@ def main(argv=None):
     for enc in [e for e in args.encoders.split(",") if e]:
         steps = args.steps or (12 if enc == "small_cnn" else 3)
         warm = args.warmup if enc == "small_cnn" else 1
-        fns = {"ours": ours_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size)}
+        recipe = bench_recipe(enc, args.batch_size)
+        fns = {"ours": ours_step_fn(recipe, images)}
+        precision = fns["ours"].trainer.precision
         workers = [int(w) for w in args.lightly_workers.split(",")] if lightly_ok else []
         for w in workers:
-            fns[f"lightly_w{w}"] = lightly_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, w)
+            fns[f"lightly_w{w}"] = lightly_step_fn(recipe, images, w)
         if args.ablation:
-            fns["ours_fp32_contiguous"] = ours_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, fast=False)
+            fns["ours_fp32_contiguous"] = ours_step_fn(bench_recipe(enc, args.batch_size, fast=False), images)
             if workers:
                 w = max(workers)
-                fns["lightly_fast_step"] = lightly_step_fn(make_model(enc, 3), aug_cfg, images, args.batch_size, w, fast=True)
+                fns["lightly_fast_step"] = lightly_step_fn(recipe, images, w, fast=True)
         res = measure_interleaved(fns, steps, warm, args.batch_size, rounds=min(3, steps))
         ours = res["ours"]
-        cpu = torch.device("cpu")
         row = {"encoder": enc, "batch_size": args.batch_size, "ours": ours,
-               "ours_step": {"channels_last": use_channels_last(cpu), "autocast": str(amp_dtype(cpu))}}
-        print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps; channels_last, "
-              f"autocast {amp_dtype(cpu)})", flush=True)
+               "ours_step": {"channels_last": precision.channels_last, "autocast": str(precision.dtype),
+                             "precision": precision.describe()}}
+        print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps; {precision.describe()})",
+              flush=True)
         for k in ("ours_fp32_contiguous", "lightly_fast_step"):
             if k in res:
                 row[k] = res[k]

@@ -1,40 +1,35 @@
-"""The prepared GPU check: the ``gpu`` preset end to end on one CUDA device, in one short run.
+"""GPU check: the ``gpu`` preset end to end on one CUDA device, in one short run.
 
-No development session has had a GPU yet, so the ``gpu`` preset (resnet18_cifar, batch 512, LARS, tau 0.5, the
-paper's CIFAR augmentation; simclr_core.train.config) is measured here on the CPU only. A session that is lent one runs
-this script once, as one command, and gets back every number the issue asks for:
+The ``gpu`` preset (resnet18_cifar, batch 512, LARS, tau 0.5, the paper's CIFAR augmentation;
+simclr_core.train.config) is the recipe for a GPU. This script runs it on one and reports:
 
 1. the environment (nvidia-smi, torch, what the trainer picks: device, bf16 autocast, channels_last);
 2. throughput of the gpu preset on CIFAR-10-sized data (50 000 + 10 000 generated 32x32 images in the real
-   archive's format: CIFAR-10 itself cannot be downloaded there either), so the time of the full 500-epoch
-   recipe is estimated from a measured epoch, plus the probe's time;
+   archive's format, so nothing is downloaded), so the time of the full 500-epoch recipe is estimated from a
+   measured epoch, plus the probe's time;
 3. a run interrupted with Ctrl-C (SIGINT) after its first checkpoint, then resumed with ``--resume``, against the
    same run uninterrupted: the checkpoint round trip on CUDA (on the CPU the two are equal bit for bit,
    tests/test_cli.py; on a GPU cuDNN's kernels need not be deterministic, so the largest weight difference is
    reported, not asserted);
 4. real data: the gpu preset on Fashion-MNIST for a few minutes, then ``simclr probe`` (SimCLR vs random init vs
-   raw pixels);
+   raw pixels), when the Fashion-MNIST files are found;
 5. last, the unit tests of the loss, models, trainer, augmentation, probes and CLI with CUDA present
    (``device='auto'`` then means cuda).
 
 Each part runs in its own process under a time limit, so one failure or overrun costs only that part; the
-summary says which parts passed. Run folders (ResNet-18 checkpoints of 45 MB) stay under /tmp; only small
-files come back.
+summary says which parts passed. Run folders (ResNet-18 checkpoints of 45 MB) stay in a temporary folder that is
+removed at the end; ``--out`` receives only small files: summary.json, log.txt and the metrics and probe results.
 
-On a lent device (see ../.library/device/README.md), from the repository root, once here (.gpu_data/ is in
-.gitignore; the device tool carries it when asked):
+Fashion-MNIST (the four idx files, train-images-idx3-ubyte.gz and so on) is looked for in .gpu_data/fashion-mnist
+at the repository root (ignored by git: copy the files there on a machine that lacks them) and in
+/usr/share/datasets/fashion-mnist; without it that part is skipped. From the repository root:
 
-    mkdir -p .gpu_data && cp -r /usr/share/datasets/fashion-mnist .gpu_data/
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out /tmp/gpu_check
 
-then one call of the device tool's ``run``, with carry [".gpu_data"] and timeout_s 570:
-
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT
-
-Everything ends within ``--minutes`` (default 8.5; each part's own time limit is cut to what is left), so a
-15-minute device allowance holds the machine's start and this one call; ``--fmnist-minutes`` and
-``--cifar-epochs`` trade time for accuracy, ``--skip`` leaves parts out for a rerun. The H200's image holds
-torch, torchvision, tqdm, scikit-learn and pytest, all this needs. On a machine without a GPU, ``--smoke`` runs
-the same parts on tiny data on the CPU (tests/test_gpu_check.py does, so the script cannot rot unseen).
+Everything ends within ``--minutes`` (default 8.5; each part's own time limit is cut to what is left);
+``--fmnist-minutes`` and ``--cifar-epochs`` trade time for accuracy, ``--skip`` leaves parts out for a rerun.
+It needs the package's dependencies and pytest. On a machine without a GPU, ``--smoke`` runs the same parts on
+tiny data on the CPU (tests/test_gpu_check.py does this, so the test suite checks the script).
 """
 
 from __future__ import annotations
@@ -132,14 +127,15 @@ def environment(check: Check) -> None:
     import torch
     import torchvision
 
-    from simclr_core.train.loop import amp_dtype, resolve_device, use_channels_last
+    from simclr_core.precision import precision_for
 
     if shutil.which("nvidia-smi"):
         check.run("environment", ["nvidia-smi"], 30)
-    d = resolve_device("auto")
+    policy = precision_for("auto")  # what a run with device 'auto' trains, monitors and probes with
     check.note("environment", torch=torch.__version__, torchvision=torchvision.__version__,
                cuda=torch.cuda.is_available(), gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-               device=str(d), amp=str(amp_dtype(d)), channels_last=use_channels_last(d))
+               device=str(policy.device), amp=str(policy.dtype), channels_last=policy.channels_last,
+               precision=policy.describe())
 
 
 def unit_tests(check: Check, timeout_s: float) -> None:
@@ -210,12 +206,12 @@ def fashion_mnist(check: Check, minutes: float, extra: list[str], probe: list[st
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="folder for summary.json, log.txt and the metrics (the device's $OUT)")
+    p.add_argument("--out", required=True, help="folder for summary.json, log.txt and the metrics and probe results")
     p.add_argument("--smoke", action="store_true", help="tiny data on whatever device there is: checks the script itself")
     p.add_argument("--cifar-epochs", type=int, default=3, help="epochs of the throughput run (default 3)")
     p.add_argument("--fmnist-minutes", type=float, default=2.0, help="Fashion-MNIST pretraining budget (default 2)")
     p.add_argument("--minutes", type=float, default=8.5,
-                   help="time for everything (default 8.5: inside the device tool's 9-minute timeout_s with a margin)")
+                   help="time for everything, in minutes (default 8.5); each part's time limit is cut to what is left")
     p.add_argument("--skip", default="", help="comma-separated parts to leave out: tests,cifar,resume,fmnist")
     args = p.parse_args(argv)
     for name, v in (("--cifar-epochs", args.cifar_epochs), ("--fmnist-minutes", args.fmnist_minutes),

@@ -1,5 +1,5 @@
-"""The prepared GPU check (benchmarks/gpu_check.py) in its smoke mode, on the CPU: every part runs, the summary
-records each, and the Ctrl-C + --resume part finds the uninterrupted run's weights bit for bit (on the CPU)."""
+"""The GPU check (benchmarks/gpu_check.py) in its smoke mode, on the CPU: every part runs, the summary records
+each, and the Ctrl-C + --resume part finds the uninterrupted run's weights bit for bit (on the CPU)."""
 
 import json
 import subprocess
@@ -37,4 +37,4 @@ def test_gpu_check_smoke_runs_every_part(tmp_path):
         assert res["fashion-mnist gpu preset"]["epochs"] >= 1
         assert (out / "fmnist_probe.json").exists()
     files = sorted(p.name for p in out.iterdir())
-    assert len(files) <= 8, files  # the device tool returns at most 8 files
+    assert len(files) <= 8, files  # --out holds only small files: summary, log, metrics and probe results
