@@ -1,13 +1,16 @@
 """BatchAugment against closed forms, torchvision's per-image functional ops, and the v2 pipeline's statistics."""
 
-import math
+import colorsys
+import itertools
 
 import pytest
 import torch
+from torchvision.transforms import v2
 from torchvision.transforms.v2 import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from simclr_core.data.augment import AugmentConfig, SimCLRAugment
+from simclr_core.data import fast_augment
+from simclr_core.data.augment import AugmentConfig, SimCLRAugment, build_transform
 from simclr_core.data.fast_augment import (LUMA, BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
                                       adjust_saturation, crop_flip, gaussian_blur, resample_weights, sample_crop_boxes,
                                       to_grayscale)
@@ -188,3 +191,148 @@ def test_bad_input_raises_value_error():
         aug(torch.zeros(2, 3, 32, 32, dtype=torch.int64))
     with pytest.raises(ValueError, match="AugmentConfig"):
         BatchAugment({"size": 32})
+
+
+# ---------------------------------------------------------------- colour jitter: hue range, per-image order
+
+JITTER_ONLY = dict(crop=False, flip=False, grayscale=False)  # no random draws before the jitter's
+OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+TF_OPS = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+
+
+def _jitter_draws(B, cfg, seed):
+    """The jitter's parameters as BatchAugment draws them from a generator seeded with ``seed`` (documented order:
+    crop, flip, then apply coin (B,), brightness, contrast, saturation factors and hue shift (B,) each, order
+    (B, 4)); with crop and flip off the jitter's are the first draws. Returns apply (B,), f (B, 4), order (B, 4)."""
+    g = torch.Generator().manual_seed(seed)
+    s = cfg.strength
+    apply = torch.rand(B, generator=g) < cfg.jitter_p
+    lo, hi = max(0.0, 1 - 0.8 * s), 1 + 0.8 * s
+    f = [lo + (hi - lo) * torch.rand(B, generator=g) for _ in range(3)]
+    h = min(0.2 * s, 0.5)
+    f.append(-h + 2 * h * torch.rand(B, generator=g))
+    return apply, torch.stack(f, 1), torch.argsort(torch.rand(B, 4, generator=g), dim=1)
+
+
+def _tv_hue_range(cfg):
+    jitter = [o.transforms[0] for o in build_transform(cfg).transforms
+              if isinstance(o, v2.RandomApply) and isinstance(o.transforms[0], v2.ColorJitter)]
+    return jitter[0].hue  # (lo, hi)
+
+
+@pytest.mark.parametrize("s", [0.25, 0.5, 1.0])
+def test_hue_shifts_are_uniform_over_torchvisions_hue_range(s):
+    """Views of a constant image of one colour: brightness, contrast and saturation scale it or add grey to it
+    (the mean luma and the grayscale of a constant image are the same grey), which keeps its hue, so the hue of a
+    view minus the input's is the hue shift applied to it. Over 4000 views its quantiles are those of U(lo, hi),
+    (lo, hi) = (-0.2 s, 0.2 s) the hue range of the v2 pipeline's ColorJitter. The colour sits well inside the
+    RGB cube, so the clamps after each op, which would change the hue, rarely act."""
+    cfg = AugmentConfig(size=4, jitter_p=1.0, strength=s, **JITTER_ONLY)
+    lo, hi = _tv_hue_range(cfg)
+    assert (lo, hi) == pytest.approx((-0.2 * s, 0.2 * s))
+    colour = (0.5, 0.3, 0.25)
+    n = 4000
+    x = torch.tensor(colour).view(1, 3, 1, 1).expand(n, 3, 4, 4)
+    y = BatchAugment(cfg)(x, torch.Generator().manual_seed(0))
+    assert (y == y[:, :, :1, :1]).all()  # still constant
+    h0 = colorsys.rgb_to_hsv(*colour)[0]
+    d = torch.tensor([colorsys.rgb_to_hsv(*c)[0] - h0 for c in y[:, :, 0, 0].double().tolist()], dtype=torch.float64)
+    d = torch.remainder(d + 0.5, 1.0) - 0.5  # (n,) hue shift in turns, in [-0.5, 0.5)
+    q = torch.tensor([0.005, 0.05, 0.25, 0.5, 0.75, 0.95, 0.995], dtype=torch.float64)
+    torch.testing.assert_close(torch.quantile(d, q), lo + (hi - lo) * q, rtol=0, atol=0.03 * (hi - lo))
+
+
+def test_jitter_follows_each_images_own_draws_like_torchvision():
+    """Image b of the batch equals torchvision's functional ops applied to it one image at a time, with its own
+    factors, hue shift and order as drawn from the generator, or is unchanged where its coin said no jitter."""
+    B = 96
+    cfg = AugmentConfig(size=8, jitter_p=0.8, strength=1.0, **JITTER_ONLY)
+    x = torch.rand(B, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = BatchAugment(cfg)(x, torch.Generator().manual_seed(1))
+    apply, f, order = _jitter_draws(B, cfg, 1)
+    assert 0 < int(apply.sum()) < B
+    for b in range(B):
+        ref = x[b]
+        for k in (order[b].tolist() if apply[b] else []):
+            ref = TF_OPS[k](ref, float(f[b, k]))
+        torch.testing.assert_close(y[b], ref, rtol=0, atol=2e-5, msg=f"image {b}, order {order[b].tolist()}")
+
+
+def test_jitter_order_is_random_per_image():
+    """The order of the four jitter ops is drawn afresh for every image, as torchvision's ColorJitter does per call.
+
+    Image b's view is compared with its jitter (factors as drawn) applied in each of the 24 orders: the orders that
+    reproduce it show, for each pair of ops, which came first, wherever they agree (some ops nearly commute on some
+    images). Over the batch each op comes first in about half the images, for every pair: a frozen order, or one
+    order for the whole batch, puts one op first everywhere.
+    """
+    B = 160
+    cfg = AugmentConfig(size=8, jitter_p=1.0, strength=1.0, **JITTER_ONLY)
+    x = torch.rand(B, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = BatchAugment(cfg)(x, torch.Generator().manual_seed(3))
+    _, f, _ = _jitter_draws(B, cfg, 3)
+    perms = torch.tensor(list(itertools.permutations(range(4))))  # (24, 4) op at each step
+    err = []
+    for p in perms.tolist():
+        r = x
+        for k in p:
+            r = OPS[k](r, f[:, k])
+        err.append((y - r).abs().amax((1, 2, 3)))
+    fits = torch.stack(err, 1) < 1e-5  # (B, 24) orders that reproduce the view
+    assert fits.any(1).all(), "some views are no order of their own ops"
+    pos = perms.argsort(1)  # (24, 4) step of each op
+    for i, j in itertools.combinations(range(4), 2):
+        first = pos[:, i] < pos[:, j]  # (24,) orders with op i before op j
+        i_first, j_first = (fits & ~first).sum(1) == 0, (fits & first).sum(1) == 0  # (B,) all fitting orders agree
+        known = i_first | j_first
+        assert known.sum() >= B // 2, (i, j, int(known.sum()))
+        frac = i_first[known].float().mean().item()
+        assert 0.3 < frac < 0.7, f"{OPS[i].__name__} came before {OPS[j].__name__} in {frac:.0%} of the images"
+
+
+# ---------------------------------------------------------------- one host-to-device copy, no device sync
+
+PACK_CASES = [AugmentConfig(blur=True, normalize=True), AugmentConfig(size=20, jitter_p=1.0),  # 20 px: a mixed crop batch
+              AugmentConfig(size=16, jitter_p=1.0, blur=True, mean=(0.5,), std=(0.25,), normalize=True)]
+
+
+@pytest.mark.parametrize("cfg", PACK_CASES)
+def test_parameters_reach_the_device_in_one_packed_copy(cfg, monkeypatch):
+    """On the CPU the parameters are used where they were drawn; forcing them through the packed copy that a GPU
+    call makes (one flat float buffer, split back into shapes and dtypes) gives the same views bit for bit, with
+    one copy per call."""
+    C = len(cfg.mean) if cfg.normalize else 3
+    x = images(24, C, 28 if C == 1 else 32, seed=4)
+    ref = BatchAugment(cfg)(x, torch.Generator().manual_seed(5))
+    calls = []
+
+    def packed(tree, device):
+        calls.append(device)
+        return fast_augment._packed_copy(tree, device)
+
+    monkeypatch.setattr(fast_augment, "_to_device", packed)
+    y = BatchAugment(cfg)(x, torch.Generator().manual_seed(5))
+    assert len(calls) == 1
+    assert torch.equal(y, ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cfg", PACK_CASES)
+def test_cuda_views_equal_cpu_views_without_a_device_sync(cfg):
+    """Same seed, same views on the GPU as on the CPU (to float rounding), and the call never waits for the GPU."""
+    C = len(cfg.mean) if cfg.normalize else 3
+    x = images(64, C, 28 if C == 1 else 32, seed=6)
+    aug = BatchAugment(cfg)
+    ref = aug(x, torch.Generator().manual_seed(7))
+    xc = x.cuda()
+    aug(xc, torch.Generator().manual_seed(0))  # warm-up: kernels and the pinned-memory pool
+    torch.cuda.synchronize()
+    prev_tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # the blur's grouped convolution in float32, as on the CPU
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        y = aug(xc, torch.Generator().manual_seed(7))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        torch.backends.cudnn.allow_tf32 = prev_tf32
+    torch.testing.assert_close(y.cpu(), ref, rtol=0, atol=1e-4)

@@ -1,10 +1,14 @@
-"""Encoders, projection head and the (h, z) module: shapes on CIFAR-sized input and the CIFAR stem."""
+"""Encoders, projection head and the (h, z) module: shapes on CIFAR-sized input and the CIFAR stem; the speed-only
+layers of simclr_core.nn.fast_layers against the plain ones."""
+
+import copy
 
 import pytest
 import torch
 import torch.nn as nn
 
-from simclr_core.nn.models import Conv3x3, GlobalAvgPool, ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
+from simclr_core.nn.fast_layers import Conv3x3, GlobalAvgPool, use_fast_layers
+from simclr_core.nn.models import ProjectionHead, SimCLR, build_encoder, resnet18_cifar, small_cnn
 
 
 def test_resnet18_cifar_shapes_and_stem():
@@ -48,7 +52,7 @@ def test_small_cnn_pools_keep_every_row_and_column(size):
     """Each 2x2 max-pool rounds up, so the last block sees a ceil(size / 8)-sided map (28 -> 14 -> 7 -> 4, not 3)."""
     f = small_cnn(in_channels=1, widths=(4, 4, 4, 4))
     seen = []
-    f.body[-2].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))  # the last conv-BN-ReLU block
+    f.body[-3].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[2:])))  # the last conv-BN-ReLU block
     f(torch.randn(2, 1, size, size))
     side = size
     for _ in range(3):
@@ -161,7 +165,8 @@ def test_conv3x3_state_dict_is_nn_conv2d_s():
     plain.load_state_dict(conv.state_dict())  # strict: same keys and shapes, so old checkpoints load
     x = torch.randn(2, 4, 2, 2)
     torch.testing.assert_close(conv(x), plain(x), rtol=1e-5, atol=1e-5)
-    assert all(isinstance(m, Conv3x3) for m in small_cnn(widths=(8, 16)).modules() if isinstance(m, nn.Conv2d))
+    fast = use_fast_layers(small_cnn(widths=(8, 16)))
+    assert all(type(m) is Conv3x3 for m in fast.modules() if isinstance(m, nn.Conv2d))
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5])
@@ -169,3 +174,75 @@ def test_global_avg_pool_is_the_channel_mean(size):
     x = torch.randn(3, 4, size, size).contiguous(memory_format=torch.channels_last)
     naive = torch.stack([torch.stack([x[b, c].flatten().mean() for c in range(4)]) for b in range(3)])  # (3, 4)
     torch.testing.assert_close(GlobalAvgPool()(x), naive)
+
+
+# use_fast_layers: the teaching model is plain; the swap changes speed only.
+
+FAST_TYPES = (Conv3x3, GlobalAvgPool)
+
+
+@pytest.mark.parametrize("make", [small_cnn, lambda: small_cnn(in_channels=1, widths=(8, 16)), resnet18_cifar])
+def test_the_teaching_models_are_plain(make):
+    f = make()
+    assert not any(isinstance(m, FAST_TYPES) for m in f.modules())
+    assert all(type(m) is nn.Conv2d for m in f.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_small_cnn_ends_with_a_plain_global_average_pool():
+    tail = list(small_cnn().body)[-2:]
+    assert type(tail[0]) is nn.AdaptiveAvgPool2d and tail[0].output_size in (1, (1, 1)) and type(tail[1]) is nn.Flatten
+
+
+def test_use_fast_layers_swaps_in_place_keeping_parameters_and_state_dict():
+    f = small_cnn(in_channels=1)
+    params = dict(f.named_parameters())
+    keys = list(f.state_dict())
+    opt = torch.optim.SGD(f.parameters(), lr=0.1)  # made before the swap: must still train the swapped model
+    assert use_fast_layers(f) is f
+    assert sum(type(m) is Conv3x3 for m in f.modules()) == 4 and sum(type(m) is GlobalAvgPool for m in f.modules()) == 1
+    assert not any(type(m) in (nn.Conv2d, nn.AdaptiveAvgPool2d, nn.Flatten) for m in f.modules())
+    assert list(f.state_dict()) == keys
+    now = dict(f.named_parameters())
+    assert now.keys() == params.keys() and all(now[n] is p for n, p in params.items())
+    before = {n: p.detach().clone() for n, p in params.items()}
+    f(torch.randn(4, 1, 16, 16)).square().mean().backward()
+    opt.step()
+    assert all(not torch.equal(p, before[n]) for n, p in f.named_parameters() if n.endswith("0.weight"))  # the convs
+
+
+@pytest.mark.parametrize("in_channels, size", [(1, 28), (1, 16), (3, 16)])  # 16 px: the last block sees 2x2 maps
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_use_fast_layers_gives_the_plain_small_cnns_outputs_and_gradients(in_channels, size, channels_last):
+    torch.manual_seed(size + in_channels)
+    plain = small_cnn(in_channels=in_channels)
+    fast = use_fast_layers(copy.deepcopy(plain))
+    x = torch.randn(6, in_channels, size, size)
+    if channels_last:
+        plain, fast = plain.to(memory_format=torch.channels_last), fast.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    maps = []  # the last conv-BN-ReLU block's output, plain then fast: the map itself, not only its mean (a
+    for f in (plain, fast):  # Conv3x3 that mixed up its output positions would still give the same h)
+        f.body[-3].register_forward_hook(lambda m, i, o: maps.append(o.detach().clone()))
+    h_plain, h_fast = plain(x), fast(x)  # train mode: BatchNorm on batch statistics
+    assert maps[0].shape[2:] == (-(-size // 8),) * 2
+    torch.testing.assert_close(maps[1], maps[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h_fast, h_plain, rtol=1e-4, atol=1e-5)
+    g = torch.randn_like(h_plain)
+    h_plain.backward(g)
+    h_fast.backward(g)
+    for (n, p), q in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=n)
+    plain.eval(), fast.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)  # eval: running statistics
+
+
+def test_use_fast_layers_gives_the_plain_resnets_outputs():
+    """ResNet-18's stride-1 3x3 convolutions become Conv3x3; at 16 px its layer4 works on 2x2 maps."""
+    torch.manual_seed(0)
+    plain = resnet18_cifar().eval()
+    fast = use_fast_layers(copy.deepcopy(plain))
+    assert isinstance(fast.body.layer4[1].conv2, Conv3x3) and not isinstance(fast.body.layer4[0].conv1, Conv3x3)  # stride 2 kept
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)

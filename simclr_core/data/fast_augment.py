@@ -15,7 +15,10 @@ a Python loop over images every op is one tensor operation over the batch with p
 - optional Gaussian blur with p = blur_p, sigma U(0.1, 2.0), per-image kernels in one grouped conv.
 
 Random parameters are drawn on the CPU from the ``torch.Generator`` you pass (so a seed gives the
-same views on CPU and GPU) and moved to the images' device; the pixels never leave the device.
+same views on CPU and GPU); they and what is computed from them there (crop weights, each jitter step's
+factors, the indices of the images whose hue shift comes at that step) reach the images' device in one
+non-blocking copy per call. The pixels never leave the device, and nothing waits for it: no ``.item()``,
+``.any()`` or boolean-mask indexing of device tensors, so a GPU's queue is never drained mid-call.
 """
 
 from __future__ import annotations
@@ -384,15 +387,14 @@ class BatchAugment(nn.Module):
             n_blend = 3 if C > 1 else 2  # saturation and hue do nothing on one channel
             active = apply[:, None] & (order < n_blend)  # (B, 4): a blend at this step
             f = factors.gather(1, order.clamp(max=2))  # (B, 4) its factor
-            zero = torch.zeros(())
-            host["blend"] = (f, torch.where(active & (order == 2), 1 - f, zero), torch.where(active & (order == 1), 1 - f, zero),
-                             active)  # (B, 4) each: f, sat, con, active (see _blend_step)
-            hue_steps = []  # (step, images whose hue turn it is (b,), their shifts (b,))
+            sat = torch.where(active & (order == 2), 1 - f, 0.0)  # (B, 4)
+            con = torch.where(active & (order == 1), 1 - f, 0.0)  # (B, 4)
+            hue_at = [None] * 4  # per step: (the images whose hue shift comes now (b,), their shifts (b,)) or None
             for step in range(4 if C > 1 else 0):
-                i = (apply & (order[:, step] == 3)).nonzero().squeeze(1)
+                i = (apply & (order[:, step] == 3)).nonzero().squeeze(1)  # CPU tensors: no device sync
                 if len(i):
-                    hue_steps.append((step, i, shift[i]))
-            host["hue"] = hue_steps
+                    hue_at[step] = (i, shift[i])
+            host["jitter"] = (f, sat, con, active, hue_at)
         if cfg.grayscale and C > 1:
             host["gray"] = torch.rand(B, generator=g) < cfg.grayscale_p  # (B,)
         if cfg.blur:
@@ -413,13 +415,13 @@ class BatchAugment(nn.Module):
         # 2. colour jitter with probability jitter_p, four ops in a per-image random order: at each step one
         #    batched blend (brightness, contrast or saturation, per image) and the hue shift of the images whose
         #    turn it is (their indices drawn on the CPU)
-        if "blend" in dev:
-            blend = dev["blend"]
+        if "jitter" in dev:
+            f, sat, con, active, hue_at = dev["jitter"]
             for step in range(4):
-                x = _blend_step(x, *(t[:, step] for t in blend))  # a new tensor
-                for hue_step, i, shift in dev["hue"]:
-                    if hue_step == step:
-                        x.index_copy_(0, i, adjust_hue(x.index_select(0, i), shift))
+                x = _blend_step(x, f[:, step], sat[:, step], con[:, step], active[:, step])  # a new tensor
+                if hue_at[step] is not None:
+                    i, shift = hue_at[step]
+                    x.index_copy_(0, i, adjust_hue(x.index_select(0, i), shift))
 
         # 3. grayscale with probability grayscale_p
         if "gray" in dev:
