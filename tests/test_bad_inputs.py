@@ -9,6 +9,7 @@ import torch
 
 from simclr_core.cli import main
 from simclr_core.data.augment import AugmentConfig
+from simclr_core.data.fast_augment import BatchAugment
 from simclr_core.data.datasets import ImageDataset, load_dataset
 from simclr_core.eval.metrics import knn_accuracy, linear_probe
 from simclr_core.nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
@@ -99,6 +100,11 @@ CALLS = [  # (what, callable, text the message must hold)
     ("budget", lambda: steps_in_budget(-1, 0.1, 1, 10, 100), "budget_s"),
     ("budget steps", lambda: steps_in_budget(60, 0.1, 1, 0, 100), "steps_per_epoch"),
     ("lr scaling", lambda: scaled_lr(1.0, 256, "cubic"), "'cubic'"),
+    ("augment 2 channels", lambda: BatchAugment()(torch.zeros(2, 2, 8, 8, dtype=torch.uint8)), "(2, 2, 8, 8)"),
+    ("augment 0x0", lambda: BatchAugment()(torch.zeros(2, 3, 0, 0, dtype=torch.uint8)), "(2, 3, 0, 0)"),
+    ("augment 0..255 floats", lambda: BatchAugment()(torch.full((2, 3, 8, 8), 200.0)), "up to 200"),
+    ("augment int32", lambda: BatchAugment()(torch.zeros(2, 3, 8, 8, dtype=torch.int32)), "int32"),
+    ("augment 3-d", lambda: BatchAugment()(torch.zeros(3, 8, 8, dtype=torch.uint8)), "(B, C, H, W)"),
 ]
 
 

@@ -356,10 +356,16 @@ class BatchAugment(nn.Module):
     def _forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"expected a batch tensor (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        if x.shape[1] not in (1, 3) or x.shape[0] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f"expected a non-empty batch of 1-channel (grayscale) or 3-channel (RGB) images, got shape "
+                             f"{tuple(x.shape)}")
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
         elif x.is_floating_point():
             x = x.float()
+            if x.device.type == "cpu" and float(x.abs().max()) > 1.5:  # float images in 0..255, not 0..1
+                raise ValueError(f"float images must be in [0, 1] (divide by 255, or pass uint8), got values up to "
+                                 f"{float(x.max()):g}")
         else:
             raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {x.dtype}")
         cfg, g = self.cfg, generator
