@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.config import PRESET_NAMES, preset
     from .train.schedule import OPTIMIZERS
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _DefaultsFormatter
     p = argparse.ArgumentParser(prog="simclr", description="SimCLR pretraining and linear evaluation (Chen et al. 2020).",
                                 allow_abbrev=False)
     sub = p.add_subparsers(dest="command", required=True)
@@ -118,6 +118,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), default=1e-4, help="L2 penalty of the linear probe")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+_FROM_PRESET = {"epochs": "epochs", "batch_size": "batch_size", "temperature": "temperature", "lr": "lr",
+                "optimizer": "optimizer", "encoder": "encoder", "widths": "widths", "warmup_epochs": "warmup_epochs",
+                "weight_decay": "weight_decay", "minutes": "minutes"}
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in --help; for the settings a preset decides, the presets' values."""
+
+    def _get_help_string(self, action):
+        field = _FROM_PRESET.get(action.dest)
+        if field is not None and action.default is None:
+            from .train.config import PRESETS
+
+            from .nn.models import SMALL_CNN_WIDTHS
+
+            vals = {}
+            for name, ds in sorted(PRESETS):
+                v = PRESETS[(name, ds)].get(field)
+                if field == "widths" and v is None:  # the encoder's own default
+                    v = SMALL_CNN_WIDTHS if PRESETS[(name, ds)]["encoder"] == "small_cnn" else "n/a"
+                vals[f"{name} {ds}"] = v
+            shown = ", ".join(f"{k}: {_show(v)}" for k, v in vals.items())
+            return f"{action.help} (default: the preset's; {shown})"
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _show(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, tuple):
+        return ",".join(map(str, v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _nonneg_float(name):
