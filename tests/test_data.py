@@ -67,10 +67,16 @@ def test_cifar10_download_failure_is_one_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setattr(urllib.request.OpenerDirector, "open", no_network)
-    with pytest.raises(DatasetUnavailable, match="could not be downloaded") as info:
+    with pytest.raises(DatasetUnavailable, match="the download failed") as info:
         load_dataset("cifar10", tmp_path, download=True)
     assert info.value.__cause__ is None and info.value.__suppress_context__
-    assert "URLError" in str(info.value) and str(tmp_path) in str(info.value)
+    msg = str(info.value)
+    assert "URLError" in msg and str(tmp_path) in msg
+    assert "download=True" not in msg and "--download" not in msg  # it was tried: not suggested again
+    assert "--data-root /usr/share/datasets/fashion-mnist --out runs/fashion-mnist" in msg  # pastes as it is
+    with pytest.raises(DatasetUnavailable, match="was not downloaded") as info:
+        load_dataset("cifar10", tmp_path)
+    assert "--download" in str(info.value)
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:

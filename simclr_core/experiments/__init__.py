@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, finetune, load_data,
-                     pretrain_short, probe_of, knn_of)
+                     pretrain_short, probe_of, knn_of, simclr_views)
 from .fig5 import run_fig5
 from .small_batch import SMALL_BATCH_VARIANTS, run_small_batch
 from .visualize import VISUALIZE_VARIANTS, run_visualize
@@ -38,7 +38,7 @@ from .vs_supervised import run_vs_supervised
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
            "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
            "save_result", "load_or_run", "build_model", "probe_of", "knn_of", "FinetuneRun",
-           "SMALL_BATCH_VARIANTS", "VISUALIZE_VARIANTS"]
+           "SMALL_BATCH_VARIANTS", "VISUALIZE_VARIANTS", "simclr_views"]
 
 
 EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
