@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # System packages the tests use, from Debian: Chromium + ChromeDriver (browser test of the widgets) and
-# dataset-fashion-mnist (real images available offline). Installs only what is missing, only as root;
-# otherwise prints the command to run and the tests that need them are skipped (outside CI).
+# dataset-fashion-mnist (real images available offline), fonts-noto-cjk (the notebooks' Chinese in figures).
+# Installs only what is missing, only as root; otherwise prints the command to run and the tests that need
+# them are skipped (outside CI).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+# grep reads all of fc-list's output (no -q): an early exit would make fc-list fail with SIGPIPE under pipefail
+fc-list : family 2>/dev/null | grep -i "Noto Sans CJK" >/dev/null || need+=(fonts-noto-cjk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] apt-get install ${need[*]}" >&2

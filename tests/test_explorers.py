@@ -17,7 +17,8 @@ import torch
 from simclr_core.data.augment import AugmentConfig
 from simclr_core.teaching.explorers import augmentation_explorer, batch_size_explorer, temperature_explorer
 from simclr_core.teaching.explorers.augmentation import sample_images
-from simclr_core.teaching.explorers.temperature import TAU_MAX, TAU_MIN, TemperatureExplorer
+from simclr_core.teaching.explorers.batch_size import slider_grid
+from simclr_core.teaching.explorers.temperature import TAU_MAX, TAU_MIN, TemperatureExplorer, tau_text
 from simclr_core.nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
 from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
@@ -186,6 +187,39 @@ def test_temperature_bad_anchor_raises():
         TemperatureExplorer(anchor=6)
 
 
+def test_header_shows_tau_as_the_slider_readout_does(seed_explorer):
+    """One readout per value: d3-format's ".3g" (the slider) keeps trailing zeros, so the header does too."""
+    assert seed_explorer.tau_slider.readout_format == ".3g"
+    assert [tau_text(t) for t in (0.1, 10**-0.3, 5.0, 0.0123, 1.0)] == ["0.100", "0.501", "5.00", "0.0123", "1.00"]
+    seed_explorer.tau_slider.value = 10**-0.3  # where typing 0.5 lands on the slider's grid
+    assert shown(seed_explorer.table.value, "simclr-tau") == "0.501"
+    assert "τ = 0.501:" in seed_explorer.ax_bars.get_title()
+
+
+def test_no_negative_zero_in_the_table():
+    """A loss that rounds to zero reads 0.0000, also when float rounding leaves it at -1e-17."""
+    S = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # one pair: every loss is -log 1
+    w = temperature_explorer(S, tau=0.05)
+    w.state["losses"] = [-1e-17, -0.0]  # what rounding can leave (forced here, the table formats state)
+    w.state["loss"] = -0.0
+    cells = re.findall(r'data-anchor="\d">([^<]*)<', w._table_html())
+    assert cells == ["0.0000", "0.0000"] and shown(w._table_html(), "simclr-batch-loss") == "0.0000"
+
+
+def test_a_tau_step_redraws_only_what_moves_and_matches_a_full_draw():
+    """Slider frames draw the moving artists over a cached background; the pixels are those of a full redraw."""
+    w = temperature_explorer()
+    full = w.plot.full_draws
+    for tau in (0.2, 0.7, 0.05):
+        w.tau_slider.value = tau
+    assert w.plot.full_draws == full  # no anchor change: background reused
+    fast = w.plot.widget.value
+    w.plot.invalidate()
+    assert w.plot.render() == fast  # the same PNG bytes from a full draw
+    w.anchor_dropdown.value = 3
+    assert w.plot.full_draws == full + 2  # a new anchor changes the background (its curve, tick labels)
+
+
 # ---------------------------------------------------------------- batch-size explorer
 
 
@@ -220,7 +254,7 @@ def test_batch_size_slider_matches_naive_loss_and_autograd(N):
     z1 = torch.randn(24, 8, generator=g, dtype=torch.float64)
     z2 = z1 + torch.randn(24, 8, generator=g, dtype=torch.float64)
     w = batch_size_explorer(N=1, embeddings=(z1, z2))
-    assert w.n_slider.max == 24
+    assert w.n_slider.options[-1] == 24
     w.n_slider.value = N
     a = z1[:N].clone().requires_grad_(True)
     b = z2[:N].clone().requires_grad_(True)
@@ -237,6 +271,18 @@ def test_batch_size_slider_matches_naive_loss_and_autograd(N):
     assert s["infonce_bound"] == pytest.approx(math.log(2 * N - 1) - float(ref), rel=1e-9)
     assert float(shown(w.table.value, "simclr-loss")) == pytest.approx(float(ref), abs=5e-5)
     assert int(shown(w.table.value, "simclr-negatives")) == 2 * N - 2
+
+
+def test_batch_size_slider_is_log_spaced():
+    grid = slider_grid(256, 1)
+    assert grid[0] == 1 and grid[-1] == 256 and grid[:9] == list(range(1, 10))
+    ratios = np.array(grid[13:]) / np.array(grid[12:-1])  # from N = 16 on: equal steps are equal factors
+    assert np.allclose(ratios, 256 ** (1 / 40), rtol=0.08)
+    w = batch_size_explorer(N=100)
+    assert 100 in w.n_slider.options and list(w.n_slider.options) == slider_grid(256, 100)
+    assert w.state["N"] == 100 and w.n_slider.readout  # the readout shows the N in the header
+    w.n_slider.value = 64
+    assert shown(w.table.value, "simclr-N") == "64" and w.plot.full_draws == 1
 
 
 def test_batch_size_tau_slider_recomputes():
@@ -357,6 +403,12 @@ def test_new_draw_is_reproducible(images):
     assert not torch.equal(a.views, first)
     b.new_draw_button.click()
     assert torch.equal(a.views, b.views)
+
+
+def test_passed_images_are_named_once(images):
+    w = augmentation_explorer(images)
+    assert w.state["source"] == "3 images passed in"
+    assert "images: images" not in w.info.value and "· 3 images passed in" in w.info.value
 
 
 def test_default_images_fall_back_to_matplotlib_samples(tmp_path, monkeypatch):

@@ -23,12 +23,14 @@ import torch.nn.functional as F
 
 from ...data.augment import AugmentConfig, build_transform
 from ...data.datasets import DatasetUnavailable, default_root, load_dataset
+from ..plotting import DISPLAY_WIDTH_PX
 from .figure_image import FigureImage
 from .one_thread import one_thread
 
 __all__ = ["AugmentationExplorer", "augmentation_explorer", "draw_views", "sample_images", "describe_pipeline"]
 
 SAMPLE_FILES = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+TOGGLE_W, PARAM_W, P_W = "215px", "330px", "250px"  # the controls' three columns: op, its parameter, its probability
 
 
 def _matplotlib_samples(side: int) -> torch.Tensor:
@@ -88,15 +90,15 @@ class AugmentationExplorer(widgets.VBox):
     """
 
     def __init__(self, images=None, cfg: AugmentConfig | None = None, n_views: int = 6, seed: int = 0):
+        self.source = None
         if images is None:
             images, self.source = sample_images()
-        else:
-            self.source = "images passed in"
         images = torch.as_tensor(images)
         if images.dim() == 3:
             images = images[None]
         if images.dim() != 4 or images.shape[1] not in (1, 3) or images.shape[0] < 1:
             raise ValueError(f"images must be (B, C, H, W) with C in (1, 3), got shape {tuple(images.shape)}")
+        self.source = self.source or f"{images.shape[0]} image{'s' if images.shape[0] > 1 else ''} passed in"
         if isinstance(n_views, bool) or not isinstance(n_views, int) or not 1 <= n_views <= 16:
             raise ValueError(f"n_views must be an integer in 1..16, got {n_views!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -108,37 +110,42 @@ class AugmentationExplorer(widgets.VBox):
         self.images, self.base_cfg, self.n_views, self.seed = images, cfg, n_views, seed
         self.draw, self._held = 0, False
 
-        slider = dict(continuous_update=False, style={"description_width": "initial"}, readout_format=".2f")
+        slider = dict(continuous_update=False, style={"description_width": "75px"}, readout_format=".2f")
+        toggle = dict(indent=False, layout=widgets.Layout(width=TOGGLE_W))
+        param, prob = dict(slider, layout=widgets.Layout(width=PARAM_W)), dict(slider, layout=widgets.Layout(width=P_W))
         self.controls = {
-            "crop": widgets.Checkbox(value=cfg.crop, description="random resized crop"),
-            "crop_scale": widgets.FloatRangeSlider(value=cfg.crop_scale, min=0.01, max=1.0, step=0.01, description="crop area", **slider),
-            "flip": widgets.Checkbox(value=cfg.flip, description="horizontal flip (p = 0.5)"),
-            "color_jitter": widgets.Checkbox(value=cfg.color_jitter, description="colour jitter"),
-            "strength": widgets.FloatSlider(value=cfg.strength, min=0.0, max=1.5, step=0.05, description="strength s", **slider),
-            "jitter_p": widgets.FloatSlider(value=cfg.jitter_p, min=0.0, max=1.0, step=0.05, description="p", **slider),
-            "grayscale": widgets.Checkbox(value=cfg.grayscale, description="random grayscale"),
-            "grayscale_p": widgets.FloatSlider(value=cfg.grayscale_p, min=0.0, max=1.0, step=0.05, description="p", **slider),
-            "blur": widgets.Checkbox(value=cfg.blur, description="Gaussian blur"),
-            "blur_p": widgets.FloatSlider(value=cfg.blur_p, min=0.0, max=1.0, step=0.05, description="p", **slider),
+            "crop": widgets.Checkbox(value=cfg.crop, description="random resized crop", **toggle),
+            "crop_scale": widgets.FloatRangeSlider(value=cfg.crop_scale, min=0.01, max=1.0, step=0.01, description="crop area", **param),
+            "flip": widgets.Checkbox(value=cfg.flip, description="horizontal flip (p = 0.5)", **toggle),
+            "color_jitter": widgets.Checkbox(value=cfg.color_jitter, description="colour jitter", **toggle),
+            "strength": widgets.FloatSlider(value=cfg.strength, min=0.0, max=1.5, step=0.05, description="strength s", **param),
+            "jitter_p": widgets.FloatSlider(value=cfg.jitter_p, min=0.0, max=1.0, step=0.05, description="p", **prob),
+            "grayscale": widgets.Checkbox(value=cfg.grayscale, description="random grayscale", **toggle),
+            "grayscale_p": widgets.FloatSlider(value=cfg.grayscale_p, min=0.0, max=1.0, step=0.05, description="p", **prob),
+            "blur": widgets.Checkbox(value=cfg.blur, description="Gaussian blur", **toggle),
+            "blur_p": widgets.FloatSlider(value=cfg.blur_p, min=0.0, max=1.0, step=0.05, description="p", **prob),
         }
         c = self.controls
         self.new_draw_button = widgets.Button(description="new draw", icon="refresh", button_style="info")
         self.info = widgets.HTML()
         B, S = images.shape[0], cfg.size
-        self.plot = FigureImage(figsize=(1.35 * (n_views + 1), 1.4 * B + 0.3), dpi=90)
+        cell = min(1.3, (DISPLAY_WIDTH_PX - 20) / 100 / (n_views + 1))  # inches per image: the grid fits the output area
+        self.plot = FigureImage(figsize=(cell * (n_views + 1), cell * B + 0.3))
         axes = np.asarray(self.plot.figure.subplots(B, n_views + 1, squeeze=False))  # (B, V + 1)
         self.artists = np.empty(axes.shape, dtype=object)
         for (b, v), ax in np.ndenumerate(axes):
             self.artists[b, v] = ax.imshow(np.zeros((S, S, 3)), vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-            if b == 0:
-                ax.set_title("original" if v == 0 else f"view {v}", fontsize=9)
-        rows = [
-            widgets.HBox([c["crop"], c["crop_scale"]]), c["flip"],
-            widgets.HBox([c["color_jitter"], c["strength"], c["jitter_p"]]),
-            widgets.HBox([c["grayscale"], c["grayscale_p"]]), widgets.HBox([c["blur"], c["blur_p"]]),
-            widgets.HBox([self.new_draw_button]),
-        ]
+            if b == 0:  # short titles when many narrow columns
+                names = ("original", f"view {v}") if n_views <= 8 else ("orig.", str(v))
+                ax.set_title(names[v > 0], fontsize=10)
+        self.plot.set_dynamic(self.artists.flat)  # a new draw changes the pixels only
+        empty = lambda width: widgets.Box(layout=widgets.Layout(width=width))  # noqa: E731
+        grid = [c["crop"], c["crop_scale"], empty(P_W), c["flip"], empty(PARAM_W), empty(P_W),
+                c["color_jitter"], c["strength"], c["jitter_p"], c["grayscale"], empty(PARAM_W), c["grayscale_p"],
+                c["blur"], empty(PARAM_W), c["blur_p"]]
+        rows = [widgets.GridBox(grid, layout=widgets.Layout(grid_template_columns=f"{TOGGLE_W} {PARAM_W} {P_W}", align_items="center")),
+                widgets.HBox([self.new_draw_button])]
         super().__init__([*rows, self.info, self.plot.widget])
         self.add_class("simclr-augmentation-explorer")
         for w in c.values():
@@ -183,7 +190,7 @@ class AugmentationExplorer(widgets.VBox):
                 self.artists[b, v + 1].set_data(_hwc(self.views[b, v]))
         self.plot.render()
         ops = " → ".join(self.state["pipeline"]) or "(no random op: every view is the resized image)"
-        self.info.value = (f'<div style="font-size:13px"><b>draw #{self.draw}</b> (seed {seed}) · images: {self.source}<br>'
+        self.info.value = (f'<div style="font-size:13px"><b>draw #{self.draw}</b> (seed {seed}) · {self.source}<br>'
                            f'<span class="simclr-pipeline">{ops}</span></div>')
 
 

@@ -23,11 +23,17 @@ import numpy as np
 import torch
 
 from ...nn.loss import nt_xent
+from ..plotting import fmt, plain_tick_labels
 from .figure_image import FigureImage
 from .one_thread import one_thread
-from .temperature import TAU_MAX, TAU_MIN, _check_tau_in_range
+from .temperature import TAU_MAX, TAU_MIN, TAU_READOUT, _check_tau_in_range, tau_text
 
-__all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs"]
+__all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs", "slider_grid"]
+
+FILL_COLOR, MARKER_COLOR = "#1b9e77", "#d95f02"
+# gradient norms below this are float64 rounding, not signal (a tiny tau: softmax of the positive = 1 - 1e-30,
+# stored as 1): the curve shows them as 0 rather than as noise on a 1e-13 scale
+GRAD_NOISE = 1e-12
 
 
 def random_pairs(N: int, D: int, seed: int = 0, noise: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,6 +53,12 @@ def loss_and_grad_norm(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> tuple[
     return float(loss.detach()), float(torch.sqrt((g1**2).sum() + (g2**2).sum()))
 
 
+def slider_grid(max_N: int, N: int, points: int = 41) -> list[int]:
+    """The N slider's values: ~``points`` log-spaced integers 1..max_N (every integer where they crowd) and N itself,
+    so that equal slider steps are equal factors of N, as on the plots' log axis."""
+    return sorted({*np.geomspace(1, max_N, points).round().astype(int).tolist(), N})
+
+
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
         valid = f">= {low}" if high is None else f"in {low}..{high}"
@@ -57,8 +69,9 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
 class BatchSizeExplorer(widgets.VBox):
     """Slider for N (pairs in the batch), tau slider, numbers table, loss and gradient-norm curves.
 
-    The first N rows of z1 and z2 form the batch. ``state`` holds the numbers shown; ``update()`` is
-    the N-slider callback, ``set_tau()`` recomputes the curves when tau is released.
+    The first N rows of z1 and z2 form the batch; the N slider steps through ``slider_grid`` (log-spaced, like
+    the plots' axis). ``state`` holds the numbers shown; ``update()`` is the N-slider callback, ``set_tau()``
+    recomputes the curves when tau is released.
     """
 
     def __init__(self, N: int = 1, D: int = 128, seed: int = 0, embeddings=None, tau: float = 0.5, max_N: int = 256, noise: float = 1.0):
@@ -78,48 +91,67 @@ class BatchSizeExplorer(widgets.VBox):
             self.z1, self.z2 = random_pairs(max_N, D, seed, noise)  # (max_N, D) each
         self.max_N = self.z1.shape[0]
         N = _check_int("N", N, 1, self.max_N)
-        # the curves' N grid: every N up to 16, then ~48 log-spaced values (the marker uses the exact N)
-        self.Ns = np.unique(np.concatenate([np.arange(1, min(16, self.max_N) + 1), np.geomspace(1, self.max_N, 48).round().astype(int)]))
+        # the curves' N grid: every N up to 16, then the slider's log-spaced values (the marker sits on a vertex)
+        grid = slider_grid(self.max_N, N)
+        self.Ns = np.unique(np.concatenate([np.arange(1, min(16, self.max_N) + 1), grid]))
 
-        self.n_slider = widgets.IntSlider(value=N, min=1, max=self.max_N, description="N (pairs)", continuous_update=True,
-                                          style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
+        self.n_slider = widgets.SelectionSlider(options=grid, value=N, description="N (pairs)", continuous_update=True,
+                                                style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
         self.tau_slider = widgets.FloatLogSlider(value=tau, base=10, min=math.log10(TAU_MIN), max=math.log10(TAU_MAX), step=0.01,
-                                                 description="τ", readout_format=".3g", continuous_update=False)
+                                                 description="τ", readout_format=TAU_READOUT, continuous_update=False)
         self.table = widgets.HTML()
-        self.plot = FigureImage(figsize=(10.5, 3.4))
+        self.plot = FigureImage(figsize=(9.4, 4.0))
         self.ax_loss, self.ax_grad = self.plot.figure.subplots(1, 2)
         self.state: dict = {}
+        self._tick_widths = None  # characters of the widest y tick label per panel, as last laid out
         super().__init__([widgets.HBox([self.n_slider, self.tau_slider]), self.table, self.plot.widget])
         self.add_class("simclr-batch-size-explorer")
+        self._build_figure()
         self._compute_curves(tau)
         self.n_slider.observe(self.update, names="value")
         self.tau_slider.observe(self.set_tau, names="value")
         self.update()
 
     def _compute_curves(self, tau: float) -> None:
-        """Loss and gradient norm on the N grid (one small autograd pass each, once per tau)."""
+        """Loss and gradient norm on the N grid (one small autograd pass each, once per tau), drawn in place."""
         with one_thread():
             pairs = [loss_and_grad_norm(self.z1[:n], self.z2[:n], tau) for n in self.Ns]
         self.loss_curve = np.array([p[0] for p in pairs])  # (G,)
         self.grad_curve = np.array([p[1] for p in pairs])  # (G,)
-        self.uniform_curve = np.log(2 * self.Ns - 1)  # (G,) log(2N - 1)
-        self._build_figure(tau)
+        self.loss_line.set_ydata(self.loss_curve)
+        shown = np.where(self.grad_curve < GRAD_NOISE, 0.0, self.grad_curve)  # (G,)
+        self.grad_line.set_ydata(shown)
+        self.fill.remove()
+        self.fill = self.ax_loss.fill_between(self.Ns, self.loss_curve, self.uniform_curve, color=FILL_COLOR, alpha=0.2)
+        self.loss_legend.get_texts()[1].set_text(f"NT-Xent loss L (τ = {tau_text(tau)})")
+        self.loss_marker.set_data([], []), self.grad_marker.set_data([], [])  # the limits are the curves'
+        for ax in (self.ax_loss, self.ax_grad):
+            ax.relim(), ax.autoscale_view()
+        self.ax_grad.set_ylim(0, 1.08 * (shown.max() or 1e-3))  # small gradients on their own scale; all noise: flat 0
+        widths = [max(map(len, ax.yaxis.get_major_formatter().format_ticks(ax.get_yticks()))) for ax in (self.ax_loss, self.ax_grad)]
+        if widths != self._tick_widths:  # wider or narrower tick labels: lay the panels out again
+            self._tick_widths = widths
+            self.plot.relayout()
+        self.plot.invalidate()
 
-    def _build_figure(self, tau: float) -> None:
+    def _build_figure(self) -> None:
         ax, axg = self.ax_loss, self.ax_grad
-        ax.clear(), axg.clear()
+        self.uniform_curve = np.log(2 * self.Ns - 1)  # (G,) log(2N - 1)
         ax.plot(self.Ns, self.uniform_curve, color="grey", ls=":", label="log(2N-1): uniform softmax")
-        ax.plot(self.Ns, self.loss_curve, color="black", lw=2, label=f"NT-Xent loss L (τ = {tau:.3g})")
-        ax.fill_between(self.Ns, self.loss_curve, self.uniform_curve, color="#1b9e77", alpha=0.2,
-                        label="log(2N-1) - L: InfoNCE bound on I(view1; view2)")
-        (self.loss_marker,) = ax.plot([], [], "o", color="#d95f02", ms=8)
-        ax.set_xscale("log"), ax.set_xlabel("N (positive pairs; 2N-2 negatives per anchor)"), ax.set_ylabel("nats")
-        ax.legend(loc="upper left", fontsize=8)
-        axg.plot(self.Ns, self.grad_curve, color="#7570b3", lw=2)
-        (self.grad_marker,) = axg.plot([], [], "o", color="#d95f02", ms=8)
+        (self.loss_line,) = ax.plot(self.Ns, self.uniform_curve, color="black", lw=2, label="NT-Xent loss L")
+        self.fill = ax.fill_between(self.Ns, self.uniform_curve, self.uniform_curve, color=FILL_COLOR, alpha=0.2,
+                                    label="log(2N-1) - L: InfoNCE bound on I(view1; view2)")
+        (self.loss_marker,) = ax.plot([], [], "o", color=MARKER_COLOR, ms=8)
+        ax.set_xscale("log"), ax.set_xlabel("N (pairs; 2N-2 negatives per anchor)"), ax.set_ylabel("nats")
+        # above the axes, where no curve or area can run under it
+        self.loss_legend = ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02, 1, 0.1), mode="expand", borderaxespad=0)
+        (self.grad_line,) = axg.plot(self.Ns, self.uniform_curve, color="#7570b3", lw=2)
+        (self.grad_marker,) = axg.plot([], [], "o", color=MARKER_COLOR, ms=8)
         axg.set_xscale("log"), axg.set_xlabel("N"), axg.set_ylabel("‖∂L/∂z‖ (all 2N embeddings)")
-        axg.set_title("gradient norm (autograd); N = 1 gives exactly 0", fontsize=10)
-        self.plot.relayout()
+        axg.set_title("gradient norm (autograd);\nN = 1 gives exactly 0", fontsize=11)
+        plain_tick_labels(ax, axg)
+        self.readout = self.plot.figure.suptitle(" ", fontsize=12)  # the numbers at the slider's N
+        self.plot.set_dynamic([self.loss_marker, self.grad_marker, self.readout])
 
     def set_tau(self, change=None) -> None:
         """tau-slider callback: recompute the precomputed curves, then the numbers."""
@@ -136,16 +168,17 @@ class BatchSizeExplorer(widgets.VBox):
         s = self.state
         self.loss_marker.set_data([N], [loss])
         self.grad_marker.set_data([N], [grad])
-        self.ax_loss.set_title(f"N = {N}: L = {loss:.3f}, log(2N-1) = {uniform:.3f}", fontsize=10)
+        self.readout.set_text(f"N = {N}, τ = {tau_text(tau)}: L = {fmt(loss, '.4f')}, log(2N-1) = {uniform:.4f}, "
+                              f"‖∂L/∂z‖ = {fmt(grad, '.4g')}")
         self.plot.render()
         self.table.value = (  # after the figure: numbers and plot reach the page together
             '<table style="font-size:15px; border-collapse:collapse">'
-            f'<tr><td>N (pairs) = <b class="simclr-N">{N}</b>, 2N = {2 * N} views, τ = {tau:.3g}</td></tr>'
+            f'<tr><td>N (pairs) = <b class="simclr-N">{N}</b>, 2N = {2 * N} views, τ = {tau_text(tau)}</td></tr>'
             f'<tr><td>negatives per anchor 2N-2 = <b class="simclr-negatives">{s["negatives"]}</b></td></tr>'
-            f'<tr><td>NT-Xent loss L = <b class="simclr-loss">{loss:.4f}</b> &nbsp; '
-            f'gradient norm ‖∂L/∂z‖ = <b class="simclr-grad-norm">{grad:.4g}</b></td></tr>'
+            f'<tr><td>NT-Xent loss L = <b class="simclr-loss">{fmt(loss, ".4f")}</b> &nbsp; '
+            f'gradient norm ‖∂L/∂z‖ = <b class="simclr-grad-norm">{fmt(grad, ".4g")}</b></td></tr>'
             f'<tr><td>uniform softmax loss log(2N-1) = <span class="simclr-uniform">{uniform:.4f}</span> &nbsp; '
-            f'InfoNCE bound log(2N-1) - L = <span class="simclr-bound">{s["infonce_bound"]:.4f}</span> nats</td></tr></table>'
+            f'InfoNCE bound log(2N-1) - L = <span class="simclr-bound">{fmt(s["infonce_bound"], ".4f")}</span> nats</td></tr></table>'
         )
 
 

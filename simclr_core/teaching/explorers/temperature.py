@@ -21,13 +21,16 @@ import torch
 import torch.nn.functional as F
 
 from ...nn.loss import check_temperature, info_nce_from_similarity, nt_xent, positive_pairs
+from ..plotting import fmt, plain_tick_labels
 from ..sheet import SEED_POSITIVES, SEED_S
 from .figure_image import FigureImage
 from .one_thread import one_thread
 
-__all__ = ["TAU_MIN", "TAU_MAX", "TemperatureExplorer", "temperature_explorer", "similarity_from_embeddings", "candidate_softmax"]
+__all__ = ["TAU_MIN", "TAU_MAX", "TemperatureExplorer", "temperature_explorer", "similarity_from_embeddings", "candidate_softmax",
+           "tau_text"]
 
 TAU_MIN, TAU_MAX = 0.01, 5.0  # slider range (log scale); the paper's sweep 0.05..1 sits inside
+TAU_READOUT = ".3g"  # the tau sliders' readout (d3-format)
 POSITIVE_COLOR, NEGATIVE_COLOR = "#d95f02", "#7570b3"
 MAX_BARS = 32  # more candidates than this: show the positive and the most probable negatives
 
@@ -48,6 +51,11 @@ def candidate_softmax(S: torch.Tensor, i: int, tau: float) -> tuple[torch.Tensor
     candidates = torch.tensor([k for k in range(n) if k != i])  # (2N-1,)
     logits = S[i, candidates] / tau  # (2N-1,) sim(z_i, z_k) / tau
     return candidates, torch.softmax(logits, dim=0)  # (2N-1,)
+
+
+def tau_text(tau: float) -> str:
+    """tau as the slider's readout shows it: d3-format's ".3g" keeps trailing zeros (0.100), like Python's "#.3g"."""
+    return format(tau, "#" + TAU_READOUT)
 
 
 def loss_curves(S: torch.Tensor, positives: torch.Tensor, taus: np.ndarray) -> np.ndarray:
@@ -109,7 +117,7 @@ class TemperatureExplorer(widgets.VBox):
 
         self.tau_slider = widgets.FloatLogSlider(
             value=tau, base=10, min=math.log10(TAU_MIN), max=math.log10(TAU_MAX), step=0.01,
-            description="τ (tau)", readout_format=".3g", continuous_update=True,
+            description="τ (tau)", readout_format=TAU_READOUT, continuous_update=True,
             style={"description_width": "initial"}, layout=widgets.Layout(width="60%"),
         )
         self.anchor_dropdown = widgets.Dropdown(
@@ -117,8 +125,9 @@ class TemperatureExplorer(widgets.VBox):
             value=anchor, description="anchor", layout=widgets.Layout(width="auto"),
         )
         self.table = widgets.HTML()
-        self.plot = FigureImage(figsize=(10.5, 3.6))
+        self.plot = FigureImage(figsize=(9.4, 4.0))
         self._build_figure()
+        self._static_key = None  # what the cached background shows: anchor, bars shown, bar axis limits
         self.state: dict = {}
         super().__init__([widgets.HBox([self.tau_slider, self.anchor_dropdown]), self.table, self.plot.widget])
         self.add_class("simclr-temperature-explorer")
@@ -128,26 +137,29 @@ class TemperatureExplorer(widgets.VBox):
 
     def _build_figure(self) -> None:
         fig, n = self.plot.figure, self.S.shape[0]
-        self.ax_bars, self.ax_curve = fig.subplots(1, 2, width_ratios=[1, 1.15])
+        self.ax_bars, self.ax_curve = fig.subplots(1, 2, width_ratios=[1, 1.1])
         self.n_bars = min(n - 1, MAX_BARS)
         self.bars = self.ax_bars.bar(range(self.n_bars), np.zeros(self.n_bars), color=NEGATIVE_COLOR)
-        self.ax_bars.set_ylim(0, 1.08)
-        self.ax_bars.axhline(1 / (n - 1), color="grey", ls=":", lw=1, label="uniform 1/(2N-1)")
-        self.ax_bars.legend(loc="upper right", fontsize=8)
+        self.ax_bars.set_ylim(0, 1.1)
+        self.uniform_prob_line = self.ax_bars.axhline(1 / (n - 1), color="grey", ls=":", lw=1.2)
         self.ax_bars.set_ylabel("softmax probability  p_i(k)")
         n_texts = self.n_bars if self.n_bars <= 12 else 1  # a value over every bar when they fit, else over the positive only
-        self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=9) for _ in range(n_texts)]
-        self.ax_curve.plot(self.taus, self.curves.mean(axis=1), color="black", lw=2, label="batch loss (mean over 2N anchors)")
+        self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=10) for _ in range(n_texts)]
+        self.ax_curve.plot(self.taus, self.curves.mean(axis=1), color="black", lw=2, label="batch loss L (mean over 2N anchors)")
         (self.anchor_line,) = self.ax_curve.plot(self.taus, self.curves[:, 0], color=POSITIVE_COLOR, ls="--", label="anchor loss")
         self.ax_curve.axhline(self.uniform_loss, color="grey", ls=":", label=f"uniform softmax: log(2N-1) = {self.uniform_loss:.3g}")
         (self.batch_marker,) = self.ax_curve.plot([], [], "o", color="black", ms=8)
         (self.anchor_marker,) = self.ax_curve.plot([], [], "o", color=POSITIVE_COLOR, ms=7)
         self.tau_line = self.ax_curve.axvline(1.0, color="grey", lw=0.8)
         self.ax_curve.set_xscale("log")
-        self.ax_curve.set_xlabel("temperature τ")
+        self.ax_curve.set_xlabel("temperature τ (markers: the slider's τ)")
         self.ax_curve.set_ylabel("loss")
-        self.ax_curve.legend(loc="best", fontsize=8)
-        self.ax_curve.set_title("loss vs τ (precomputed curve, marker = current τ)", fontsize=10)
+        # above the axes, where no curve can run under it
+        self.curve_legend = self.ax_curve.legend(loc="lower left", bbox_to_anchor=(0, 1.02, 1, 0.1), mode="expand", borderaxespad=0)
+        plain_tick_labels(self.ax_bars, self.ax_curve)
+        # what a tau step moves; the bottom spine and the uniform line are redrawn over the bars, as a full draw has them
+        self.plot.set_dynamic([*self.bars, *self.bar_texts, self.ax_bars.title, self.uniform_prob_line, self.ax_bars.spines["bottom"],
+                               self.batch_marker, self.anchor_marker, self.tau_line])
 
     def update(self, change=None) -> None:
         """Recompute the numbers at the current tau/anchor and redraw in place (cheap: O(4N^2))."""
@@ -175,14 +187,14 @@ class TemperatureExplorer(widgets.VBox):
             p = int(self.positives[r])
             body.append(
                 f"<tr{hl}><td {cell}>{html.escape(self.labels[r])}</td><td {cell}>{html.escape(self.labels[p])}</td>"
-                f"<td {cell}>{float(self.S[r, p]):.3f}</td>"
-                f'<td {cell} class="simclr-anchor-loss" data-anchor="{r}">{s["losses"][r]:.4f}</td>'
+                f"<td {cell}>{fmt(float(self.S[r, p]), '.3f')}</td>"
+                f'<td {cell} class="simclr-anchor-loss" data-anchor="{r}">{fmt(s["losses"][r], ".4f")}</td>'
                 f"<td {cell}>{math.exp(-s['losses'][r]):.4f}</td></tr>"
             )
         more = "" if n <= 16 else f"<p>({n} anchors; the table lists the selected anchor and its positive)</p>"
         return (
-            f'<div style="font-size:15px"><b>τ = <span class="simclr-tau" data-value="{s["tau"]!r}">{s["tau"]:.4g}</span></b> &nbsp; '
-            f'batch loss L = mean<sub>i</sub> l(i, j) = <b><span class="simclr-batch-loss">{s["loss"]:.4f}</span></b>'
+            f'<div style="font-size:15px"><b>τ = <span class="simclr-tau" data-value="{s["tau"]!r}">{tau_text(s["tau"])}</span></b> &nbsp; '
+            f'batch loss L = mean<sub>i</sub> l(i, j) = <b><span class="simclr-batch-loss">{fmt(s["loss"], ".4f")}</span></b>'
             f" &nbsp; (uniform softmax: log(2N-1) = {self.uniform_loss:.4f})</div>"
             f'<table style="border-collapse:collapse; font-size:14px"><tr><th {cell}>anchor i</th><th {cell}>positive j</th>'
             f"<th {cell}>sim(i, j)</th><th {cell}>l(i, j)</th><th {cell}>p<sub>i</sub>(j) = exp(-l)</th></tr>"
@@ -195,39 +207,48 @@ class TemperatureExplorer(widgets.VBox):
         n_cand, jx = len(s["candidates"]), s["candidates"].index(j)
         if n_cand <= MAX_BARS:
             shown = list(range(n_cand))  # bar x <-> candidate position x
-            what = "softmax over candidates k ≠ i"
+            what = "its softmax over the candidates k ≠ i"
         else:  # the positive first, then the most probable negatives
             negatives = sorted((x for x in range(n_cand) if x != jx), key=lambda x: -s["probs"][x])
             shown = [jx] + negatives[: MAX_BARS - 1]
-            what = f"positive + top {MAX_BARS - 1} of {n_cand - 1} negatives"
+            what = f"its positive and top {MAX_BARS - 1} of {n_cand - 1} negatives"
         s["shown"] = [s["candidates"][x] for x in shown]  # candidate row index of each bar
+        # zoom to what is shown when hundreds of candidates make every probability small
+        top = 1.1 if n_cand <= MAX_BARS else 1.15 * max(s["probs"][shown[0]], s["probs"][shown[1]], 2 / n_cand)
         for bar, x in zip(self.bars, shown):
             bar.set_height(s["probs"][x])
             bar.set_color(POSITIVE_COLOR if x == jx else NEGATIVE_COLOR)
-        if len(shown) <= 24:
-            self.ax_bars.set_xticks(range(len(shown)), [self.labels[k] for k in s["shown"]], rotation=45 if len(shown) > 8 else 0)
-        else:
-            self.ax_bars.set_xticks([])
         texts_at = range(len(shown)) if len(self.bar_texts) == len(shown) else [shown.index(jx)]
         for text, b in zip(self.bar_texts, texts_at):
             p = s["probs"][shown[b]]
-            text.set_position((b, p + 0.01))
+            text.set_position((b, p + 0.01 * top))
             text.set_text(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}")
             text.set_color(POSITIVE_COLOR if shown[b] == jx else "black")
-        if n_cand > MAX_BARS:  # hundreds of candidates: probabilities are small, zoom to what is shown
-            self.ax_bars.set_ylim(0, 1.15 * max(s["probs"][shown[0]], s["probs"][shown[1]], 2 / n_cand))
-            self.plot.relayout()  # the y tick labels change width with the zoom
-        self.ax_bars.set_title(f"anchor {self.labels[i]}: {what} at τ = {tau:.3g}\n"
-                               f"(orange = positive {self.labels[j]}; self excluded)", fontsize=10)
-        self.anchor_line.set_ydata(self.curves[:, i])
-        self.anchor_line.set_label(f"anchor {self.labels[i]} loss")
-        self.ax_curve.legend(loc="best", fontsize=8)
+        self.ax_bars.set_title(f"anchor {self.labels[i]} at τ = {tau_text(tau)}:\n{what}\n"
+                               f"orange: positive {self.labels[j]}; dotted: uniform 1/(2N-1)", fontsize=11)
         self.batch_marker.set_data([tau], [s["loss"]])
         self.anchor_marker.set_data([tau], [s["losses"][i]])
         self.tau_line.set_xdata([tau, tau])
-        top = max(self.curves.mean(axis=1).max(), self.curves[:, i].max(), self.uniform_loss)
-        self.ax_curve.set_ylim(0, 1.08 * top)
+        key = (i, tuple(s["shown"]), round(top, 12))
+        if key != self._static_key:  # the background changes: other anchor, other bars, other limits
+            self._static_key = key
+            self._draw_static(i, top)
         self.plot.render()
+
+    def _draw_static(self, i: int, top: float) -> None:
+        """What depends on the anchor (or the bars' zoom), not on tau: tick labels, limits, the anchor's curve."""
+        shown = self.state["shown"]
+        if len(shown) <= 24:
+            self.ax_bars.set_xticks(range(len(shown)), [self.labels[k] for k in shown], rotation=45 if len(shown) > 8 else 0)
+        else:
+            self.ax_bars.set_xticks([])
+        if self.ax_bars.get_ylim()[1] != top:
+            self.ax_bars.set_ylim(0, top)
+            self.plot.relayout()  # the y tick labels change width with the zoom
+        self.anchor_line.set_ydata(self.curves[:, i])
+        self.curve_legend.get_texts()[1].set_text(f"anchor {self.labels[i]}: loss l(i, j)")
+        self.ax_curve.set_ylim(0, 1.08 * max(self.curves.mean(axis=1).max(), self.curves[:, i].max(), self.uniform_loss, 1.0))
+        self.plot.invalidate()
 
 
 def temperature_explorer(S=None, positives=None, tau: float = 0.1, embeddings=None) -> TemperatureExplorer:
