@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-__all__ = ["resolve_device", "cpu_has_fast_bf16", "Precision", "precision_for", "FLOAT32"]
+__all__ = ["resolve_device", "cpu_has_fast_bf16", "Precision", "precision_for"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -88,5 +88,3 @@ def precision_for(device: str | torch.device = "auto", amp: bool = True, channel
     native_bf16 = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_fast_bf16())
     return Precision(dev, torch.bfloat16 if amp and native_bf16 else None, bool(channels_last) and dev.type in ("cuda", "cpu"))
 
-
-FLOAT32 = Precision(torch.device("cpu"))  # plain float32 on the CPU: the reference the tests compare against

@@ -29,14 +29,9 @@ class KnnMonitor(Callback):
 
     def __init__(self, bank, query, k: int = 200, t: float = 0.1, mean=None, std=None):
         self.bank, self.query, self.k, self.t, self.mean, self.std = bank, query, k, t, mean, std
-        self.trainer = None
 
-    def on_fit_start(self, trainer) -> None:
-        self.trainer = trainer
-
-    def __call__(self, trainer=None) -> float:
-        tr = trainer or self.trainer
-        enc, p = tr.model.encoder, tr.precision
+    def __call__(self, trainer) -> float:
+        enc, p = trainer.model.encoder, trainer.precision
         fb = extract_features(enc, self.bank.images, precision=p, mean=self.mean, std=self.std)  # (n_bank, d)
         fq = extract_features(enc, self.query.images, precision=p, mean=self.mean, std=self.std)  # (n_query, d)
         return knn_accuracy(fb.to(p.device), self.bank.targets, fq.to(p.device), self.query.targets, k=self.k, t=self.t)
@@ -108,7 +103,7 @@ class ProgressBar(Callback):
         self.bar.update(1)
         if trainer.global_step % 10 == 0:  # .item() waits for the device: not every step
             done = trainer.global_step - self._n0
-            self.bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{trainer._lr:.3g}",
+            self.bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{trainer.lr:.3g}",
                                  img_s=f"{done * trainer.recipe.batch_size / (time.perf_counter() - self._t0):.0f}")
 
     def on_epoch_end(self, trainer, row: dict) -> None:

@@ -102,6 +102,11 @@ class Trainer:
         return math.ceil(self.total_steps / self.steps_per_epoch)
 
     @property
+    def lr(self) -> float:
+        """The learning rate of the last step."""
+        return self._lr
+
+    @property
     def done(self) -> bool:
         return self.global_step >= self.total_steps
 

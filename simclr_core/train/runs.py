@@ -246,9 +246,8 @@ def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
     except (json.JSONDecodeError, ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{cfg_path} is not a valid run config: {err}") from None
     state = load_checkpoint(run_dir / CHECKPOINT)
-    stored = state["config"]
-    check_fingerprint(run_dir / CHECKPOINT, state, {**recipe.to_dict(), **{k: stored.get(k) for k in stored
-                                                                          if k not in recipe.to_dict()}})
+    # config.json holds no data digest: the recipe must match, the data fields are taken as stored
+    check_fingerprint(run_dir / CHECKPOINT, state, {**state["config"], **recipe.to_dict()})
     model = build_model(recipe)
     try:
         model.load_state_dict(state["model"])

@@ -15,8 +15,6 @@ encoder, bank, random stream) is in ``state_dict()`` so that a checkpoint resume
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -156,8 +154,3 @@ class AlignmentObjective(SimCLRObjective):
     def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
         z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)
         return -F.cosine_similarity(z1, z2).mean()
-
-
-def copy_objective(objective, model: nn.Module):
-    """A deep copy of ``objective`` (for the budget's twin run); a momentum encoder is re-made from ``model``."""
-    return copy.deepcopy(objective)
