@@ -205,3 +205,50 @@ def test_save_and_load_result_roundtrip(tmp_path):
     assert ex.load_result("small_batch", tmp_path) is None
     with pytest.raises(ValueError, match="unknown experiment"):
         ex.load_result("nope", tmp_path)
+
+
+def test_pretrain_short_cache_returns_the_trained_run_and_keys_every_field(tmp_path):
+    """A cached run comes back with the very weights and losses it was trained to; a run that differs in any field
+    (here only the seed) or in its views is trained afresh, and a view function without a stable description
+    (a lambda) is never cached."""
+    train = _dataset(64, 12)
+    run = ex.ShortRun(steps=2, batch_size=8, widths=(4, 8), head_dim=8)
+    views = ex.compose(["crop"], size=8)
+    a, ha = ex.pretrain_short(train, views, run, progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    b, hb = ex.pretrain_short(train, views, run, progress=False, cache=tmp_path)
+    assert hb == ha
+    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(p, q)
+    ex.pretrain_short(train, views, ex.ShortRun(steps=2, batch_size=8, widths=(4, 8), head_dim=8, seed=1),
+                      progress=False, cache=tmp_path)
+    ex.pretrain_short(train, ex.compose(["color"], size=8), run, progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+    ex.pretrain_short(train, lambda x, g: x.float() / 255, run, progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+
+
+def test_compose_resizes_views_and_rejects_a_bad_size():
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    v = ex.compose(["crop", "color"], size=16)(x, torch.Generator().manual_seed(0))
+    assert v.shape == (4, 1, 16, 16) and 0 <= float(v.min()) and float(v.max()) <= 1
+    assert repr(ex.compose(["crop"], size=16)) == "compose(['crop'], size=16)"
+    with pytest.raises(ValueError, match="size must be an integer >= 4"):
+        ex.compose(["crop"], size=2)
+
+
+def test_mean_sd_matches_statistics_and_differs_calls_noise_noise():
+    import statistics
+
+    from simclr_core.experiments.stats import differs, fmt, mean_sd, over_seeds
+
+    v = [0.81, 0.84, 0.79]
+    ms = mean_sd(v)
+    assert ms["mean"] == pytest.approx(statistics.mean(v)) and ms["sd"] == pytest.approx(statistics.stdev(v))
+    assert fmt(ms) == "81.3 ± 2.5" and fmt(mean_sd([0.805])) == "80.5"
+    assert over_seeds([{"knn": 0.5, "lin": 0.7}, {"knn": 0.7, "lin": 0.7}])["knn"]["mean"] == pytest.approx(0.6)
+    a, b = mean_sd([0.86, 0.87, 0.88]), mean_sd([0.85, 0.86, 0.87])  # 1 point apart, sd 1 point: noise
+    assert differs(a, b) == 0
+    assert differs(mean_sd([0.90, 0.91, 0.90]), b) == 1 and differs(b, mean_sd([0.90, 0.91, 0.90])) == -1
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_sd([])

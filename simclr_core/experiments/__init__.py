@@ -4,7 +4,7 @@ Every pretraining here runs through the library's one loop (``simclr_core.train.
 ``train.runs.pretrain``) with the Fashion-MNIST ``cpu`` preset's recipe; only the network size, batch, steps and the
 objective change (``common.ShortRun``). Modules:
 
-- ``common``: ``ShortRun`` + ``pretrain_short`` (one short run; a queue and momentum encoder (MoCo), a memory bank
+- ``common``: ``ShortRun`` + ``pretrain_short`` (one run; a queue and momentum encoder (MoCo), a memory bank
   (PIRL) or no negatives at all are objectives of the trainer), ``finetune`` (the supervised baseline of Q6, the
   library's ``train.supervised`` loop), ``Preset`` (experiment sizes), data, probes and the record of a result;
 - ``fig5``, ``small_batch``, ``visualize``, ``vs_supervised``: the experiments of notebooks 06, 07, 08 and 09. Each
@@ -12,34 +12,36 @@ objective change (``common.ShortRun``). Modules:
   ``python -m simclr_core.experiments NAME --preset P --out notebooks/results`` writes NAME.json, which the
   notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``.
 
-Presets: ``smoke`` (CI, seconds), ``cpu`` (a laptop, ~10 minutes per experiment; the cached numbers in
-notebooks/results were made with it: ``OMP_NUM_THREADS=1 python -m simclr_core.experiments visualize small_batch
-vs_supervised fig5 --preset cpu``), ``gpu`` (one GPU, larger runs: all seven Figure-5 operators, 60k images for
-notebook 09, two seeds for notebook 07). Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk
-and ``--dataset cifar10`` is given.
+Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
+images, 3 seeds, ``python -m simclr_core.experiments all`` in about 1.5 hours; the cached numbers in notebooks/results
+were made with it), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number
+is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels. Finished pretraining runs
+are kept in a cache folder (``--cache``), so experiments that share a run train it once. Data: Fashion-MNIST
+(offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, finetune, load_data,
+from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, knn_of, simclr_views)
 from .fig5 import run_fig5
-from .small_batch import SMALL_BATCH_VARIANTS, run_small_batch
+from .small_batch import run_small_batch, variants as small_batch_variants
 from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
            "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
-           "save_result", "load_or_run", "build_model", "probe_of", "knn_of", "FinetuneRun",
-           "SMALL_BATCH_VARIANTS", "VISUALIZE_VARIANTS", "simclr_views"]
+           "save_result", "load_or_run", "build_model", "default_views", "probe_of", "knn_of", "FinetuneRun",
+           "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views"]
 
+
+DEFAULT_CACHE = Path("~/.cache/simclr-workbook/experiment-runs")
 
 EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
                "vs_supervised": run_vs_supervised}
@@ -73,11 +75,19 @@ def main(argv=None) -> None:
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default="notebooks/results", help="folder for <name>.json (the workbook reads notebooks/results)")
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE),
+                    help="folder that keeps finished pretraining runs, so that experiments sharing a run train it "
+                         "once and a re-run only trains what changed (default: %(default)s)")
+    ap.add_argument("--no-cache", action="store_true", help="train every run afresh and keep nothing")
     args = ap.parse_args(argv)
     names = list(EXPERIMENTS) if "all" in args.names else args.names
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    total = 0.0
     for name in names:
-        res = EXPERIMENTS[name](PRESETS[args.preset], args.dataset, args.device, progress=sys.stderr.isatty())
+        res = EXPERIMENTS[name](PRESETS[args.preset], args.dataset, args.device, progress=True, cache=cache)
+        total += res["wall_s"]
         print(f"{name}: {res['wall_s']} s -> {save_result(res, args.out)}", flush=True)
+    print(f"total: {total / 60:.1f} minutes", flush=True)
 
 
 def load_or_run(name: str, preset: Preset, dataset: str, device, folder, recompute: bool = False,

@@ -4,7 +4,10 @@ the record every result carries (``meta``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -16,9 +19,10 @@ import torch.nn as nn
 
 from .. import checks
 from ..data.augment import AugmentConfig
+from ..data.datasets import data_digest
 from ..data.fast_augment import BatchAugment
 from ..data.fig5 import FIG5_OPS, compose  # noqa: F401 (re-exported)
-from ..nn.models import SMALL_CNN_WIDTHS, SimCLR
+from ..nn.models import SimCLR
 from ..precision import precision_for
 from ..train.config import Recipe, RunOptions, preset
 from ..train.loop import Callback
@@ -38,13 +42,13 @@ def simclr_views(cfg: AugmentConfig):
 
 @dataclass(frozen=True)
 class ShortRun:
-    """One short SimCLR run of the Fashion-MNIST ``cpu`` preset's recipe (its SGD, lr, schedule, tau and
-    weight decay), with the network, batch size, steps and loss variant of an experiment."""
+    """One SimCLR run of the Fashion-MNIST ``cpu`` preset's recipe (its network, SGD, lr, schedule, tau, weight
+    decay and augmentation), with the batch size, steps and loss variant of an experiment."""
 
     steps: int = 500
     batch_size: int = 128  # N pairs per step
     temperature: float = 0.2
-    widths: tuple[int, ...] = SMALL_CNN_WIDTHS
+    widths: tuple[int, ...] | None = None  # None: the preset's network (32-64-128-1024)
     head: bool = True  # False: z = h, the loss is applied to the representation itself
     head_dim: int = 128
     queue_size: int = 0  # > 0: extra negatives from a FIFO of past keys (MoCo)
@@ -58,11 +62,18 @@ class ShortRun:
             checks.positive_int(name, getattr(self, name))
         checks.nonnegative_int("queue_size", self.queue_size)
         checks.nonnegative_int("bank_negatives", self.bank_negatives)
+        checks.nonnegative_int("seed", self.seed)
+
+    @property
+    def negatives_per_anchor(self) -> int:
+        """2N - 2 in-batch negatives, plus the queue's or the bank's."""
+        return 2 * self.batch_size - 2 + self.queue_size + self.bank_negatives if self.negatives else 0
 
     def recipe(self, dataset: str, n_images: int) -> Recipe:
         """The trainer's recipe: the dataset's cpu preset with this run's size, steps and seed."""
         epochs = max(1, math.ceil(self.steps / max(1, n_images // self.batch_size)))
-        return preset("cpu", dataset, widths=self.widths, head=self.head, proj_dim=self.head_dim,
+        size = {} if self.widths is None else {"widths": self.widths}
+        return preset("cpu", dataset, **size, head=self.head, proj_dim=self.head_dim,
                       batch_size=self.batch_size, temperature=self.temperature, epochs=epochs,
                       warmup_epochs=min(0.5, epochs), max_steps=self.steps, minutes=None, seed=self.seed,
                       monitor_train=min(1000, n_images), monitor_test=200)
@@ -97,21 +108,50 @@ class _Losses(Callback):
 
 
 def build_model(in_channels: int, run: ShortRun, dataset: str = "fashion-mnist") -> SimCLR:
-    """The network a run of ``run`` starts from (its random-init baseline)."""
+    """The network a run of ``run`` starts from (its random-init baseline: seeded by ``run.seed``)."""
     return _build_model(run.recipe(dataset, 1_000_000))
 
 
+def _cache_file(cache, train, views, run: ShortRun, dataset: str) -> Path | None:
+    """Where a finished run is kept, keyed by everything that determines it; None when it cannot be keyed
+    (a view function without a stable description, e.g. a lambda)."""
+    if cache is None:
+        return None
+    key_views = "recipe" if views is None else repr(views)
+    if " at 0x" in key_views:
+        return None
+    key = json.dumps({"run": asdict(run), "dataset": dataset, "data": data_digest(train), "n": len(train),
+                      "views": key_views, "torch": torch.__version__}, sort_keys=True)
+    return Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+
+
 def pretrain_short(train, views, run: ShortRun, device="cpu", progress: bool = True, callback=None, every: int = 0,
-                   dataset: str = "fashion-mnist"):
+                   dataset: str = "fashion-mnist", cache=None):
     """Pretrain f and g on ``train`` (an ImageDataset) through the library's trainer with the view function
-    ``views(x, g)``. ``callback(step, model)`` is called every ``every`` steps (e.g. a kNN evaluation for a curve).
-    Returns (model, history) with history = {"step": [...], "loss": [...]}."""
+    ``views(x, g)`` (None: the preset's augmentation policy). ``callback(step, model)`` is called every ``every``
+    steps (e.g. a kNN evaluation for a curve). ``cache``: a folder where finished runs are kept and found again
+    (runs with a callback are not cached). Returns (model, history) with history = {"step": [...], "loss": [...]}."""
+    file = _cache_file(cache, train, views, run, dataset) if callback is None else None
+    recipe = run.recipe(dataset, len(train))
+    if file is not None and file.is_file():
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        model = _build_model(recipe)
+        model.load_state_dict(state["model"])
+        return model.to(device), state["history"]
+    t0 = time.time()
     losses = _Losses()
     cbs = [losses] + ([_Every(every, callback)] if callback is not None and every else [])
-    res = pretrain(run.recipe(dataset, len(train)), RunOptions(device=str(device), progress=progress), train, train,
+    res = pretrain(recipe, RunOptions(device=str(device), progress=progress), train, train,
                    objective=run.objective(len(train)), augment=views, callbacks=cbs)
     loss = [float(v) for v in losses.losses]
-    return res.model, {"step": list(range(1, len(loss) + 1)), "loss": loss}
+    history = {"step": list(range(1, len(loss) + 1)), "loss": loss, "train_s": round(time.time() - t0, 1)}
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
+        torch.save({"model": state, "history": history}, tmp)
+        os.replace(tmp, file)
+    return res.model, history
 
 
 # ------------------------------------------------------------------ 3. supervised training (Q6 baseline)
@@ -130,36 +170,52 @@ def finetune(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num
 
 @dataclass(frozen=True)
 class Preset:
-    """How big an experiment is. ``n_train`` unlabelled images (Q4: "only 10,000 images")."""
+    """How big the experiments are: one table, each size with its reason. Every result is measured once per seed."""
 
     name: str
-    n_train: int
-    n_test: int
-    steps: int  # pretraining steps of one run (notebooks 08, 09)
-    batch_size: int  # N pairs per step
-    widths: tuple[int, ...]
+    n_train: int  # unlabelled training images (Q4: "only 10,000 images"); labels of the same images for the probes
+    n_test: int  # held-out images every accuracy is measured on
+    seeds: tuple[int, ...]  # every number is a mean +- sd over these
+    steps: int  # SimCLR pretraining steps of the main runs (07 large batch, 08, 09)
+    batch_size: int  # N pairs per step of the main runs
+    widths: tuple[int, ...] | None  # None: the Fashion-MNIST cpu preset's network (32-64-128-1024)
     fig5_ops: tuple[str, ...]
-    fig5_steps: int  # per grid cell
+    fig5_steps: int  # per grid cell (06)
     fig5_batch: int
-    small_batch_steps: int  # notebook 07, every variant
-    n_pretrain: int  # notebook 09: unlabelled images for pretraining (labels: 1%, 10%, 100% of them)
-    seeds: tuple[int, ...] = (0,)
-    finetune_steps: int = 1000
-    tsne_points: int = 2000
-    probe_iter: int = 200  # L-BFGS iterations of the linear probe
+    small_batch: int  # 07's small N
+    small_batch_steps: int  # 07, every N = small_batch variant
+    queue_sizes: tuple[int, ...]  # 07: MoCo queue lengths K at the small batch (accuracy vs negatives)
+    bank_negatives: int  # 07: negatives drawn from the PIRL memory bank per step
+    collapse_steps: int  # 08: the alignment-only run (collapses within a few hundred steps)
+    finetune_steps: int  # 09: supervised fine-tuning / from-scratch steps
+    finetune_batch: int
+    embed_points: int  # 08: test images in the t-SNE and UMAP maps
+    probe_iter: int  # L-BFGS iterations of the linear probe
 
 
 PRESETS = {
-    "smoke": Preset("smoke", n_train=256, n_test=128, steps=3, batch_size=16, widths=(8, 8, 16, 16),
-                    fig5_ops=("crop", "color"), fig5_steps=2, fig5_batch=16, small_batch_steps=6, n_pretrain=256,
-                    finetune_steps=3, tsne_points=60, probe_iter=10),
-    # sized for a 2-core laptop (each experiment ~10 min); the cached results were made with it
-    "cpu": Preset("cpu", n_train=10_000, n_test=2000, steps=300, batch_size=128, widths=(16, 32, 64, 128),
-                  fig5_ops=("crop", "cutout", "color", "noise"), fig5_steps=150, fig5_batch=64,
-                  small_batch_steps=450, n_pretrain=10_000, finetune_steps=300, tsne_points=1000, probe_iter=100),
-    "gpu": Preset("gpu", n_train=10_000, n_test=10_000, steps=2000, batch_size=256, widths=(32, 64, 128, 256),
-                  fig5_ops=tuple(FIG5_OPS), fig5_steps=800, fig5_batch=256, small_batch_steps=4000, n_pretrain=60_000,
-                  seeds=(0, 1), finetune_steps=1500, tsne_points=3000),
+    "smoke": Preset("smoke", n_train=256, n_test=128, seeds=(0, 1), steps=3, batch_size=16, widths=(8, 8, 16, 16),
+                    fig5_ops=("crop", "color"), fig5_steps=2, fig5_batch=16, small_batch=8, small_batch_steps=3,
+                    queue_sizes=(32,), bank_negatives=32, collapse_steps=3, finetune_steps=3, finetune_batch=16,
+                    embed_points=60, probe_iter=10),
+    # a 2-core laptop: `python -m simclr_core.experiments all` in about 75 minutes (the cached results)
+    "cpu": Preset("cpu", n_train=10_000, n_test=5000,
+                  seeds=(0, 1, 2),  # the fewest that give an sd
+                  steps=1200,  # kNN +4 over random init, within 0.5 of a 3000-step run (measured learning curve)
+                  batch_size=128,  # the preset's N
+                  widths=None,
+                  fig5_ops=("crop", "cutout", "color", "noise"),  # the paper's strongest op, its best partner, two weak ones
+                  fig5_steps=500, fig5_batch=64,  # 17 cells x 3 seeds in ~25 minutes
+                  small_batch=32, small_batch_steps=1200,  # same steps as the large batch: 1/4 of its images
+                  queue_sizes=(4096,), bank_negatives=4096,  # K = 40% of the 10,000 images
+                  collapse_steps=400,
+                  finetune_steps=200, finetune_batch=128,  # or 10 epochs when more (09)
+                  embed_points=2000, probe_iter=100),
+    # one GPU: longer runs, all seven Figure-5 operators, all 60,000 training images
+    "gpu": Preset("gpu", n_train=60_000, n_test=10_000, seeds=(0, 1, 2), steps=5000, batch_size=256, widths=None,
+                  fig5_ops=tuple(FIG5_OPS), fig5_steps=2000, fig5_batch=256, small_batch=32, small_batch_steps=5000,
+                  queue_sizes=(1024, 4096, 16384), bank_negatives=16384, collapse_steps=1000, finetune_steps=1500,
+                  finetune_batch=256, embed_points=3000, probe_iter=200),
 }
 
 
@@ -213,13 +269,10 @@ def meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:
     }
 
 
-def default_views(dataset: str, size: int):
-    """The paper's CIFAR-10 policy (crop + flip + colour s = 0.5 + grayscale). On 28x28 grayscale
-    Fashion-MNIST the colour ops reduce to brightness/contrast jitter and the crop keeps at least 20% of
-    the area (8% of 28x28 is a 8x8 patch), as in simclr_core.config's Fashion-MNIST recipe."""
-    if dataset == "fashion-mnist":
-        return simclr_views(AugmentConfig(size=size, crop_scale=(0.2, 1.0), grayscale=False))
-    return simclr_views(AugmentConfig(size=size))
+def default_views(dataset: str):
+    """The training preset's augmentation policy as a view function (x uint8, g) -> views: for Fashion-MNIST
+    16x16 crops of at least 20% of the image, flips and brightness/contrast jitter (``train.config``)."""
+    return simclr_views(preset("cpu", dataset).augment)
 
 
 def views_of_test(model: SimCLR, test, views, device, seed: int = 123):

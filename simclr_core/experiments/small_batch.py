@@ -1,47 +1,59 @@
-"""Notebook 07 (Q4.2): small batches, and negatives from a queue, a momentum encoder or a memory bank."""
+"""Notebook 07 (Q4.2): plenty of negatives without a big batch: in-batch negatives only (SimCLR), a PIRL-style
+memory bank, and a MoCo queue with a momentum encoder, at a small and a large batch, over seeds."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from .common import Preset, ShortRun, default_views, knn_of, load_data, meta, pretrain_short, probe_of
+from .common import Preset, ShortRun, load_data, meta, pretrain_short, probe_of
+from .stats import baselines, over_seeds
 
-
-SMALL_BATCH_VARIANTS = {
-    "SimCLR, N=32": dict(batch_size=32),
-    "SimCLR + queue, N=32": dict(batch_size=32, queue="Q"),
-    "SimCLR + queue + momentum encoder (MoCo), N=32": dict(batch_size=32, queue="Q", momentum=0.99),
-    "SimCLR + queue/4 + momentum encoder, N=32": dict(batch_size=32, queue="Q/4", momentum=0.99),
-    "SimCLR + memory bank (PIRL-style), N=32": dict(batch_size=32, bank="Q"),
-    "SimCLR, large batch (reference)": dict(batch_size="B"),
-}
+MOCO_MOMENTUM = 0.99  # theta_k <- m theta_k + (1 - m) theta_q: MoCo's 0.999 is for 100x longer runs
 
 
-def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
-    """Notebook 07 (Q4.2): at N = 32, in-batch negatives only vs + a queue of K keys (+ momentum encoder)."""
+def variants(preset: Preset) -> dict[str, ShortRun]:
+    """name -> run: at N = small_batch, SimCLR, the bank and a queue of each size; at N = batch_size, SimCLR, the
+    bank and the largest queue. The same number of steps everywhere (the large batch sees N/n times the images)."""
+    n, N, K = preset.small_batch, preset.batch_size, max(preset.queue_sizes)
+    small = ShortRun(steps=preset.small_batch_steps, batch_size=n, widths=preset.widths)
+    large = ShortRun(steps=preset.steps, batch_size=N, widths=preset.widths)
+    out = {f"SimCLR, N={n}": small,
+           f"memory bank (PIRL), N={n}": replace(small, bank_negatives=preset.bank_negatives)}
+    for k in sorted(preset.queue_sizes):
+        out[f"MoCo queue K={k}, N={n}"] = replace(small, queue_size=k, momentum=MOCO_MOMENTUM)
+    out[f"SimCLR, N={N}"] = large
+    out[f"memory bank (PIRL), N={N}"] = replace(large, bank_negatives=preset.bank_negatives)
+    out[f"MoCo queue K={K}, N={N}"] = replace(large, queue_size=K, momentum=MOCO_MOMENTUM)
+    return out
+
+
+def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True,
+                    cache=None) -> dict:
+    """kNN and linear probe (mean +- sd over seeds) of every variant, its negatives per anchor, its loss curve
+    (first seed) and its training time, next to random init and raw pixels."""
+    from tqdm.auto import tqdm
+
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
-    steps = preset.small_batch_steps
-    K = {"smoke": 64}.get(preset.name, 4096)
-    views = default_views(dataset, train.images.shape[-1])
-    curves = {}
-    for name, spec in SMALL_BATCH_VARIANTS.items():
+    runs = variants(preset)
+    out = {}
+    bar = tqdm(total=len(runs) * len(preset.seeds), disable=not progress, desc="small batches (variants x seeds)")
+    for name, run in runs.items():
+        rows, secs, curve = [], [], None
         for seed in preset.seeds:
-            spec2 = {k: {"Q": K, "Q/4": K // 4, "B": preset.batch_size}.get(v, v) if isinstance(v, str) else v
-                     for k, v in spec.items()}
-            queue_size, bank = spec2.pop("queue", 0), spec2.pop("bank", 0)
-            run = ShortRun(steps=steps, widths=preset.widths, queue_size=queue_size, bank_negatives=bank, seed=seed,
-                           **spec2)
-            points = []
-            t1 = time.time()
-            model, hist = pretrain_short(train, views, run, device, progress=progress, dataset=dataset,
-                                         callback=lambda s, m: points.append((s, knn_of(m.encoder, train, test, device))),
-                                         every=max(1, steps // 6))
-            curves.setdefault(name, []).append({"seed": seed, "run": asdict(run), "knn_curve": points,
-                                                "final_knn": points[-1][1],
-                                                "final_linear": probe_of(model.encoder, train, test, device, preset.probe_iter)[1],
-                                                "loss_first": hist["loss"][0],
-                                                "loss_last": sum(hist["loss"][-20:]) / len(hist["loss"][-20:]),
-                                                "train_s": round(time.time() - t1, 1)})
-    return {**meta("small_batch", preset, dataset, device, t0), "queue_size": K, "steps": steps, "variants": curves}
+            model, hist = pretrain_short(train, None, replace(run, seed=seed), device, progress=False,
+                                         dataset=dataset, cache=cache)
+            secs.append(hist["train_s"])
+            rows.append(dict(zip(("knn", "linear"), probe_of(model.encoder, train, test, device, preset.probe_iter))))
+            if curve is None:
+                every = max(1, len(hist["loss"]) // 60)
+                curve = [[s, round(sum(hist["loss"][s - every:s]) / every, 4)]  # mean loss of the last `every` steps
+                         for s in range(every, len(hist["loss"]) + 1, every)]
+            bar.update()
+        out[name] = {"run": asdict(run), "negatives": run.negatives_per_anchor, **over_seeds(rows),
+                     "loss_curve": curve, "train_s": round(sum(secs) / len(secs), 1)}
+    bar.close()
+    return {**meta("small_batch", preset, dataset, device, t0), "small_batch": preset.small_batch,
+            "large_batch": preset.batch_size, "variants": out,
+            "baselines": baselines(train, test, preset, dataset, device, runs[f"SimCLR, N={preset.batch_size}"])}

@@ -1,7 +1,17 @@
-"""Notebook 09 (Q6 and the projection head): SimCLR probe and fine-tune vs supervised training from scratch."""
+"""Notebook 09 (Q6 and the projection head), over seeds, at 1 %, 10 % and 100 % of the labels:
+
+- ``in_domain``: SimCLR pretrained on all training images without labels, then a linear probe (on h, on z, and on
+  h of a run without a head) or fine-tuning with a fraction of the labels, vs the same network trained from
+  scratch on those labels, random init and raw pixels (the paper's semi-supervised setting, Table 7);
+- ``transfer``: Q6.1's "supervised-pretrained vs SimCLR-pretrained, then fine-tuned with few labels", as an
+  analogue: both pretrained on the images of the first half of the classes (the supervised one with their labels),
+  then probed / fine-tuned on the other half of the classes, classes neither has seen labelled;
+- ``invariance`` and ``rotation_probe``: why h beats z (the head discards what the augmentations vary).
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, replace
 
@@ -10,9 +20,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.augment import AugmentConfig
-from ..nn.models import small_cnn
 from ..train.supervised import SupervisedRecipe
-from .common import Preset, ShortRun, build_model, default_views, finetune, load_data, meta, pretrain_short, simclr_views, views_of_test
+from .common import (Preset, ShortRun, build_model, default_views, finetune, load_data, meta, pretrain_short,
+                     simclr_views, views_of_test)
+from .stats import over_seeds
+
+FRACTIONS = (0.01, 0.1, 1.0)
+MIN_EPOCHS = 10  # supervised runs: at least this many passes over the labelled images (from scratch needs them)
 
 
 def _accuracy(clf: nn.Module, test, device) -> float:
@@ -22,58 +36,111 @@ def _accuracy(clf: nn.Module, test, device) -> float:
     return float((logits.argmax(1) == test.targets).float().mean())
 
 
-def _label_subset(n_labels: int, N: int, seed: int = 0) -> torch.Tensor:
-    return torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n_labels]
+def _label_subset(n_labels: int, N: int, seed: int) -> torch.Tensor:
+    return torch.randperm(N, generator=torch.Generator().manual_seed(1000 + seed))[:n_labels]
 
 
-def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True) -> dict:
-    """Notebook 09 (Q6 + the projection-head finding): SimCLR probe / fine-tune vs supervised from scratch
-    at 1%, 10%, 100% of the labels; linear probe on h vs z vs a run without a head."""
-    import copy
+def _supervised(preset: Preset, n: int, seed: int) -> SupervisedRecipe:
+    """Fine-tuning and from-scratch runs alike: the preset's steps, or MIN_EPOCHS epochs when that is more."""
+    B = min(preset.finetune_batch, n)
+    return SupervisedRecipe(steps=max(preset.finetune_steps, MIN_EPOCHS * (n // B)), batch_size=B, seed=seed)
 
-    from ..eval.diagnostics import positive_negative_distances, summary
+
+def _classes(ds, keep: range):
+    """The images of the classes in ``keep``, relabelled 0..len(keep)-1."""
+    idx = torch.nonzero((ds.targets >= keep.start) & (ds.targets < keep.stop)).flatten()
+    return ds.images[idx], ds.targets[idx] - keep.start
+
+
+def _probe_and_finetune(encoders: dict, scratch: nn.Module, tr, te, n_classes, preset, seed, sup_views, device,
+                        fine_tune: tuple) -> dict:
+    """One seed, every fraction: {fraction: {method: accuracy}} on (images, labels) pairs tr and te."""
+    from ..data.datasets import ImageDataset
     from ..eval.features import extract_features, raw_pixel_features
     from ..eval.metrics import knn_accuracy, linear_probe
 
-    t0 = time.time()
-    train, test = load_data(preset.n_pretrain, preset.n_test, dataset)
-    size, C, classes = train.images.shape[-1], train.images.shape[1], len(train.classes)
-    views = default_views(dataset, size)
-    base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
-    simclr, _ = pretrain_short(train, views, base, device, progress=progress, dataset=dataset)
-    nohead, _ = pretrain_short(train, views, replace(base, head=False), device, progress=progress, dataset=dataset)
-    rand = build_model(C, base, dataset).to(device)
-
-    def feats(module):
-        return extract_features(module, train.images, 1024, device), extract_features(module, test.images, 1024, device)
-
-    F_ = {"SimCLR h (linear probe)": feats(simclr.encoder),
-          "SimCLR z = g(h) (linear probe)": feats(nn.Sequential(simclr.encoder, simclr.head)),
-          "no-head SimCLR h (linear probe)": feats(nohead.encoder),
-          "random-init h (linear probe)": feats(rand.encoder),
-          "raw pixels (linear probe)": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
-    sup_views = simclr_views(AugmentConfig(size=size, crop_scale=(0.5, 1.0), color_jitter=False, grayscale=False))
-    ft = SupervisedRecipe(steps=preset.finetune_steps, batch_size=min(256, preset.n_pretrain))
-    fractions = [0.01, 0.1, 1.0]
-    table = {}
-    for frac in fractions:
-        n = max(classes, int(round(frac * len(train))))
-        idx = _label_subset(n, len(train))
-        row = {"n_labels": n}
-        for name, (ftr, fte) in F_.items():
-            row[name] = linear_probe(ftr[idx], train.targets[idx], fte, test.targets, max_iter=preset.probe_iter, device=device)
-        ftr, fte = F_["SimCLR h (linear probe)"]
-        row["SimCLR h (kNN)"] = knn_accuracy(ftr[idx], train.targets[idx], fte, test.targets, k=min(200, n))
-        lab = train.images[idx], train.targets[idx]
-        clf = finetune(copy.deepcopy(simclr.encoder), *lab, classes, ft, sup_views, device, progress)
-        row["SimCLR fine-tuned"] = _accuracy(clf, test, device)
-        torch.manual_seed(1)
-        clf = finetune(small_cnn(C, preset.widths), *lab, classes, ft, sup_views, device, progress)
+    (Xtr, ytr), (Xte, yte) = tr, te
+    test = ImageDataset(Xte, yte, tuple(str(c) for c in range(n_classes)), "test")
+    feats = {name: (extract_features(m, Xtr, 1024, device), extract_features(m, Xte, 1024, device))
+             for name, m in encoders.items()}
+    feats["raw pixels (linear probe)"] = (raw_pixel_features(Xtr), raw_pixel_features(Xte))
+    out = {}
+    for frac in FRACTIONS:
+        n = max(n_classes, int(round(frac * len(Xtr))))
+        idx = _label_subset(n, len(Xtr), seed)
+        row = {name: linear_probe(ftr[idx], ytr[idx], fte, yte, max_iter=preset.probe_iter, device=device)
+               for name, (ftr, fte) in feats.items()}
+        ftr, fte = next(iter(feats.values()))  # the first encoder's h: a kNN classifier needs no training at all
+        row[next(iter(feats)).replace("linear probe", "kNN")] = knn_accuracy(ftr[idx], ytr[idx], fte, yte, k=min(200, n))
+        rec = _supervised(preset, n, seed)
+        for name in fine_tune:
+            clf = finetune(copy.deepcopy(encoders[name]), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
+            row[name.replace(" h (linear probe)", " fine-tuned")] = _accuracy(clf, test, device)
+        clf = finetune(copy.deepcopy(scratch), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
         row["supervised from scratch"] = _accuracy(clf, test, device)
-        table[str(frac)] = row
+        out[str(frac)] = {"n_labels": n, **row}
+    return out
+
+
+def _mean_over_seeds(per_seed: list[dict]) -> dict:
+    return {f: {"n_labels": per_seed[0][f]["n_labels"],
+                **over_seeds([{k: v for k, v in s[f].items() if k != "n_labels"} for s in per_seed])}
+            for f in per_seed[0]}
+
+
+def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progress: bool = True,
+                      cache=None) -> dict:
+    from tqdm.auto import tqdm
+
+    from ..data.datasets import ImageDataset
+    from ..eval.diagnostics import positive_negative_distances, summary
+    from ..eval.features import extract_features
+    from ..eval.metrics import linear_probe
+
+    t0 = time.time()
+    train, test = load_data(preset.n_train, preset.n_test, dataset)
+    C, K = train.images.shape[1], len(train.classes)
+    sup_views = simclr_views(AugmentConfig(size=train.images.shape[-1], crop_scale=(0.5, 1.0), color_jitter=False,
+                                           grayscale=False))  # the usual supervised policy: mild crops and flips
+    base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
+    src = range(0, K // 2)  # the "pretraining task" of the transfer analogue
+    tgt = range(K // 2, K)  # the downstream task: classes neither pretraining saw labelled
+    src_tr = _classes(train, src)
+    src_ds = ImageDataset(*src_tr, tuple(train.classes[c] for c in src), train.name)
+    in_domain, transfer = [], []
+    bar = tqdm(total=len(preset.seeds), disable=not progress, desc="09 (seeds)")
+    for seed in preset.seeds:
+        run = replace(base, seed=seed)
+        simclr, _ = pretrain_short(train, None, run, device, progress=False, dataset=dataset, cache=cache)
+        nohead, _ = pretrain_short(train, None, replace(run, head=False), device, progress=False, dataset=dataset,
+                                   cache=cache)
+        fresh = build_model(C, run, dataset).encoder.to(device)  # the init every run of this seed starts from
+        encoders = {"SimCLR h (linear probe)": simclr.encoder,
+                    "SimCLR z = g(h) (linear probe)": nn.Sequential(simclr.encoder, simclr.head),
+                    "no-head SimCLR h (linear probe)": nohead.encoder,
+                    "random-init h (linear probe)": fresh}
+        in_domain.append(_probe_and_finetune(encoders, fresh, (train.images, train.targets),
+                                             (test.images, test.targets), K, preset, seed, sup_views, device,
+                                             fine_tune=("SimCLR h (linear probe)",)))
+        # transfer: SimCLR on the source images without labels, supervised on them with labels, same init
+        src_run = replace(run, steps=max(1, preset.steps // 2))  # half the images: half the steps, ~15 epochs
+        simclr_src, _ = pretrain_short(src_ds, None, src_run, device, progress=False, dataset=dataset, cache=cache)
+        sup_rec = SupervisedRecipe(steps=src_run.steps, batch_size=preset.batch_size, seed=seed)
+        sup_src = finetune(copy.deepcopy(fresh), *src_tr, len(src), sup_rec, sup_views, device, False)[0]
+        encoders = {"SimCLR-pretrained h (linear probe)": simclr_src.encoder,
+                    "supervised-pretrained h (linear probe)": sup_src,
+                    "random-init h (linear probe)": fresh}
+        transfer.append(_probe_and_finetune(encoders, fresh, _classes(train, tgt), _classes(test, tgt), len(tgt),
+                                            preset, seed, sup_views, device,
+                                            fine_tune=("SimCLR-pretrained h (linear probe)",
+                                                       "supervised-pretrained h (linear probe)")))
+        if seed == preset.seeds[0]:
+            first = simclr
+        bar.update()
+    bar.close()
 
     # the head absorbs invariances: two views agree more in z than in h; h still knows the rotation
-    h1, h2, z1, z2 = views_of_test(simclr, test, views, device)
+    h1, h2, z1, z2 = views_of_test(first, test, default_views(dataset), device)
     invariance = {}
     for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
         pos, neg = positive_negative_distances(a[:2000], b[:2000])
@@ -85,9 +152,14 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     r_lab = torch.arange(4).repeat_interleave(m)  # (4m,) rotation class
     half = torch.arange(4 * m) % m < m // 2  # first half of the images trains the probe, second half tests
     rotation = {}
-    for name, module in (("h", simclr.encoder), ("z", nn.Sequential(simclr.encoder, simclr.head))):
+    for name, module in (("h", first.encoder), ("z", nn.Sequential(first.encoder, first.head))):
         f = extract_features(module, rot, 1024, device)
-        rotation[name] = linear_probe(f[half], r_lab[half], f[~half], r_lab[~half], max_iter=preset.probe_iter, device=device)
-    return {**meta("vs_supervised", preset, dataset, device, t0), "pretrain": asdict(base), "finetune": asdict(ft),
-            "n_pretrain": len(train), "fractions": fractions, "table": table, "invariance": invariance,
-            "rotation_probe": rotation}
+        rotation[name] = linear_probe(f[half], r_lab[half], f[~half], r_lab[~half], max_iter=preset.probe_iter,
+                                      device=device)
+    return {**meta("vs_supervised", preset, dataset, device, t0), "pretrain": asdict(base),
+            "finetune": {"min_steps": preset.finetune_steps, "min_epochs": MIN_EPOCHS,
+                         "batch_size": preset.finetune_batch, "lr": SupervisedRecipe().lr},
+            "n_pretrain": len(train), "fractions": list(FRACTIONS),
+            "source_classes": [train.classes[c] for c in src], "target_classes": [train.classes[c] for c in tgt],
+            "n_source": len(src_ds), "source_steps": max(1, preset.steps // 2), "in_domain": _mean_over_seeds(in_domain), "transfer": _mean_over_seeds(transfer),
+            "invariance": invariance, "rotation_probe": rotation}

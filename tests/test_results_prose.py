@@ -1,0 +1,106 @@
+"""The prose of notebooks 06-09 cannot drift from its numbers.
+
+Every "mean ± sd" quoted in a markdown cell of an application notebook, and every decimal number in its findings
+cells (the cells headed "What the measurement shows" / "测量结果"), is a value of that notebook's cached JSON
+(notebooks/results), formatted as the notebook formats it (``experiments.stats.fmt``) -- or one of the paper's
+numbers the notebook quotes. A few qualitative claims the prose makes are checked against the JSON as well.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from simclr_core.experiments.stats import differs, fmt
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {"06_augmentation_ablation": "fig5", "07_small_batches": "small_batch",
+             "08_visualizing_representations": "visualize", "09_simclr_vs_supervised": "vs_supervised"}
+# numbers the notebooks quote from the paper / lecture, not measured here
+PAPER = {"56.3", "48.3", "25.4", "65.6", "56.4", "76.5", "69.3"}
+PLUS_MINUS = re.compile(r"(-?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
+DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
+
+
+def _result(name):
+    path = ROOT / "notebooks" / "results" / f"{NOTEBOOKS[name]}.json"
+    if not path.is_file():
+        pytest.skip(f"no cached {path.name}")
+    return json.loads(path.read_text())
+
+
+def _mean_sds(obj):
+    if isinstance(obj, dict):
+        if set(obj) >= {"mean", "sd", "values"}:
+            yield obj
+            return
+        for v in obj.values():
+            yield from _mean_sds(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _mean_sds(v)
+
+
+def _quotable(result) -> set[str]:
+    """Every way the notebooks format a measured value: percentages to 0-1 digits, raw values to 1-3 digits."""
+    out = set()
+    for ms in _mean_sds(result):
+        for scale, digits in ((100, 1), (100, 0), (1, 1), (1, 2), (1, 3)):
+            text = fmt(ms, scale, digits)
+            out.update([text, *text.split(" ± ")])
+    return out
+
+
+def _markdown(name):
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "markdown"]
+
+
+def _findings(name):
+    return [s for s in _markdown(name) if "What the measurement shows" in s or "测量结果" in s]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_quoted_mean_sd_is_a_cached_value(name):
+    quotable = _quotable(_result(name))
+    quoted = [f"{m} ± {s}" for text in _markdown(name) for m, s in PLUS_MINUS.findall(text)]
+    assert quoted, f"{name} quotes no measured mean ± sd"
+    wrong = [q for q in quoted if q not in quotable]
+    assert not wrong, f"{name} quotes values that are not in its cached JSON: {wrong}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_decimal_in_the_findings_is_a_cached_value_or_the_papers(name):
+    findings = _findings(name)
+    assert findings, f"{name} has no findings cell ('What the measurement shows' / '测量结果')"
+    quotable = _quotable(_result(name)) | PAPER
+    numbers = [n for text in findings for n in DECIMAL.findall(text)]
+    wrong = sorted({n for n in numbers if n not in quotable})
+    assert not wrong, f"{name}'s findings quote numbers that are neither measured nor the paper's: {wrong}"
+
+
+def test_the_checks_catch_a_drifted_number():
+    result = {"a": {"mean": 0.869, "sd": 0.005, "values": [0.864, 0.869, 0.874]}}
+    q = _quotable(result)
+    assert "86.9 ± 0.5" in q and "86.9" in q
+    assert "87.0 ± 0.5" not in q and "86.9 ± 0.4" not in q
+    assert DECIMAL.findall("gains 1.8 points (86.9 ± 0.5), N = 32") == ["1.8", "86.9", "0.5"]
+
+
+# ---------------------------------------------------------------- the qualitative claims
+
+def test_06_crop_and_colour_are_the_best_pair_and_knn_does_not_beat_random_init():
+    r = _result("06_augmentation_ablation")
+    ops, lin = r["ops"], r["linear"]
+    cells = sorted(((lin[i][j]["mean"], ops[i], ops[j]) for i in range(len(ops)) for j in range(len(ops)) if i != j),
+                   reverse=True)
+    assert {frozenset(c[1:]) for c in cells[:2]} == {frozenset(("crop", "color"))}  # both orders on top
+    for k in range(len(ops)):  # every operator alone is below the best pair that contains it
+        assert lin[k][k]["mean"] < max(lin[i][j]["mean"] for i in range(len(ops)) for j in range(len(ops))
+                                       if i != j and k in (i, j))
+    rand = r["baselines"]["random init"]
+    assert differs(r["default_policy"]["knn"], rand["knn"]) == 0  # "equal within the noise"
+    assert all(differs(c, rand["knn"]) <= 0 for row in r["knn"] for c in row)  # "no cell is better"
+    assert r["default_policy"]["linear"]["mean"] > rand["linear"]["mean"]
