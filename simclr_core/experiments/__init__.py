@@ -100,6 +100,9 @@ def load_or_run(name: str, preset: Preset, dataset: str, device, folder, recompu
             print(f"cached result: {name}.json ({cached['preset']['name']} preset, {cached['device']}, "
                   f"{cached['wall_s']} s; re-create with: {cached['command']})")
             return cached
+    if preset.name != "smoke":
+        print(f"no cached {name}.json for {dataset}: running the experiment now ({preset.name} preset, "
+              f"{len(preset.seeds)} seeds; this takes a while on a CPU, progress below)")
     result = EXPERIMENTS[name](preset, dataset, device, progress=progress)
     if preset.name != "smoke":
         print("saved", save_result(result, folder))
