@@ -184,7 +184,7 @@ def test_every_page_shows_its_figures_and_no_error(site, tmp_path):
                 driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", snaps[0])
                 time.sleep(0.3)
                 snaps[0].screenshot(str(shots / (Path(page).stem + "__explorer.png")))
-                if "make lecture" not in snaps[0].text or not snaps[0].find_elements(By.CSS_SELECTOR, "img.simclr-snapshot-figure"):
+                if "make lab" not in snaps[0].text or not snaps[0].find_elements(By.CSS_SELECTOR, "img.simclr-snapshot-figure"):
                     problems.append(f"{page}: the snapshot lacks its figure or the line on running it live")
     finally:
         server.shutdown()

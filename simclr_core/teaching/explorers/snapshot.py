@@ -18,7 +18,7 @@ import ipywidgets as widgets
 __all__ = ["SnapshotMixin", "snapshot_html", "LIVE_HINT"]
 
 LIVE_HINT = ("Static snapshot of an interactive explorer (its controls do nothing here). To move them, open the "
-             "notebook in Jupyter (<code>make lab</code>) or, full-screen for a projector, <code>make lecture</code>.")
+             "notebook in Jupyter: <code>make lab</code>.")
 
 
 def _control_value(w: widgets.Widget) -> str:
