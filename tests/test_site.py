@@ -102,7 +102,7 @@ def blank_reason(png: Path) -> str | None:
     from PIL import Image
 
     img = Image.open(png).convert("RGB").resize((350, 275))
-    counts = Counter(img.getdata())
+    counts = Counter({colour: n for n, colour in img.getcolors(maxcolors=img.width * img.height)})
     background = counts.most_common(1)[0][0]
     off = sum(n for p, n in counts.items() if sum(abs(a - b) for a, b in zip(p, background)) > 60) / img.width / img.height
     colours = len(counts)
