@@ -4,7 +4,7 @@
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook test test-fast bench validate exercises bundle
+.PHONY: setup system lab notebook test test-fast bench validate exercises bundle site
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -41,3 +41,8 @@ bundle:
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done
+
+# The rendered workbook: every notebook executed, into build/site/html (SMOKE=1: tiny data, about 1.5 minutes).
+site:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
+	python scripts/build_site.py $(if $(filter 1,$(SMOKE)),--smoke)

@@ -109,15 +109,15 @@ def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
 
 
 @contextmanager
-def chromium(tmp: Path):
-    """A headless Chromium WebDriver with a throwaway profile."""
+def chromium(tmp: Path, extra_flags: tuple[str, ...] = ()):
+    """A headless Chromium WebDriver with a throwaway profile (and ``extra_flags`` for Chromium)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
+    for flag in (*CHROMIUM_FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp / 'chromium-profile'}")
     previous = os.environ.get("SE_OFFLINE")

@@ -26,6 +26,7 @@ from ...data.datasets import DatasetUnavailable, default_root, load_dataset
 from ..plotting import DISPLAY_WIDTH_PX
 from .figure_image import FigureImage
 from .one_thread import one_thread
+from .snapshot import SnapshotMixin
 
 __all__ = ["AugmentationExplorer", "augmentation_explorer", "draw_views", "sample_images", "describe_pipeline"]
 
@@ -82,7 +83,7 @@ def describe_pipeline(cfg: AugmentConfig) -> list[str]:
     return [repr(op).replace("\n", " ") for op in build_transform(cfg).transforms[2:]]
 
 
-class AugmentationExplorer(widgets.VBox):
+class AugmentationExplorer(SnapshotMixin, widgets.VBox):
     """Toggles + strength sliders per augmentation, a 'new draw' button, and a grid of views.
 
     Row b of the grid: the original image b (resized to cfg.size), then ``n_views`` random views.

@@ -26,6 +26,7 @@ from ...nn.loss import nt_xent
 from ..plotting import fmt, plain_tick_labels
 from .figure_image import FigureImage
 from .one_thread import one_thread
+from .snapshot import SnapshotMixin
 from .temperature import TAU_MAX, TAU_MIN, TAU_READOUT, _check_tau_in_range, tau_text
 
 __all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs", "slider_grid"]
@@ -66,7 +67,7 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-class BatchSizeExplorer(widgets.VBox):
+class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
     """Slider for N (pairs in the batch), tau slider, numbers table, loss and gradient-norm curves.
 
     The first N rows of z1 and z2 form the batch; the N slider steps through ``slider_grid`` (log-spaced, like

@@ -25,6 +25,7 @@ from ..plotting import fmt, plain_tick_labels
 from ..sheet import SEED_POSITIVES, SEED_S
 from .figure_image import FigureImage
 from .one_thread import one_thread
+from .snapshot import SnapshotMixin
 
 __all__ = ["TAU_MIN", "TAU_MAX", "TemperatureExplorer", "temperature_explorer", "similarity_from_embeddings", "candidate_softmax",
            "tau_text"]
@@ -97,7 +98,7 @@ def _problem(S, positives, embeddings):
     return S, positives, [f"z_{k + 1}" for k in range(S.shape[0])]
 
 
-class TemperatureExplorer(widgets.VBox):
+class TemperatureExplorer(SnapshotMixin, widgets.VBox):
     """Slider for tau (log scale), anchor dropdown, loss table, softmax bars, loss-vs-tau curve.
 
     ``state`` holds the numbers currently shown (tau, anchor, per-anchor losses, batch loss,

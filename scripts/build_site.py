@@ -1,0 +1,127 @@
+"""Build the rendered workbook: a static HTML site of every notebook, executed, and the problem sets.
+
+    python scripts/build_site.py                 # full build: open build/site/html/index.html
+    python scripts/build_site.py --smoke         # SIMCLR_SMOKE=1: every notebook on tiny data (CI)
+    python scripts/build_site.py --out /tmp/site # elsewhere
+
+Everything goes under the output folder: ``html/`` (the site), ``src/`` (the staged sources) and
+``jupyter_execute/`` (the executed notebooks, as MyST-NB writes them beside its HTML).
+
+Sphinx + MyST-NB (``site/conf.py``). The sources are staged into one tree, ``src/``:
+
+    site/*                     the landing page, "run it live", conf.py, CSS
+    notebooks/*.ipynb          executed by MyST-NB in notebooks/ (as a student runs them), reading
+    notebooks/results/         ... their cached experiment results from here
+    exercises/<ps>/<ps>.ipynb  the problem sets as handed out (not executed: unanswered cells raise by design)
+    workbook_map.md            generated: one row per notebook, from its own headings, so the map cannot drift
+    problem_sets_map.md        generated: the same for the problem sets
+
+Staging keeps the build from writing anything into the checkout (a notebook's runs/ go under the staging
+tree). The build fails when a notebook cell raises. ``build_info.json`` in the output records the mode, the
+pages and the build time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXPLORER_CALL = re.compile(r"\b(temperature|batch_size|augmentation)_explorer\(")
+NUMBER_PREFIX = re.compile(r"^\d\d\s*·\s*")
+
+
+def headings(nb_path: Path) -> tuple[str, str | None]:
+    """(English title, Chinese title or None) from the first cell's level-1 headings."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    h1 = [line[2:].strip() for line in ("".join(first["source"]) if first else "").splitlines() if line.startswith("# ")]
+    if not h1:
+        raise SystemExit(f"{nb_path.relative_to(REPO)}: the first markdown cell has no '# title' heading; the site needs one")
+    english = h1[0]
+    chinese = next((h for h in h1[1:] if re.search(r"[\u4e00-\u9fff]", h)), None)
+    return english, chinese
+
+
+def explorers_in(nb_path: Path) -> list[str]:
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    return sorted(set(EXPLORER_CALL.findall(code)))
+
+
+def map_table(paths: list[Path], root: Path) -> str:
+    rows = ["| page | title · 标题 | explorer |", "| --- | --- | --- |"]
+    for p in paths:
+        english, chinese = headings(p)
+        rel = p.relative_to(root).as_posix()
+        title = NUMBER_PREFIX.sub("", english) + (f"<br>{NUMBER_PREFIX.sub('', chinese)}" if chinese else "")
+        explorers = ", ".join(f"{name.replace('_', ' ')} (snapshot)" for name in explorers_in(p)) or "–"
+        rows.append(f"| [{p.stem}]({rel}) | {title} | {explorers} |")
+    return "\n".join(rows) + "\n"
+
+
+def stage(src: Path) -> tuple[list[Path], list[Path]]:
+    """Copy the site's sources into ``src`` (emptied first); returns (notebooks, problem sets) there."""
+    if src.exists():
+        shutil.rmtree(src)
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+    shutil.copytree(REPO / "site", src, ignore=ignore)
+    (src / "notebooks").mkdir()
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        shutil.copy2(nb, src / "notebooks" / nb.name)
+    if (REPO / "notebooks" / "results").is_dir():
+        shutil.copytree(REPO / "notebooks" / "results", src / "notebooks" / "results", ignore=ignore)
+    for ps in sorted(p for p in (REPO / "exercises").iterdir() if p.is_dir()):
+        shutil.copytree(ps, src / "exercises" / ps.name, ignore=ignore)
+    notebooks = sorted((src / "notebooks").glob("*.ipynb"))
+    problem_sets = sorted((src / "exercises").glob("*/*.ipynb"))
+    if not notebooks:
+        raise SystemExit(f"no notebooks found in {REPO / 'notebooks'}")
+    (src / "workbook_map.md").write_text(map_table(notebooks, src), encoding="utf-8")
+    (src / "problem_sets_map.md").write_text(map_table(problem_sets, src), encoding="utf-8")
+    return notebooks, problem_sets
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="run the notebooks in smoke mode (SIMCLR_SMOKE=1: tiny data, seconds each)")
+    ap.add_argument("--out", type=Path, default=REPO / "build" / "site",
+                    help="build folder, emptied first; the site is its html/ (default: build/site)")
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    src, html = out / "src", out / "html"
+
+    t0 = time.monotonic()
+    if out.exists():
+        shutil.rmtree(out)
+    notebooks, problem_sets = stage(src)
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("MPLBACKEND", None)  # a kernel's figures need its inline backend; Agg (as tests set it) would drop them
+    env["SIMCLR_SMOKE"] = "1" if args.smoke else env.get("SIMCLR_SMOKE", "0")
+    # the kernels import simclr_core from this checkout even where the editable install points elsewhere
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", "-d", str(out / "doctrees"), str(src), str(html)]
+    print(f"[site] building {len(notebooks)} notebooks and {len(problem_sets)} problem sets "
+          f"({'smoke' if env['SIMCLR_SMOKE'] == '1' else 'full'} mode) into {html}", flush=True)
+    rc = subprocess.call(cmd, env=env, cwd=src)
+    seconds = time.monotonic() - t0
+    if rc != 0:
+        print(f"[site] sphinx-build failed (exit {rc}) after {seconds:.0f} s; the sources are staged in {src}", file=sys.stderr)
+        return rc
+    pages = [p.relative_to(src).with_suffix(".html").as_posix() for p in notebooks + problem_sets]
+    info = {"mode": "smoke" if env["SIMCLR_SMOKE"] == "1" else "full", "seconds": round(seconds, 1),
+            "pages": ["index.html", "run_it_live.html", *pages]}
+    (html / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(f"[site] done in {seconds:.0f} s: open {html / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The rendered workbook site: built in smoke mode, then every page opened in headless Chromium.
+
+One smoke build (``scripts/build_site.py --smoke``: every notebook executed on tiny data, about 1.5 minutes on
+2 cores) is shared by the tests below. The browser test serves the HTML over a localhost HTTP server and opens
+every page listed in ``build_info.json``; on each it checks that
+
+- the page rendered (a title and body text; Chinese headings present where the notebook has them),
+- every figure the executed notebook holds is an image that loaded (naturalWidth > 0), and a notebook that
+  draws anything shows at least one,
+- no cell output is a traceback or an error on stderr,
+- a screenshot is not blank (enough non-background pixels, more than a few colours).
+
+The landing page must link to every notebook and problem set, and the explorers must appear as snapshots
+with their figure and the "how to run it live" line. Screenshots are kept in the test's tmp folder (printed).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .browser_helpers import chromium, free_port, require_browser
+
+REPO = Path(__file__).resolve().parent.parent
+CJK = re.compile(r"[\u4e00-\u9fff]")
+DRAWS = re.compile(r"\bplt\.|\.imshow\(|_explorer\(|\.savefig\(|subplots\(")
+ERROR_WORDS = re.compile(r"Traceback \(most recent call last\)|\bError\b|Exception")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A smoke build of the site; returns its build folder (html/, jupyter_execute/, src/)."""
+    out = tmp_path_factory.mktemp("site")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "build_site.py"), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"the smoke build of the site failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    print(f"smoke site build: {time.monotonic() - t0:.1f} s")
+    return out
+
+
+def figure_outputs(executed: Path) -> int:
+    """How many images the executed notebook's outputs hold (matplotlib figures and explorer snapshots)."""
+    nb = nbformat.read(executed, as_version=4)
+    count = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data:
+                count += 1
+            elif "simclr-explorer-snapshot" in data.get("text/html", ""):
+                count += data["text/html"].count("<img")
+    return count
+
+
+@pytest.mark.slow
+def test_site_builds_every_notebook_and_problem_set(site):
+    info = json.loads((site / "html" / "build_info.json").read_text())
+    assert info["mode"] == "smoke"
+    expected = {f"notebooks/{p.stem}.html" for p in (REPO / "notebooks").glob("*.ipynb")}
+    expected |= {f"exercises/{p.parent.name}/{p.stem}.html" for p in (REPO / "exercises").glob("*/*.ipynb")}
+    assert expected <= set(info["pages"]), f"pages missing from the build: {sorted(expected - set(info['pages']))}"
+    for page in info["pages"]:
+        assert (site / "html" / page).is_file(), f"{page} was not written"
+    # the problem sets are the student versions: no solution or hidden test made it into the site
+    for p in (REPO / "exercises").glob("*/*.ipynb"):
+        text = (site / "html" / "exercises" / p.parent.name / f"{p.stem}.html").read_text()
+        assert "NotImplementedError" in text, f"{p.name}: the page does not show the unanswered student version"
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, f"{p.name}: solution markers on the page"
+    for p in (REPO / "notebooks").glob("*.ipynb"):
+        executed = site / "jupyter_execute" / "notebooks" / p.name
+        assert executed.is_file(), f"{p.name} was not executed"
+        if DRAWS.search(p.read_text()):
+            assert figure_outputs(executed) > 0, f"{p.name} draws figures, but its executed copy holds none (inline backend off?)"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # the test prints its own summary
+        pass
+
+
+def serve(directory: Path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(_QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def blank_reason(png: Path) -> str | None:
+    """Why a screenshot counts as blank, or None: under 2 % of pixels away from the background, or <= 8 colours."""
+    from PIL import Image
+
+    img = Image.open(png).convert("RGB").resize((350, 275))
+    counts = Counter({colour: n for n, colour in img.getcolors(maxcolors=img.width * img.height)})
+    background = counts.most_common(1)[0][0]
+    off = sum(n for p, n in counts.items() if sum(abs(a - b) for a, b in zip(p, background)) > 60) / img.width / img.height
+    colours = len(counts)
+    if off < 0.02 or colours <= 8:
+        return f"{off:.1%} of the pixels differ from the background, {colours} colours"
+    return None
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_every_page_shows_its_figures_and_no_error(site, tmp_path):
+    require_browser()
+    from selenium.webdriver.common.by import By
+
+    html = site / "html"
+    info = json.loads((html / "build_info.json").read_text())
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    server = serve(html)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    problems: list[str] = []
+    try:
+        # the pages load MathJax from a CDN; offline, every lookup would stall the page load for seconds
+        with chromium(tmp_path, ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)) as driver:
+            for page in info["pages"]:
+                t0 = time.monotonic()
+                driver.get(f"{base}/{page}")
+                driver.execute_script("return document.fonts.ready")
+                title = driver.title
+                body = driver.find_element(By.CSS_SELECTOR, "article, main, body").text
+                if not title or "404" in title or len(body) < 200:
+                    problems.append(f"{page}: not rendered (title {title!r}, {len(body)} characters of text)")
+                    continue
+                source = (site / "src" / page).with_suffix(".ipynb")
+                if source.exists() and CJK.search(source.read_text()) and not CJK.search(body):
+                    problems.append(f"{page}: the notebook has Chinese text, the page shows none")
+
+                # figures: every image the executed notebook holds, loaded
+                imgs = driver.find_elements(By.CSS_SELECTOR, ".cell_output img")
+                broken = [i.get_attribute("src")[:80] for i in imgs if not driver.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
+                if broken:
+                    problems.append(f"{page}: {len(broken)} images did not load: {broken[:3]}")
+                executed = site / "jupyter_execute" / Path(page).with_suffix(".ipynb")
+                if page.startswith("notebooks/") and executed.exists():
+                    want = figure_outputs(executed)
+                    if len(imgs) != want:
+                        problems.append(f"{page}: {len(imgs)} figures on the page, the executed notebook has {want}")
+
+                # no error output
+                for out in driver.find_elements(By.CSS_SELECTOR, ".cell_output .traceback, .cell_output .stderr, .cell_output .output.error"):
+                    if "traceback" in (out.get_attribute("class") or "") or ERROR_WORDS.search(out.text):
+                        problems.append(f"{page}: error output on the page: {out.text[:300]!r}")
+                for out in driver.find_elements(By.CSS_SELECTOR, ".cell_output"):
+                    if "Traceback (most recent call last)" in out.text:
+                        problems.append(f"{page}: a traceback in a cell output: {out.text[:300]!r}")
+
+                shot = shots / (page.replace("/", "__").removesuffix(".html") + ".png")
+                driver.save_screenshot(str(shot))
+                if reason := blank_reason(shot):
+                    problems.append(f"{page}: the screenshot looks blank ({reason}): {shot}")
+                print(f"{page}: {len(imgs)} figures, {time.monotonic() - t0:.1f} s")
+
+            # the landing page links to every notebook and problem set
+            driver.get(f"{base}/index.html")
+            hrefs = {a.get_attribute("href").split("#")[0].removeprefix(base + "/") for a in driver.find_elements(By.CSS_SELECTOR, "article a[href]")}
+            missing = [p for p in info["pages"] if p.startswith(("notebooks/", "exercises/")) and p not in hrefs]
+            if missing:
+                problems.append(f"index.html: the workbook map does not link to {missing}")
+
+            # the explorers: a snapshot with its figure and the line on how to run it live
+            for page in ("notebooks/02_temperature.html", "notebooks/03_batch_size.html", "notebooks/04_augmentations.html"):
+                if page not in info["pages"]:
+                    continue
+                driver.get(f"{base}/{page}")
+                snaps = driver.find_elements(By.CSS_SELECTOR, ".simclr-explorer-snapshot")
+                if not snaps:
+                    problems.append(f"{page}: no explorer snapshot")
+                    continue
+                driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", snaps[0])
+                time.sleep(0.3)
+                snaps[0].screenshot(str(shots / (Path(page).stem + "__explorer.png")))
+                if "make lab" not in snaps[0].text or not snaps[0].find_elements(By.CSS_SELECTOR, "img.simclr-snapshot-figure"):
+                    problems.append(f"{page}: the snapshot lacks its figure or the line on running it live")
+    finally:
+        server.shutdown()
+    print(f"screenshots: {shots}")
+    assert not problems, "\n".join(problems)
