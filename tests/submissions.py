@@ -112,8 +112,9 @@ def build(root: Path, a: str, kind: str):
                          " and not k.startswith('_')]:\n    globals()[_n] = _np.float64(globals()[_n]) if len(_n) % 2 "
                          "else torch.tensor(globals()[_n])\n")
     elif kind == "forbidden_library":
-        _replace(cells["q1_4_answer"], cells["q1_4_answer"].source.split('"""\n', 2)[2],
-                 "    from simclr_core.nn.loss import nt_xent\n    return nt_xent(z1, z2, temperature=tau)\n")
+        cells["q1_4_answer"].source = ("def nt_xent_vectorised(z1, z2, tau):\n"
+                                       "    from simclr_core.nn.loss import nt_xent\n"
+                                       "    return nt_xent(z1, z2, temperature=tau)\n")
     elif kind == "patched_comparators":  # wrong answers everywhere, comparison functions replaced first
         for c in answers:
             assigned = [t.id for node in ast.parse(c.source).body if isinstance(node, ast.Assign)
@@ -143,6 +144,8 @@ def build(root: Path, a: str, kind: str):
         answers[0].source = WRITE_ELSEWHERE + answers[0].source
     elif kind == "network":
         answers[0].source = NETWORK + answers[0].source
+    elif kind == "escape_attempts":  # all four attempts in one submission (keeps the tests short)
+        answers[0].source = READ_GRADEBOOK + WRITE_ELSEWHERE + NETWORK + READ_SOLUTIONS
     else:
         raise ValueError(f"unknown submission kind {kind!r}")
     return nb
