@@ -81,9 +81,9 @@ class SandboxedExecute(Execute):
                                    "`make system`); --SandboxedExecute.sandbox=False grades WITHOUT a sandbox")
             self.kernel_manager_class = SandboxKernelManager
 
-    async def async_execute_cell(self, cell, cell_index, *args, **kw):
-        self._running = (cell_index, cell)
-        return await super().async_execute_cell(cell, cell_index, *args, **kw)
+    def preprocess_cell(self, cell, resources, index):
+        self._running = (index, cell)
+        return super().preprocess_cell(cell, resources, index)
 
     def preprocess(self, nb, resources, km=None):
         self._running = None
