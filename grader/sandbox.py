@@ -43,7 +43,7 @@ def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir
     bwrap = bwrap_path()
     if bwrap is None:
         raise RuntimeError("sandboxed grading needs bubblewrap: `sudo apt-get install bubblewrap` "
-                           "(or `make system`); to grade without a sandbox pass --Sandbox.enabled=False")
+                           "(or `make system`); to grade without a sandbox pass --SandboxedExecute.sandbox=False")
     workdir = Path(workdir).resolve()
     if workdir == REPO or workdir in REPO.parents:
         raise ValueError(f"refusing to sandbox {workdir}: it would expose the course folder {REPO}")

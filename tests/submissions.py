@@ -37,7 +37,8 @@ _db = [p for up in range(1, 8) for p in glob.glob("/".join([".."] * up) + "/grad
 print("gradebook found:", _db, [len(open(p, "rb").read()) for p in _db])
 """
 WRITE_ELSEWHERE = """import glob, os
-_targets = [d for up in range(1, 5) for d in glob.glob("/".join([".."] * up) + "/*/ps1_similarity_matrix")]
+_targets = [d for up in range(1, 5) for d in glob.glob("/".join([".."] * up) + "/*/ps1_similarity_matrix")
+            if os.path.realpath(d) != os.getcwd()]  # other students' folders and the course's own
 _written = []
 for _d in _targets + ["/tmp", os.path.expanduser("~")]:
     try:
