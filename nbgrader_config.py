@@ -50,6 +50,12 @@ c.Autograde.sanitize_preprocessors = [
     "grader.preprocessors.QuietOverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Feedback shows each check's verdict, never the hidden part of a test cell.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
 c.Autograde.autograde_preprocessors = [
     "grader.preprocessors.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
