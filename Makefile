@@ -4,7 +4,7 @@
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook test test-fast bench validate exercises bundle site
+.PHONY: setup system lab notebook test test-fast bench validate exercises bundle grade site
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -38,6 +38,12 @@ exercises:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py generate
 bundle:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
+
+# Instructors: grade every submission of one problem set in grading/submitted/, each in a bubblewrap sandbox,
+# e.g. `make grade PS=ps1_similarity_matrix` (docs/instructors.md).
+grade:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
+	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done

@@ -9,10 +9,13 @@ See docs/instructors.md for the commands from source to grades.
 """
 
 import os
+import sys
 
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+if ROOT not in sys.path:  # the autograding pipeline below lives in this repository's grader/ package
+    sys.path.insert(0, ROOT)
 GRADING = os.path.join(ROOT, "grading")
 
 c.CourseDirectory.root = ROOT
@@ -35,6 +38,33 @@ c.Execute.timeout = 30
 c.Execute.interrupt_on_timeout = True
 # A student who deletes a test cell gets it back (and graded) instead of silently skipping it.
 c.OverwriteCells.add_missing_cells = True
+
+# Autograding (docs/instructors.md, "How grading works"): test cells restored with a warning only for cells really
+# changed; each notebook runs in a bubblewrap sandbox (grader.sandbox) and a dead kernel is recorded, not fatal;
+# every graded cell is then scored by the trusted checker (grader.preprocessors.TrustedChecks) from the values its
+# hidden test reported, outside the submission's kernel; nbgrader's own scoring reads the verdicts it wrote.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "grader.preprocessors.QuietOverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Feedback shows each check's verdict, never the hidden part of a test cell.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+c.Autograde.autograde_preprocessors = [
+    "grader.preprocessors.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "grader.preprocessors.TrustedChecks",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 # Release notebooks carry no outputs; keep the release deterministic so regenerating gives the committed files.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -10,6 +10,7 @@ the total here is an upper bound of the visible part. Exit status 1 when any tes
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def validate(path: Path) -> tuple[float, float, bool]:
 
 
 def main(argv: list[str]) -> int:
+    probe_root = Path(__file__).resolve().parent.parent
+    if (probe_root / "grader_probe").is_dir():  # an instructor checking solutions/: their hidden cells need it
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(probe_root), os.environ.get("PYTHONPATH", "")])
     if not argv:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2

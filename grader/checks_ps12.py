@@ -1,0 +1,243 @@
+"""Checks of problem sets 1 and 2 (the similarity matrix, InfoNCE, the temperature).
+
+Each check takes the values a graded cell reported and the student's problem (``grader.problems``) and returns a
+Verdict. Reference values are computed here, in the nbgrader process, and never shown: the messages name the
+quantity, the student's own value and, when it matches one, the mistake that produces it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from grader_probe import inputs as I
+
+from . import reference as R
+from .verdict import Missing, Verdict, cases, scalar, show, value
+
+HINT_LOSS = "check the formula above: -log(exp(s_ij/tau) / sum over k != i of exp(s_ik/tau))"
+
+
+# ------------------------------------------------------------------------------------------- problem set 1
+def q1_1_terms(values, p) -> Verdict:
+    v = Verdict()
+    S, tau = p["S"], p["tau"]
+    scalar(v, values, "numerator_12", {None: R.numerator(S, 0, 1, tau),
+                                      R.MISTAKES["no_tau"]: R.numerator(S, 0, 1, tau, "no_tau")},
+           "the numerator is exp(s_12 / tau)")
+    scalar(v, values, "denominator_12", R.denominator_candidates(S, 0, 1, tau),
+           "the denominator is the sum of exp(s_1k / tau) over k != 1")
+    return v
+
+
+def q1_1_loss(values, p) -> Verdict:
+    v = Verdict()
+    scalar(v, values, "L_12", R.loss_candidates(p["S"], 0, 1, p["tau"]), HINT_LOSS)
+    return v
+
+
+def q1_2(values, p) -> Verdict:
+    v = Verdict()
+    cands = R.loss_candidates(p["S"], 2, 3, p["tau"])
+    cands["it is L_12 (anchor z_1), not L_34 (anchor z_3)"] = R.anchor_loss(p["S"], 0, 1, p["tau"])
+    scalar(v, values, "L_34", cands, HINT_LOSS)
+    return v
+
+
+def _anchor_candidates(k):
+    n, pairing, tau, seed = I.ANCHOR_CASES[k]
+    S, pos = I.anchor_case(n, pairing, seed)
+    cands = {None: R.anchor_losses(S, pos, tau)}
+    cands.update({why: R.anchor_losses(S, pos, tau, m) for m, why in R.MISTAKES.items()})
+    other = I.adjacent(n) if pairing == "halves" else I.halves(n)
+    if other != pos:
+        cands["it ignores the `positives` argument (a fixed pairing instead of positives[i])"] = \
+            R.anchor_losses(S, other, tau)
+    return cands
+
+
+def _describe_anchor(k):
+    n, pairing, tau, _ = I.ANCHOR_CASES[k]
+    return f" on a {n}x{n} matrix ({pairing} pairing, tau={tau})"
+
+
+def q1_3_anchor(values, p) -> Verdict:
+    v = Verdict()
+    cases(v, values, "anchor_losses", [_anchor_candidates(k) for k in range(len(I.ANCHOR_CASES))],
+          HINT_LOSS, _describe_anchor, rel=1e-6, abs_tol=1e-12)
+    return v
+
+
+def q1_3_batch(values, p) -> Verdict:
+    v = Verdict()
+    scalar(v, values, "L_batch", R.batch_candidates(p["S"], p["positives"], p["tau"]),
+           "the batch loss is the mean of the 2N per-anchor losses")
+    return v
+
+
+def _nt_reference(a, b, tau, mistake=None):
+    """NT-Xent of (a, b) in float64, or one named mistake of it."""
+    import torch
+    import torch.nn.functional as F
+
+    N = a.shape[0]
+    z = torch.cat([a, b]).double()
+    if mistake != "no_normalise":
+        z = F.normalize(z, dim=1)
+    t = 1.0 if mistake == "no_tau" else tau
+    logits = z @ z.T / t
+    if mistake != "self":
+        logits = logits.masked_fill(torch.eye(2 * N, dtype=torch.bool), float("-inf"))
+    labels = torch.cat([torch.arange(N, 2 * N), torch.arange(N)])
+    if mistake == "adjacent":
+        labels = torch.arange(2 * N) ^ 1
+    loss = F.cross_entropy(logits, labels, reduction="sum" if mistake == "sum" else "mean")
+    return float(loss)
+
+
+NT_MISTAKES = {
+    "self": "the diagonal is not masked, so k = i (self-similarity) stays in the denominator",
+    "no_normalise": "the rows are not L2-normalised, so the logits are dot products, not cosine similarities",
+    "no_tau": "the logits are not divided by tau",
+    "adjacent": "row k is paired with row k ^ 1 (adjacent rows); with rows [z1, z2] row k pairs with row k + N",
+    "sum": "it returns the sum over the 2N anchors, not the mean",
+}
+
+
+def _nt_candidates(k):
+    N, D, tau, seed = I.NT_XENT_CASES[k]
+    a, b = I.nt_xent_inputs(N, D, seed)
+    cands = {None: _nt_reference(a, b, tau)}
+    for m, why in NT_MISTAKES.items():
+        if m == "adjacent" and N == 1:
+            continue  # with one pair, adjacent and halves pairings coincide
+        cands[why] = _nt_reference(a, b, tau, m)
+    return cands
+
+
+def _describe_nt(k):
+    N, D, tau, _ = I.NT_XENT_CASES[k]
+    return f" (N={N}, D={D}, tau={tau})"
+
+
+def _nt_rows(values):
+    rows = value(values, "nt_xent_vectorised")
+    if not isinstance(rows, list) or len(rows) != len(I.NT_XENT_CASES) or not all(isinstance(r, dict) for r in rows):
+        raise Missing("nt_xent_vectorised did not report one result per test input")
+    return rows
+
+
+def _nt_values(v, values, first: int):
+    try:
+        rows = _nt_rows(values)
+    except Missing as e:
+        v.add(False, str(e))
+        return None
+    losses = {"nt_xent_vectorised": {"v": [float(r["loss"]).hex() for r in rows[:first]]}}
+    cases(v, losses, "nt_xent_vectorised", [_nt_candidates(k) for k in range(first)],
+          "compare with the steps above", _describe_nt, rel=1e-5, abs_tol=1e-6)
+    return rows
+
+
+def q1_4_visible(values, p) -> Verdict:
+    v = Verdict()
+    rows = _nt_values(v, values, first=2)
+    if rows is not None:
+        shapes = [r.get("shape") for r in rows]
+        v.add(all(s == [] for s in shapes), "returns a 0-d (scalar) tensor"
+              + ("" if all(s == [] for s in shapes) else f"; got shapes {shapes[:2]}"), weight=0.5)
+    return v
+
+
+def q1_4_hidden(values, p) -> Verdict:
+    import torch
+
+    from simclr_core.nn.loss import nt_xent
+
+    v = Verdict()
+    rows = _nt_values(v, values, first=len(I.NT_XENT_CASES))
+    if rows is None:
+        return v
+    bad = []
+    for (N, D, tau, seed), r in zip(I.NT_XENT_CASES, rows):
+        a, b = (x.requires_grad_(True) for x in I.nt_xent_inputs(N, D, seed))
+        ga, gb = torch.autograd.grad(nt_xent(a, b, temperature=tau), (a, b))
+        want = torch.cat([ga.flatten(), gb.flatten()]).double().tolist()
+        got = r.get("grad")
+        if not isinstance(got, list) or not R.all_close([float(g) for g in got], want, rel=1e-4, abs_tol=1e-6):
+            bad.append(f"N={N}, tau={tau}")
+    v.add(not bad, "its gradients match NT-Xent's" + (f"; they do not for {', '.join(bad)}" if bad else ""))
+    kept = all(r.get("unchanged") == 1 for r in rows)
+    v.add(kept, "leaves its inputs unchanged" if kept else "it modifies its inputs z1 / z2 in place", weight=0.5)
+    return v
+
+
+# ------------------------------------------------------------------------------------------- problem set 2
+def _terms(S, i, t, mistake=None):
+    tt = 1.0 if mistake == "no_tau" else t
+    out = [math.exp(S[i][k] / tt) for k in range(len(S)) if k != i]
+    if mistake == "self":
+        out.insert(i, math.exp(R.SELF_SIMILARITY / tt))
+    return out
+
+
+def q2_1_terms(values, p) -> Verdict:
+    v = Verdict()
+    S = I.symmetric_matrix(6, 21)
+    grid = [(i, t) for t in I.TERMS_TAUS for i in range(6)]
+    wants = [{None: _terms(S, i, t), R.MISTAKES["no_tau"]: _terms(S, i, t, "no_tau"),
+              R.MISTAKES["self"]: _terms(S, i, t, "self")} for i, t in grid]
+    cases(v, values, "denominator_terms", wants, "the terms are exp(s_ik / tau) for every k != i, in order",
+          lambda k: f"(S, i={grid[k][0]}, tau={grid[k][1]}) on a test matrix", rel=1e-6)
+    return v
+
+
+def _share_candidates(S, i, j, tau):
+    return {None: math.exp(-R.anchor_loss(S, i, j, tau)),
+            **{why: math.exp(-R.anchor_loss(S, i, j, tau, m)) for m, why in R.MISTAKES.items() if m != "log10"},
+            "it is the loss -log(share), not the share itself": R.anchor_loss(S, i, j, tau)}
+
+
+def q2_1_share(values, p) -> Verdict:
+    v = Verdict()
+    S = p["S"]
+    scalar(v, values, "share_02", _share_candidates(S, 0, 1, p["tau_low"]), "share = exp(s_12/tau) / denominator")
+    scalar(v, values, "share_10", _share_candidates(S, 0, 1, p["tau_high"]), "share = exp(s_12/tau) / denominator")
+    M = I.symmetric_matrix(6, 21)
+    cases(v, values, "positive_share", [_share_candidates(M, i, i ^ 1, I.SHARE_TAU) for i in range(6)],
+          "share = exp(s_ij/tau) / sum over k != i of exp(s_ik/tau)",
+          lambda k: f"(S, i={k}, j={k ^ 1}, tau={I.SHARE_TAU}) on a test matrix", rel=1e-6)
+    return v
+
+
+def q2_1_loss(values, p) -> Verdict:
+    v = Verdict()
+    scalar(v, values, "L_batch_10", R.batch_candidates(p["S"], p["positives"], p["tau_high"]),
+           "the batch loss at tau = 1.0 is the mean of the 2N per-anchor losses")
+    return v
+
+
+def q2_2_ratio(values, p) -> Verdict:
+    v = Verdict()
+    wants = [{None: math.exp((sp - sn) / t), "the gap is not divided by tau": math.exp(sp - sn),
+              "it is the inverse ratio, negative over positive": math.exp((sn - sp) / t)}
+             for sp, sn, t in I.RATIO_CASES]
+    cases(v, values, "ratio", wants, "ratio = exp((s_pos - s_neg) / tau)",
+          lambda k: f"{I.RATIO_CASES[k]}", rel=1e-9)
+    return v
+
+
+def q2_2_limit(values, p) -> Verdict:
+    v = Verdict()
+    n = len(p["S"])
+    scalar(v, values, "loss_limit", {
+        None: math.log(n - 1),
+        R.MISTAKES["log10"]: math.log10(n - 1),
+        f"log(2N) counts k = i among the candidates; there are 2N - 1 = {n - 1}": math.log(n),
+        f"log(2N - 2) counts only the negatives; the positive is a candidate too (2N - 1 = {n - 1})": math.log(n - 2),
+        "as tau -> infinity every candidate gets the same share, so the loss does not go to 0": 0.0,
+    }, "as tau -> infinity all 2N - 1 candidates become equally likely")
+    return v
+
+
+CHECKS = {f.__name__: f for f in (q1_1_terms, q1_1_loss, q1_2, q1_3_anchor, q1_3_batch, q1_4_visible, q1_4_hidden,
+                                  q2_1_terms, q2_1_share, q2_1_loss, q2_2_ratio, q2_2_limit)}

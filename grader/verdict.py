@@ -1,0 +1,123 @@
+"""What one graded cell earns and why: the reported values decoded, and the messages a student reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .reference import match
+
+
+class Missing(Exception):
+    """A reported value is absent or could not be computed; the message says which and why."""
+
+
+@dataclass
+class Verdict:
+    """A score as a fraction of the cell's points and one line per part checked."""
+    parts: list[tuple[float, str]] = field(default_factory=list)  # (weight earned, message)
+    weights: float = 0.0  # total weight of the parts
+
+    def add(self, ok: bool, message: str, weight: float = 1.0) -> None:
+        self.parts.append((weight if ok else 0.0, ("PASS  " if ok else "FAIL  ") + message))
+        self.weights += weight
+
+    @property
+    def fraction(self) -> float:
+        return sum(p for p, _ in self.parts) / self.weights if self.weights else 0.0
+
+    @property
+    def message(self) -> str:
+        return "\n".join(m for _, m in self.parts)
+
+
+def decode(x):
+    """float.hex strings -> floats, lists and dicts recursively; anything else is refused."""
+    if isinstance(x, str):
+        try:
+            return float.fromhex(x)
+        except ValueError:
+            raise Missing(f"a reported number {x[:20]!r} is not a float") from None
+    if isinstance(x, bool):
+        raise Missing("a reported number is a bool")
+    if isinstance(x, int):
+        return x
+    if isinstance(x, list):
+        return [decode(e) for e in x]
+    if isinstance(x, dict):
+        return {str(k): decode(v) for k, v in x.items()}
+    raise Missing(f"a reported value has type {type(x).__name__}")
+
+
+def value(values: dict, name: str):
+    """The decoded value reported under ``name``, or Missing with the kernel's reason."""
+    entry = values.get(name)
+    if not isinstance(entry, dict):
+        raise Missing(f"no value of {name} was reported")
+    if "error" in entry:
+        raise Missing(str(entry["error"])[:300])
+    if "v" not in entry:
+        raise Missing(f"no value of {name} was reported")
+    return decode(entry["v"])
+
+
+def show(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    if isinstance(x, list):
+        inner = ", ".join(show(e) for e in x[:6])
+        return f"[{inner}{', ...' if len(x) > 6 else ''}]"
+    return repr(x)
+
+
+def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: str,
+           rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0) -> None:
+    """Check one reported number against the right answer (key None) and the named mistakes."""
+    try:
+        got = value(values, name)
+    except Missing as e:
+        verdict.add(False, str(e), weight)
+        return
+    if not isinstance(got, (int, float)):
+        verdict.add(False, f"{name} is not a number", weight)
+        return
+    ok, why = match(float(got), candidates, rel, abs_tol)
+    if ok:
+        verdict.add(True, f"{name} is right", weight)
+    elif why:
+        verdict.add(False, f"{name} = {show(float(got))} is wrong: {why}", weight)
+    else:
+        verdict.add(False, f"{name} = {show(float(got))} is wrong; {hint}", weight)
+
+
+def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str, describe,
+          rel: float = 1e-6, abs_tol: float = 1e-9, weight: float = 1.0) -> None:
+    """Check a function's results on several inputs: ``wants[k]`` is a candidates dict for case k (right answer
+    under None, named mistakes) and ``describe(k)`` names case k in the message."""
+    try:
+        got = value(values, name)
+    except Missing as e:
+        verdict.add(False, str(e), weight)
+        return
+    if not isinstance(got, list) or len(got) != len(wants):
+        verdict.add(False, f"{name} did not report one result per test input", weight)
+        return
+    mistakes = set()
+    for k, (g, cands) in enumerate(zip(got, wants)):
+        if isinstance(cands[None], list) and not isinstance(g, list):
+            verdict.add(False, f"{name}{describe(k)} returned {show(g)}, expected a list", weight)
+            return
+        ok, why = match(g, cands, rel, abs_tol)
+        if not ok:
+            if why:
+                mistakes.add(why)
+                continue
+            if isinstance(g, list) and isinstance(cands[None], list) and len(g) != len(cands[None]):
+                verdict.add(False, f"{name}{describe(k)} returned {len(g)} values, expected {len(cands[None])}",
+                            weight)
+            else:
+                verdict.add(False, f"{name}{describe(k)} returned {show(g)}, which is wrong; {hint}", weight)
+            return
+    if mistakes:
+        verdict.add(False, f"{name} is wrong: {'; '.join(sorted(mistakes))}", weight)
+    else:
+        verdict.add(True, f"{name} is right on all {len(wants)} test inputs", weight)

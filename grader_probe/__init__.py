@@ -1,0 +1,195 @@
+"""Kernel side of the autograder: evaluate a submission's answers and report the VALUES, never a verdict.
+
+Each hidden test cell calls ``report("<grade id>", globals())``. This reads the student's variables, calls her
+functions on the inputs of ``grader_probe.inputs`` and displays the results as one output of MIME type
+``MIME``. Nothing here decides a grade: the trusted checker (``grader``) runs in the nbgrader process, where no
+submission code ever ran, reads these outputs and compares them with its own references. A submission that
+tampers with this module, the comparison functions or the kernel can therefore only change the values reported
+(to be right it must compute the right ones), and a cell that reports nothing scores 0.
+
+Numbers travel as ``float.hex`` strings: exact, and NaN / infinity survive JSON.
+"""
+
+from __future__ import annotations
+
+from . import inputs as I
+
+MIME = "application/vnd.simclr-grader.values+json"
+
+
+def _tensor(x):
+    import torch
+
+    return torch.tensor(x, dtype=torch.float64)
+
+
+def number(v):
+    """A Python float for a float, int, numpy scalar or one-element tensor/array; TypeError otherwise."""
+    if isinstance(v, bool):
+        raise TypeError("is a bool, expected a number")
+    item = getattr(v, "item", None)
+    size = getattr(v, "size", None)
+    numel = getattr(v, "numel", None)
+    count = numel() if callable(numel) else (size if isinstance(size, int) else None)
+    if callable(item) and count is not None:
+        if count != 1:
+            raise TypeError(f"holds {count} numbers, expected one")
+        v = item()
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    raise TypeError(f"is a {type(v).__name__}, expected a number")
+
+
+def _enc(x):
+    if isinstance(x, float):
+        return x.hex()
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    if isinstance(x, (list, tuple)):
+        return [_enc(e) for e in x]
+    if isinstance(x, dict):
+        return {k: _enc(v) for k, v in x.items()}
+    raise TypeError(type(x).__name__)
+
+
+def _numbers(seq):
+    return [number(v) for v in list(seq)]
+
+
+def _ints(seq):
+    out = []
+    for v in list(seq):
+        f = number(v)
+        if f != int(f):
+            raise TypeError(f"holds {f!r}, expected whole numbers")
+        out.append(int(f))
+    return out
+
+
+def _value(ns, name, fn=number):
+    """{"v": encoded value} or {"error": why}; the error names the variable."""
+    try:
+        return {"v": _enc(fn(ns[name]))}
+    except KeyError:
+        return {"error": f"{name} is not defined"}
+    except Exception as e:  # noqa: BLE001 (anything a submission raises is reported, not propagated)
+        return {"error": f"{name} {e}" if isinstance(e, TypeError) else f"{name}: {type(e).__name__}: {e}"}
+
+
+def _calls(ns, fname, cases, call, convert):
+    """Evaluate ns[fname] on each case: {"v": [encoded result, ...]} or {"error": first failure}."""
+    f = ns.get(fname)
+    if not callable(f):
+        return {"error": f"{fname} is not defined"}
+    out = []
+    for case in cases:
+        try:
+            out.append(convert(call(f, case)))
+        except NotImplementedError:
+            return {"error": f"{fname} raises NotImplementedError (not written yet)"}
+        except Exception as e:  # noqa: BLE001
+            return {"error": f"{fname}{_show(case)} raised {type(e).__name__}: {str(e)[:160]}"}
+    return {"v": _enc(out)}
+
+
+def _show(case):
+    text = repr(case)
+    return f"(on {text[:60]}...)" if len(text) > 60 else f"(on {text})"
+
+
+def _nt_xent(ns, with_grads):
+    import torch
+
+    f = ns.get("nt_xent_vectorised")
+    if not callable(f):
+        return {"error": "nt_xent_vectorised is not defined"}
+    out = []
+    for N, D, tau, seed in I.NT_XENT_CASES:
+        a, b = I.nt_xent_inputs(N, D, seed)
+        a0, b0 = a.clone(), b.clone()
+        a.requires_grad_(with_grads)
+        b.requires_grad_(with_grads)
+        try:
+            loss = f(a, b, tau)
+            shape = list(loss.shape) if torch.is_tensor(loss) else None
+            row = {"loss": number(loss), "shape": shape}
+            if with_grads:
+                ga, gb = torch.autograd.grad(loss, (a, b))
+                row["grad"] = [float(x) for x in torch.cat([ga.flatten(), gb.flatten()]).double().tolist()]
+                row["unchanged"] = int(torch.equal(a.detach(), a0) and torch.equal(b.detach(), b0))
+        except NotImplementedError:
+            return {"error": "nt_xent_vectorised raises NotImplementedError (not written yet)"}
+        except Exception as e:  # noqa: BLE001
+            return {"error": f"nt_xent_vectorised(N={N}, D={D}, tau={tau}) raised {type(e).__name__}: {str(e)[:160]}"}
+        out.append(row)
+    return {"v": _enc(out)}
+
+
+def _grad_single(ns):
+    z = ns.get("z1_single")
+    grad = getattr(z, "grad", None)
+    return {"v": int(grad is not None)}
+
+
+def _probe_matrix():
+    return I.symmetric_matrix(6, 21)
+
+
+RECIPES = {
+    # problem set 1
+    "q1_1_terms": lambda ns: {n: _value(ns, n) for n in ("numerator_12", "denominator_12")},
+    "q1_1_loss": lambda ns: {"L_12": _value(ns, "L_12")},
+    "q1_2": lambda ns: {"L_34": _value(ns, "L_34")},
+    "q1_3_anchor": lambda ns: {"anchor_losses": _calls(
+        ns, "anchor_losses", I.ANCHOR_CASES,
+        lambda f, c: f(_tensor(I.anchor_case(c[0], c[1], c[3])[0]), I.anchor_case(c[0], c[1], c[3])[1], c[2]),
+        _numbers)},
+    "q1_3_batch": lambda ns: {"L_batch": _value(ns, "L_batch")},
+    "q1_4_visible": lambda ns: {"nt_xent_vectorised": _nt_xent(ns, with_grads=False)},
+    "q1_4_hidden": lambda ns: {"nt_xent_vectorised": _nt_xent(ns, with_grads=True)},
+    # problem set 2
+    "q2_1_terms": lambda ns: {"denominator_terms": _calls(
+        ns, "denominator_terms", [(i, t) for t in I.TERMS_TAUS for i in range(6)],
+        lambda f, c: f(_tensor(_probe_matrix()), c[0], c[1]), _numbers)},
+    "q2_1_share": lambda ns: {"share_02": _value(ns, "share_02"), "share_10": _value(ns, "share_10"),
+                              "positive_share": _calls(
+                                  ns, "positive_share", list(range(6)),
+                                  lambda f, i: f(_tensor(_probe_matrix()), i, i ^ 1, I.SHARE_TAU), number)},
+    "q2_1_loss": lambda ns: {"L_batch_10": _value(ns, "L_batch_10")},
+    "q2_2_ratio": lambda ns: {"ratio": _calls(ns, "ratio", I.RATIO_CASES, lambda f, c: f(*c), number)},
+    "q2_2_limit": lambda ns: {"loss_limit": _value(ns, "loss_limit")},
+    # problem set 3
+    "q3_1a": lambda ns: {"loss_N1": _value(ns, "loss_N1"), "grad_norm_N1": _value(ns, "grad_norm_N1"),
+                         "backward": _grad_single(ns)},
+    "q3_1b_counts": lambda ns: {f: _calls(ns, f, I.COUNT_NS, lambda g, n: g(n), lambda x: _ints([x])[0])
+                                for f in ("num_candidates", "num_negatives")},
+    "q3_1b_collapse": lambda ns: {"collapsed_loss": _calls(ns, "collapsed_loss", I.COLLAPSE_NS,
+                                                           lambda f, n: f(n), number)},
+    "q3_2a": lambda ns: {"mi_bound": _calls(ns, "mi_bound", I.MI_CASES, lambda f, c: f(*c), number),
+                         "max_bound_256": _value(ns, "max_bound_256")},
+    # problem set 4
+    "q4_2b_queue": lambda ns: {"queue_after": _calls(ns, "queue_after", I.QUEUE_CASES,
+                                                     lambda f, c: f([list(b) for b in c[0]], c[1]), _ints)},
+    "q4_2b_negatives": lambda ns: {"negatives_per_anchor": _calls(
+        ns, "negatives_per_anchor", I.NEGATIVE_CASES, lambda f, c: f(*c), lambda x: _ints([x])[0])},
+    "q5_1_alignment": lambda ns: {"alignment": _calls(ns, "alignment", I.alignment_inputs(),
+                                                      lambda f, c: f(*c), number)},
+    "q5_2_erank": lambda ns: {"effective_rank": _calls(ns, "effective_rank", I.erank_inputs(),
+                                                       lambda f, z: f(z), number)},
+    "q6_2_knn": lambda ns: {"knn_predict": _calls(ns, "knn_predict", I.knn_inputs(),
+                                                  lambda f, c: f(*c), _ints)},
+}
+
+
+def collect(check_id: str, ns: dict) -> dict:
+    """The reported values of one graded cell: {"check": id, "values": {name: {"v": ...} | {"error": ...}}}."""
+    if check_id not in RECIPES:
+        raise ValueError(f"unknown check {check_id!r}; known: {sorted(RECIPES)}")
+    return {"check": check_id, "values": RECIPES[check_id](ns)}
+
+
+def report(check_id: str, ns: dict) -> None:
+    """Display the values of one graded cell for the trusted checker (see the module docstring)."""
+    from IPython.display import display
+
+    display({MIME: collect(check_id, ns), "text/plain": f"values of {check_id} reported for grading"}, raw=True)

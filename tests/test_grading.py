@@ -1,0 +1,109 @@
+"""Autograding through the real nbgrader commands, in the bubblewrap sandbox: each kind of submission gets the
+score and the message it deserves (tests/submissions.py builds them, tests/grade_kinds.py runs nbgrader).
+
+One `nbgrader autograde` call per problem set grades all of its submissions.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+from . import grade_kinds as G
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("bwrap") is None,
+                                 reason="bubblewrap (bwrap) is not installed: `sudo apt-get install bubblewrap`")]
+A1 = "ps1_similarity_matrix"
+PS1 = {
+    # kind: (score of 11, text the feedback must show)
+    "correct": (11, "PASS  L_batch is right"),
+    "blank": (0, "NotImplementedError"),
+    "self_in_denominator": (9.5, "the denominator includes k = i, the self-similarity"),
+    "no_tau": (9.5, "the similarities are not divided by the temperature tau"),
+    "negatives_only": (9.5, "the denominator holds only the negatives"),
+    "log10": (10, "not math.log10"),
+    "one_way_mean": (10, "mean over the 3 pairs taken one way"),
+    "forbidden_library": (6, "do not call simclr_core.nn.loss.nt_xent"),
+    "patched_comparators": (0, "numerator_12 = 0.5 is wrong"),
+    "blanked_later_cells": (0, "the test cell did not report its values"),
+    "numpy_and_tensor_types": (11, "PASS  L_12 is right"),
+    "edited_test": (9, "not divided by the temperature"),
+    "deleted_test": (9, "not divided by the temperature"),
+    "infinite_loop": (10, "was stopped at the time limit"),
+    "kernel_crash": (2, "not run: the kernel died in cell q1_2_answer (needs review)"),
+    "escape_attempts": (9, "NameError"),
+}
+OTHERS = ["correct", "patched_comparators"]
+AUTO_POINTS = {"ps2_temperature": 6, "ps3_batch_size": 6, "ps4_applications": 5}  # the rest is graded by hand
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = G.make_course(tmp_path_factory.mktemp("grading") / "course")
+    G.submit(root, A1, PS1)
+    proc = G.nbgrader("autograde", A1, "--create", "--Execute.timeout=10", cwd=root)
+    return root, proc, G.results(root, A1, PS1)
+
+
+def _text(msgs):
+    return "\n".join(msgs.values())
+
+
+@pytest.mark.parametrize("kind", sorted(PS1))
+def test_each_kind_of_submission_gets_its_score_and_message(course, kind):
+    _, proc, res = course
+    score, mx, msgs = res[kind]
+    want, text = PS1[kind]
+    assert mx == 11
+    assert score == pytest.approx(want), (kind, score, msgs)
+    assert text in _text(msgs), (kind, msgs)
+
+
+def test_nothing_fails_to_be_graded_and_only_the_edited_cell_warns(course):
+    root, proc, _ = course
+    log = proc.stdout + proc.stderr
+    assert "There was an error processing" not in log, log[-3000:]
+    assert log.count("Attribute 'checksum' for cell") == 1, "only the one test cell really edited may warn"
+    status = lambda k: nbformat.read(root / "grading" / "autograded" / k / A1 / f"{A1}.ipynb", 4).metadata.get(
+        "simclr_grading", {})
+    assert status("edited_test") == {"edited_tests": ["q1_1_terms"]}
+    assert status("deleted_test") == {"missing_tests": ["q1_1_terms"]}
+    assert status("kernel_crash") == {"kernel_died_in": "q1_2_answer"}
+    assert status("correct") == {}
+
+
+def test_the_sandbox_hides_the_course_and_the_network(course):
+    root, _, _ = course
+    nb = nbformat.read(root / "grading" / "autograded" / "escape_attempts" / A1 / f"{A1}.ipynb", 4)
+    out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "gradebook found: [] []" in out and "solutions found: []" in out, out
+    assert "wrote into: []" in out and "network reachable" not in out and "network blocked" in out, out
+    assert not list((root / "grading").rglob("planted.txt"))
+
+
+def test_hidden_tests_and_references_stay_out_of_the_feedback(course):
+    root, _, _ = course
+    fb = G.nbgrader("generate_feedback", A1, "--student=no_tau", cwd=root)
+    assert fb.returncode == 0, fb.stderr[-2000:]
+    html = (root / "grading" / "feedback" / "no_tau" / A1 / f"{A1}.html").read_text(encoding="utf-8")
+    assert "not divided by the temperature" in html
+    assert "9.5 / 11.0" in html
+    for secret in ("BEGIN HIDDEN TESTS", "grader.reference", "0x1."):  # no hidden source, no reported values
+        assert secret not in html, secret
+
+
+@pytest.mark.parametrize("a", ["ps2_temperature", "ps3_batch_size", "ps4_applications"])
+def test_other_problem_sets_score_right_answers_only(tmp_path, a):
+    root = G.make_course(tmp_path / "course")
+    G.submit(root, a, OTHERS)
+    proc = G.nbgrader("autograde", a, "--create", cwd=root)
+    res = G.results(root, a, OTHERS)
+    assert res["correct"][0] == AUTO_POINTS[a], (res["correct"], proc.stderr[-2000:])
+    assert "FAIL" not in _text(res["correct"][2])
+    # no value passes; only ps3's "the loss was backpropagated" (its code does call backward) may
+    passes = [l for l in _text(res["patched_comparators"][2]).splitlines() if l.startswith("PASS")]
+    assert all("backpropagated" in l for l in passes), passes
+    assert res["patched_comparators"][0] <= 0.2, res["patched_comparators"]
