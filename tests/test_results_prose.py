@@ -7,6 +7,7 @@ numbers the notebook quotes. A few qualitative claims the prose makes are checke
 """
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -20,6 +21,9 @@ NOTEBOOKS = {"06_augmentation_ablation": "fig5", "07_small_batches": "small_batc
              "08_visualizing_representations": "visualize", "09_simclr_vs_supervised": "vs_supervised"}
 # numbers the notebooks quote from the paper / lecture, not measured here
 PAPER = {"56.3", "48.3", "25.4", "65.6", "56.4", "76.5", "69.3"}
+# settings and closed forms the findings quote, per notebook (not measurements)
+SETTINGS = {"07_small_batches": {"0.99", "0.999",  # MoCo's momentum m
+                                 f"{math.log(2 * 32 - 1 + 4096):.1f}"}}  # chance level log(2N - 1 + K) at N = 32
 PLUS_MINUS = re.compile(r"(-?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
 DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
 
@@ -41,6 +45,17 @@ def _mean_sds(obj):
     elif isinstance(obj, list):
         for v in obj:
             yield from _mean_sds(v)
+
+
+def _leaves(obj) -> set[str]:
+    """Single measured values stored as plain numbers (e.g. the cosine of a closest pair), to 1-4 digits."""
+    if isinstance(obj, dict):
+        return set().union(*(_leaves(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, list):
+        return set().union(*(_leaves(v) for v in obj)) if obj else set()
+    if isinstance(obj, float):
+        return {f"{obj:.{d}f}" for d in range(1, 5)}
+    return set()
 
 
 def _quotable(result) -> set[str]:
@@ -73,9 +88,10 @@ def test_every_quoted_mean_sd_is_a_cached_value(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_every_decimal_in_the_findings_is_a_cached_value_or_the_papers(name):
+    result = _result(name)
     findings = _findings(name)
     assert findings, f"{name} has no findings cell ('What the measurement shows' / '测量结果')"
-    quotable = _quotable(_result(name)) | PAPER
+    quotable = _quotable(result) | _leaves(result) | PAPER | SETTINGS.get(name, set())
     numbers = [n for text in findings for n in DECIMAL.findall(text)]
     wrong = sorted({n for n in numbers if n not in quotable})
     assert not wrong, f"{name}'s findings quote numbers that are neither measured nor the paper's: {wrong}"
@@ -104,3 +120,34 @@ def test_06_crop_and_colour_are_the_best_pair_and_knn_does_not_beat_random_init(
     assert differs(r["default_policy"]["knn"], rand["knn"]) == 0  # "equal within the noise"
     assert all(differs(c, rand["knn"]) <= 0 for row in r["knn"] for c in row)  # "no cell is better"
     assert r["default_policy"]["linear"]["mean"] > rand["linear"]["mean"]
+
+
+def test_07_the_large_batch_beats_random_init_and_extra_negatives_do_not_help_here():
+    r = _result("07_small_batches")
+    v, rand = r["variants"], r["baselines"]["random init"]
+    big, small = f"SimCLR, N={r['large_batch']}", f"SimCLR, N={r['small_batch']}"
+    assert differs(v[big]["linear"], rand["linear"]) == 1 and differs(v[big]["knn"], rand["knn"]) == 1
+    assert differs(v[small]["knn"], rand["knn"]) == 0
+    for n in (r["small_batch"], r["large_batch"]):
+        plain = v[f"SimCLR, N={n}"]
+        for name, x in v.items():
+            if name.endswith(f"N={n}") and name != f"SimCLR, N={n}":
+                assert x["knn"]["mean"] < plain["knn"]["mean"] and x["linear"]["mean"] < plain["linear"]["mean"]
+        bank = next(x for k, x in v.items() if k.startswith("memory bank") and k.endswith(f"N={n}"))
+        queue = next(x for k, x in v.items() if k.startswith("MoCo") and k.endswith(f"N={n}"))
+        assert queue["knn"]["mean"] > bank["knn"]["mean"]  # "the queue beats the bank at both batch sizes"
+
+
+def test_08_simclr_beats_random_init_and_the_collapsed_run_collapses():
+    r = _result("08_visualizing_representations")
+    v = r["variants"]
+    s, rand, col = v["SimCLR"], v["random init"], v["collapsed (no negatives)"]
+    for m in ("knn", "linear", "nn_same_class"):
+        assert differs(s[m], rand[m]) == 1, m
+    assert col["z_uniformity"]["mean"] > -0.01 and col["z_effective_rank"]["mean"] < 2
+    assert differs(col["knn"], rand["knn"]) == -1
+    pairs = s["closest_pairs"]
+    assert all(p["class_i"] == p["class_j"] for p in pairs)  # "all 8 ... are the same class"
+    names = sorted(r["classes"][p["class_i"]] for p in pairs)
+    assert names.count("Trouser") == 6 and names.count("Sandal") == 2
+    assert any(r["classes"][p["class_i"]] != r["classes"][p["class_j"]] for p in rand["closest_pairs"])
