@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
-                     pretrain_short, probe_of, knn_of, simclr_views)
+                     pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
 from .small_batch import run_small_batch, variants as small_batch_variants
 from .visualize import VISUALIZE_VARIANTS, run_visualize
@@ -37,7 +37,7 @@ from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
            "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
-           "save_result", "load_or_run", "build_model", "default_views", "probe_of", "knn_of", "FinetuneRun",
+           "save_result", "load_or_run", "build_model", "default_views", "probe_of", "FinetuneRun",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views"]
 
 

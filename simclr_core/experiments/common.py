@@ -229,25 +229,16 @@ def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=No
     return train, test
 
 
-def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> tuple[float, float]:
-    """(kNN, linear-probe) top-1 accuracy of frozen features h on un-augmented images."""
+def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> dict:
+    """{"knn", "linear"}: top-1 accuracy of a kNN classifier (k = 200, t = 0.1) and of a linear probe on frozen
+    features h of un-augmented images."""
     from ..eval.features import extract_features
     from ..eval.metrics import knn_accuracy, linear_probe
 
     ftr = extract_features(encoder, train.images, 1024, device)
     fte = extract_features(encoder, test.images, 1024, device)
     knn = knn_accuracy(ftr, train.targets, fte, test.targets, k=min(200, len(train)), t=0.1)
-    return knn, linear_probe(ftr, train.targets, fte, test.targets, max_iter=max_iter, device=device)
-
-
-def knn_of(encoder: nn.Module, train, test, device, k: int = 200) -> float:
-    """kNN top-1 accuracy (k = 200, t = 0.1) of frozen features h on un-augmented images."""
-    from ..eval.features import extract_features
-    from ..eval.metrics import knn_accuracy
-
-    ftr = extract_features(encoder, train.images, 1024, device)
-    fte = extract_features(encoder, test.images, 1024, device)
-    return knn_accuracy(ftr, train.targets, fte, test.targets, k=min(k, len(train)), t=0.1)
+    return {"knn": knn, "linear": linear_probe(ftr, train.targets, fte, test.targets, max_iter=max_iter, device=device)}
 
 
 def meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:

@@ -73,7 +73,7 @@ def baselines(train, test, preset, dataset: str, device, run) -> dict:
     rand = []
     for seed in preset.seeds:
         model = build_model(train.images.shape[1], replace(run, seed=seed), dataset).to(device)
-        rand.append(dict(zip(("knn", "linear"), probe_of(model.encoder, train, test, device, preset.probe_iter))))
+        rand.append(probe_of(model.encoder, train, test, device, preset.probe_iter))
     ftr, fte = raw_pixel_features(train.images), raw_pixel_features(test.images)
     raw = {"knn": knn_accuracy(ftr, train.targets, fte, test.targets, k=min(200, len(train)), t=0.1),
            "linear": linear_probe(ftr, train.targets, fte, test.targets, max_iter=preset.probe_iter, device=device)}

@@ -83,11 +83,11 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
         rows, first = [], {}
         for seed in preset.seeds:
             model, run = _model(name, preset, train, seed, device, dataset, cache)
-            knn, lin = probe_of(model.encoder, train, test, device, preset.probe_iter)
+            scores = probe_of(model.encoder, train, test, device, preset.probe_iter)
             h1, h2, z1, z2 = views_of_test(model, test, views, device)
             h = extract_features(model.encoder, test.images[:n_map], 1024, device)  # (n, d) un-augmented
             pairs, same = _closest_pairs(h, test.images[:n_map], test.targets[:n_map])
-            row = {"knn": knn, "linear": lin, "nn_same_class": same}
+            row = {**scores, "nn_same_class": same}
             for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
                 pos, neg = positive_negative_distances(a[:2000], b[:2000])
                 d = summary(a, b)
