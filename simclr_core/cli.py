@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--knn-t", type=_positive_float("--knn-t"), default=0.1, help="kNN vote temperature")
     q.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), default=1e-4, help="L2 penalty of the linear probe")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("export", help="write a run's model as a small float16 folder to ship or share",
+                       formatter_class=fmt, allow_abbrev=False,
+                       description="Write model.pt (f and g, float16), config.json (recipe, steps, command, SHA-256) "
+                                   "and probe.json of a run folder to --out; load it with "
+                                   "simclr_core.train.pretrained.load_pretrained.")
+    e.add_argument("run", help="run folder written by `simclr pretrain`")
+    e.add_argument("--out", required=True, help="new folder for the exported model")
+    e.add_argument("--made-with", default="", help="the command that made the run, recorded in config.json")
     return p
 
 
@@ -229,6 +238,15 @@ def _probe(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .train.pretrained import export_pretrained
+
+    out = export_pretrained(args.run, args.out, command=args.made_with)
+    size = (out / "model.pt").stat().st_size
+    print(f"exported {args.run} -> {out} (model.pt: {size / 2**20:.2f} MiB float16)")
+    return 0
+
+
 def _kept(args) -> str:
     """What an interrupted pretraining left in --out, in words."""
     from pathlib import Path
@@ -260,7 +278,7 @@ def main(argv=None) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
     try:
-        return _pretrain(args) if args.command == "pretrain" else _probe(args)
+        return {"pretrain": _pretrain, "probe": _probe, "export": _export}[args.command](args)
     except (DatasetUnavailable, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"simclr {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,76 @@
+"""Exported models: `simclr export` -> load_pretrained gives the run's network back (float16 round trip), refuses
+damaged or foreign folders with a clear error; and the model folder the workbook ships is what its records say."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from simclr_core.cli import main
+from simclr_core.data.synthetic import write_fake_cifar10
+from simclr_core.train.pretrained import MAX_BYTES, export_pretrained, load_pretrained
+from simclr_core.train.runs import load_run
+
+SHIPPED = Path(__file__).resolve().parents[1] / "notebooks" / "pretrained" / "fashion_mnist_cpu"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    root = write_fake_cifar10(tmp / "data", n_train=200, n_test=60, seed=1)
+    out = tmp / "run"
+    assert main(["pretrain", "--dataset", "cifar10", "--data-root", str(root), "--out", str(out), "--widths", "8,16",
+                 "--batch-size", "50", "--no-progress", "--seed", "3", "--epochs", "2", "--probe"]) == 0
+    return out
+
+
+def test_export_then_load_gives_the_runs_network(run_dir, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["export", str(run_dir), "--out", str(out), "--made-with", "simclr pretrain ..."]) == 0
+    assert "MiB float16" in capsys.readouterr().out
+    _, model, state = load_run(run_dir)
+    p = load_pretrained(out)
+    ref = model.state_dict()
+    for k, v in p.model.state_dict().items():
+        assert v.dtype == ref[k].dtype, k
+        if v.is_floating_point():  # float16 storage: the run's weights to float16 precision, not exactly
+            torch.testing.assert_close(v, ref[k], rtol=2e-3, atol=1e-4, msg=k)
+            assert v.half().float().equal(v), k
+        else:
+            assert v.equal(ref[k]), k
+    x = torch.rand(4, 3, 32, 32)
+    model.eval()
+    torch.testing.assert_close(p.encoder(x), model.encoder(x), rtol=1e-2, atol=1e-2)
+    assert p.info["steps_trained"] == 8 and p.info["epochs_trained"] == 2 and p.info["command"] == "simclr pretrain ..."
+    assert p.probe is not None and [r["name"] for r in p.probe["results"]] == ["SimCLR", "random init", "raw pixels"]
+    assert "run" not in p.probe  # no path of the machine that trained it
+
+
+def test_damaged_or_foreign_folders_are_clear_errors(run_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.pt is missing"):
+        load_pretrained(run_dir)  # a run folder is not an exported model
+    out = export_pretrained(run_dir, tmp_path / "m")
+    weights = out / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        load_pretrained(out)
+    with pytest.raises(ValueError, match="MiB allowed"):
+        export_pretrained(run_dir, tmp_path / "big", max_bytes=1000)
+    assert not (tmp_path / "big" / "model.pt").exists()
+    with pytest.raises(ValueError, match="is the run folder itself"):
+        export_pretrained(run_dir, run_dir)
+
+
+def test_the_shipped_model_is_small_and_matches_its_records():
+    if not SHIPPED.is_dir():
+        pytest.fail(f"{SHIPPED} is missing")
+    assert (SHIPPED / "model.pt").stat().st_size <= MAX_BYTES
+    p = load_pretrained(SHIPPED)  # checks the SHA-256 too
+    assert p.recipe.dataset == "fashion-mnist" and p.info["command"].startswith("simclr pretrain")
+    rows = {r["name"]: r for r in p.probe["results"]}
+    # the shipped model earns its place: it beats its own random init and raw pixels on both probes
+    for base in ("random init", "raw pixels"):
+        assert rows["SimCLR"]["knn"] > rows[base]["knn"] and rows["SimCLR"]["linear"] > rows[base]["linear"]
+    steps = [json.loads(line)["steps"] for line in (SHIPPED / "metrics.jsonl").read_text().splitlines()]
+    assert sum(steps) == p.info["steps_trained"]
