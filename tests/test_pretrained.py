@@ -74,3 +74,28 @@ def test_the_shipped_model_is_small_and_matches_its_records():
         assert rows["SimCLR"]["knn"] > rows[base]["knn"] and rows["SimCLR"]["linear"] > rows[base]["linear"]
     steps = [json.loads(line)["steps"] for line in (SHIPPED / "metrics.jsonl").read_text().splitlines()]
     assert sum(steps) == p.info["steps_trained"]
+
+
+def test_features_are_the_standardised_encoder_output(run_dir, tmp_path):
+    from simclr_core.eval.features import extract_features
+
+    from dataclasses import replace
+
+    from simclr_core.train.pretrained import Pretrained
+
+    p = load_pretrained(export_pretrained(run_dir, tmp_path / "m"))
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    a = p.recipe.augment
+    assert not a.normalize
+    torch.testing.assert_close(p.features(x), extract_features(p.encoder, x, 8))
+    a = replace(a, normalize=True, mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3))
+    q = Pretrained(p.model, replace(p.recipe, augment=a), p.info, None)  # a recipe that standardised its inputs
+    torch.testing.assert_close(q.features(x), extract_features(p.encoder, x, 8, None, a.mean, a.std))
+    assert not torch.allclose(q.features(x), p.features(x))
+    assert p.features(x, "z").shape == (6, p.recipe.proj_dim)
+    with pytest.raises(ValueError, match="space must be 'h'"):
+        p.features(x, "y")
+    fresh = p.random_init()
+    assert not torch.equal(fresh.features(x), p.features(x))
+    from simclr_core.train.step import build_model
+    torch.testing.assert_close(fresh.features(x), extract_features(build_model(p.recipe).encoder, x, 8))

@@ -46,6 +46,22 @@ class Pretrained:
     def encoder(self) -> torch.nn.Module:
         return self.model.encoder
 
+    def random_init(self) -> "Pretrained":
+        """The same network at the weights this model started from (``build_model`` of its recipe and seed)."""
+        return Pretrained(build_model(self.recipe).eval(), self.recipe, {**self.info, "steps_trained": 0}, None)
+
+    def features(self, images_uint8: torch.Tensor, space: str = "h", batch_size: int = 1024) -> torch.Tensor:
+        """h = f(x) (or z = g(f(x)) with space="z") of uint8 images (n, C, H, W), standardised as in training:
+        (n, d) float32 on the CPU."""
+        from ..eval.features import extract_features
+
+        if space not in ("h", "z"):
+            raise ValueError(f"space must be 'h' (the encoder's output) or 'z' (after the head), got {space!r}")
+        net = self.model.encoder if space == "h" else torch.nn.Sequential(self.model.encoder, self.model.head)
+        a = self.recipe.augment
+        mean, std = (a.mean, a.std) if a.normalize else (None, None)
+        return extract_features(net, images_uint8, batch_size, None, mean, std)
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
