@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.augment import AugmentConfig
+from ..train.config import preset as preset_recipe
 from ..train.supervised import SupervisedRecipe
 from .common import (Preset, ShortRun, build_model, default_views, finetune, load_data, meta, pretrain_short,
                      simclr_views, views_of_test)
@@ -100,8 +101,10 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
     C, K = train.images.shape[1], len(train.classes)
-    sup_views = simclr_views(AugmentConfig(size=train.images.shape[-1], crop_scale=(0.5, 1.0), color_jitter=False,
-                                           grayscale=False))  # the usual supervised policy: mild crops and flips
+    # the usual supervised policy (mild crops and flips) at the size of the SimCLR views (Fashion-MNIST: 16 px),
+    # so that a supervised image costs what a pretraining view costs; every model is tested on the full images
+    sup_views = simclr_views(AugmentConfig(size=preset_recipe("cpu", dataset).augment.size, crop_scale=(0.5, 1.0),
+                                           color_jitter=False, grayscale=False))
     base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
     src = range(0, K // 2)  # the "pretraining task" of the transfer analogue
     tgt = range(K // 2, K)  # the downstream task: classes neither pretraining saw labelled
@@ -158,7 +161,8 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
                                       device=device)
     return {**meta("vs_supervised", preset, dataset, device, t0), "pretrain": asdict(base),
             "finetune": {"min_steps": preset.finetune_steps, "min_epochs": MIN_EPOCHS,
-                         "batch_size": preset.finetune_batch, "lr": SupervisedRecipe().lr},
+                         "batch_size": preset.finetune_batch, "lr": SupervisedRecipe().lr,
+                         "view_size": preset_recipe("cpu", dataset).augment.size},
             "n_pretrain": len(train), "fractions": list(FRACTIONS),
             "source_classes": [train.classes[c] for c in src], "target_classes": [train.classes[c] for c in tgt],
             "n_source": len(src_ds), "source_steps": max(1, preset.steps // 2), "in_domain": _mean_over_seeds(in_domain), "transfer": _mean_over_seeds(transfer),
