@@ -40,10 +40,11 @@ bundle:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
 
 # Instructors: grade every submission of one problem set in grading/submitted/, each in a bubblewrap sandbox,
-# e.g. `make grade PS=ps1_similarity_matrix` (docs/instructors.md).
+# e.g. `make grade PS=ps1_similarity_matrix`, then print the summary (python -m grader.status; docs/instructors.md).
 grade:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done
+	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done; \
+	echo; python -m grader.status $(PS)
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done
