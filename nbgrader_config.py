@@ -74,4 +74,8 @@ c.ExportApp.plugin_class = "grader.export.StatusCsvExportPlugin"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-os.makedirs(GRADING, exist_ok=True)
+# The problem sets go out as a zip and come back as files (docs/instructors.md), not through nbgrader's exchange; a
+# course-local exchange folder keeps the Formgrader from reporting the default system one as missing or unwritable.
+c.Exchange.root = os.path.join(GRADING, "exchange")
+
+os.makedirs(c.Exchange.root, exist_ok=True)
