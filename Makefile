@@ -1,10 +1,10 @@
 # Two commands do everything on a fresh machine:
-#   make lab    set up if needed, then open the workbook in JupyterLab
+#   make lab    set up if needed, then open the workbook in JupyterLab (students; instructors: make instructor)
 #   make test   set up if needed, then run the whole test suite
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook test test-fast bench validate exercises bundle grade site
+.PHONY: setup system lab notebook instructor test test-fast bench validate exercises bundle grade site
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -14,11 +14,24 @@ system:
 
 # Extra Jupyter flags: make lab LAB_ARGS="--no-browser --port 8899". Root (containers, cloud VMs) needs --allow-root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# Two modes, each a folder of Jupyter settings put first on JUPYTER_CONFIG_PATH (the user's own Jupyter settings are
+# neither read for these extensions nor changed):
+#   ROLE=student     (make lab, make notebook)  the Validate button; no Formgrader, no Create Assignment panel, no
+#                    Assignment/Course List (this course has no nbgrader exchange)
+#   ROLE=instructor  (make instructor, or make lab/notebook ROLE=instructor)  the Formgrader and Create Assignment too
+ROLE ?= student
+OPEN ?= notebooks/00_start_here.ipynb
+JUPYTER_ENV = { [ -d "$(CURDIR)/jupyter_config/$(ROLE)" ] || { echo "ROLE must be student or instructor, not '$(ROLE)'" >&2; exit 2; }; } && \
+	venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && export JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config/$(ROLE)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
 lab:
-	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
 
 notebook:
-	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
+
+# Instructors: JupyterLab with the Formgrader (menu Nbgrader -> Formgrader) and the Create Assignment panel.
+instructor:
+	@$(MAKE) --no-print-directory lab ROLE=instructor OPEN=
 
 test:
 	@bash scripts/setup_system.sh
@@ -40,10 +53,11 @@ bundle:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
 
 # Instructors: grade every submission of one problem set in grading/submitted/, each in a bubblewrap sandbox,
-# e.g. `make grade PS=ps1_similarity_matrix` (docs/instructors.md).
+# e.g. `make grade PS=ps1_similarity_matrix`, then print the summary (python -m grader.status; docs/instructors.md).
 grade:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done
+	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done; \
+	echo; python -m grader.status $(PS)
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done

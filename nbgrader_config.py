@@ -42,7 +42,8 @@ c.OverwriteCells.add_missing_cells = True
 # Autograding (docs/instructors.md, "How grading works"): test cells restored with a warning only for cells really
 # changed; each notebook runs in a bubblewrap sandbox (grader.sandbox) and a dead kernel is recorded, not fatal;
 # every graded cell is then scored by the trusted checker (grader.preprocessors.TrustedChecks) from the values its
-# hidden test reported, outside the submission's kernel; nbgrader's own scoring reads the verdicts it wrote.
+# hidden test reported, outside the submission's kernel; nbgrader's own scoring reads the verdicts it wrote. A dead
+# kernel's notebook is flagged and its cells from the crash onwards wait for a manual grade (grader.status).
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
@@ -62,11 +63,19 @@ c.Autograde.autograde_preprocessors = [
     "grader.preprocessors.TrustedChecks",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
+    "grader.status.FlagForReview",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# `nbgrader export`: nbgrader's CSV columns plus each submission's status ("missing", "kernel died in cell X, needs
+# review", "needs manual grading (N cells)", "graded") and notes (edited or deleted test cells, time limits).
+c.ExportApp.plugin_class = "grader.export.StatusCsvExportPlugin"
 # Release notebooks carry no outputs; keep the release deterministic so regenerating gives the committed files.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-os.makedirs(GRADING, exist_ok=True)
+# The problem sets go out as a zip and come back as files (docs/instructors.md), not through nbgrader's exchange; a
+# course-local exchange folder keeps the Formgrader from reporting the default system one as missing or unwritable.
+c.Exchange.root = os.path.join(GRADING, "exchange")
+
+os.makedirs(c.Exchange.root, exist_ok=True)

@@ -1,13 +1,15 @@
 """nbgrader preprocessors of the course's autograding pipeline (configured in ``nbgrader_config.py``).
 
-* ``QuietOverwriteCells`` restores test cells like nbgrader's ``OverwriteCells``, but warns only for a test cell a
+* ``QuietOverwriteCells`` restores test cells like nbgrader's ``OverwriteCells``, but warns only for a locked cell a
   student really changed (nbgrader compares with the source cell, hidden tests included, so it warns for every
-  untouched cell that has hidden tests) and records edited and deleted test cells for the summary.
+  untouched cell that has hidden tests, and for a cell whose line endings or trailing spaces an editor changed) and
+  records edited and deleted test cells for the summary.
 * ``SandboxedExecute`` runs the notebook in a bubblewrap sandbox (``grader.sandbox``) and, when the kernel dies,
   records the cell and keeps the notebook instead of dropping the submission.
 * ``TrustedChecks`` replaces each graded code cell's outputs with the trusted checker's verdict.
 
-What they find goes into the notebook's metadata under ``STATUS_KEY``; ``grader.status`` turns it into the summary.
+What they find goes into the notebook's metadata under ``STATUS_KEY``; ``grader.status`` turns it into the
+summary of ``make grade`` and the status column of ``nbgrader export`` (``grader.export``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def _gid(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+def _same_text(a: str, b: str) -> bool:
+    """Equal but for line endings (CRLF, CR), trailing spaces and blank lines at either end: what editors and
+    file transfers change without anyone editing the cell."""
+    def norm(s: str) -> str:
+        return "\n".join(line.rstrip() for line in s.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
+    return norm(a) == norm(b)
+
+
 class QuietOverwriteCells(OverwriteCells):
     def preprocess(self, nb, resources):
         before = {_gid(c) for c in nb.cells}
@@ -59,9 +69,9 @@ class QuietOverwriteCells(OverwriteCells):
                 return super().preprocess_cell(cell, resources, cell_index)
             released = NotebookNode(cell_type=source.cell_type, source=source.source, metadata={})
             ClearHiddenTests()._remove_hidden_test_region(released)
-            if cell.source.strip() == released.source.strip():
+            if _same_text(cell.source, released.source) or _same_text(cell.source, source.source):
                 cell.source = source.source  # the released cell, untouched: put its hidden tests back silently
-            elif cell.source != source.source:
+            else:
                 resources.setdefault("_edited_tests", []).append(gid)
         cell, resources = super().preprocess_cell(cell, resources, cell_index)
         return cell, resources

@@ -3,7 +3,9 @@
 - ``jupyterlab_server(notebook_dir, tmp)``: starts ``python -m jupyterlab`` on a free localhost port with a
   random token, its own config/runtime/settings/workspace folders under ``tmp`` (nothing of the user's
   JupyterLab state is read or written), news and update checks off, notebook windowing off (so every
-  cell is in the DOM); yields the base URL and token, and stops the server (by its own pid) afterwards.
+  cell is in the DOM), the environment's bin on PATH and, optionally, a mode folder (``jupyter_config/student``
+  or ``instructor``) first on JUPYTER_CONFIG_PATH; yields the base URL and token, and stops the server (by its
+  own pid) afterwards.
 - ``chromium(tmp)``: Debian's /usr/bin/chromium driven through /usr/bin/chromedriver, headless, with a
   temporary profile; Selenium Manager is never asked to download anything (explicit driver path,
   explicit browser binary, SE_OFFLINE=true).
@@ -62,8 +64,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
-    """Run JupyterLab serving ``notebook_dir``; yields (base_url, token)."""
+def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, config_path: Path | None = None):
+    """Run JupyterLab serving ``notebook_dir``; yields (base_url, token). ``config_path``: a Jupyter config folder
+    put first on JUPYTER_CONFIG_PATH (the workbook's student or instructor mode, ``jupyter_config/<role>``)."""
     port, token = free_port(), secrets.token_hex(16)
     settings = tmp / "lab-settings"
     for rel, value in LAB_SETTINGS.items():
@@ -71,6 +74,9 @@ def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
         (settings / rel).write_text(json.dumps(value))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
                JUPYTER_DATA_DIR=str(tmp / "jupyter-data"), JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as make lab: nbgrader calls alembic
+    if config_path is not None:
+        env["JUPYTER_CONFIG_PATH"] = str(config_path)
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}",

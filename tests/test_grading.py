@@ -101,6 +101,7 @@ def test_other_problem_sets_score_right_answers_only(tmp_path, a):
     G.submit(root, a, OTHERS)
     proc = G.nbgrader("autograde", a, "--create", cwd=root)
     res = G.results(root, a, OTHERS)
+    assert "Attribute 'checksum'" not in proc.stdout + proc.stderr, "no test cell was changed: no checksum warning"
     assert res["correct"][0] == AUTO_POINTS[a], (res["correct"], proc.stderr[-2000:])
     assert "FAIL" not in _text(res["correct"][2])
     # no value passes; only ps3's "the loss was backpropagated" (its code does call backward) may

@@ -1,0 +1,217 @@
+"""What happened to each submission: the grading summary of `make grade`, the status column of `nbgrader export`.
+
+The autograding preprocessors (``grader.preprocessors``) record what they find in each autograded notebook's metadata
+under ``STATUS_KEY``: the cell in which the kernel died, cells stopped at the time limit, locked cells that were edited
+or deleted (and restored), forbidden calls. This module reads it back, together with the gradebook, and says for each
+student and assignment one of
+
+    missing                                  no submission (the student is in the gradebook, or was given)
+    submitted, not autograded yet            a notebook in grading/submitted/, not in the gradebook
+    kernel died in cell X, needs review      the kernel died (or stopped answering) in cell X; later cells did not run
+    kernel died in cell X, reviewed          ... and every cell from X on has been graded in the Formgrader
+    not autograded, needs review             in the gradebook, but the autograded notebook is missing (autograde failed)
+    needs manual grading (N cells)           autograded; N answers wait for a grade in the Formgrader
+    graded                                   every cell has its grade
+
+plus notes ("locked cell q1_1_terms was edited; the original was restored", ...).
+
+    python -m grader.status [ASSIGNMENT ...]     # from the course root; prints one table per assignment
+
+``FlagForReview`` (an autograde preprocessor, after ``SaveAutoGrades``) makes a dead kernel visible in the Formgrader
+as well: the notebook is flagged, and the graded cells from the one that crashed onwards need a manual grade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .preprocessors import STATUS_KEY
+
+MISSING = "missing"
+NOT_YET = "submitted, not autograded yet"
+NOT_AUTOGRADED = "not autograded, needs review"
+GRADED = "graded"
+REVIEWED = "kernel died in cell {}, reviewed"
+
+
+def died_status(cell: str) -> str:
+    return f"kernel died in cell {cell}, needs review"
+
+
+def _cells(names) -> str:
+    names = list(names)
+    return ("cell " if len(names) == 1 else "cells ") + ", ".join(str(n) for n in names)
+
+
+def notes(meta: dict) -> list[str]:
+    """Readable notes from one autograded notebook's ``STATUS_KEY`` metadata (the kernel's death excepted)."""
+    out = []
+    if meta.get("timed_out"):
+        out.append(f"{_cells(meta['timed_out'])} stopped at the time limit")
+    if meta.get("edited_tests"):
+        out.append(f"locked {_cells(meta['edited_tests'])} edited; the original restored")
+    if meta.get("missing_tests"):
+        out.append(f"test {_cells(meta['missing_tests'])} deleted; the original restored")
+    if meta.get("forbidden"):
+        out.append(f"forbidden call in {_cells(meta['forbidden'])}")
+    return out
+
+
+@dataclass
+class Row:
+    assignment: str
+    student: str
+    status: str
+    score: float | None = None
+    max_score: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        return self.status.endswith("needs review")
+
+
+def _read_meta(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return dict(nbformat.read(path, as_version=4).metadata.get(STATUS_KEY, {}))
+    except Exception:  # noqa: BLE001 (an unreadable autograded notebook is a failed autograde)
+        return None
+
+
+def submitted_students(coursedir, assignment: str) -> list[str]:
+    """Students with a folder for ``assignment`` under the submitted directory."""
+    pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment)
+    root = coursedir.format_path(coursedir.submitted_directory, ".", ".")
+    found = []
+    for d in glob.glob(pattern):
+        if os.path.isdir(d) and glob.glob(os.path.join(d, "*.ipynb")):
+            found.append(os.path.relpath(d, root).split(os.sep)[0])
+    return sorted(found)
+
+
+def row(gb: Gradebook, coursedir, assignment: str, student: str) -> Row:
+    """The status of one student's submission of one assignment."""
+    try:
+        sub = gb.find_submission(assignment, student)
+    except MissingEntry:
+        status = NOT_YET if student in submitted_students(coursedir, assignment) else MISSING
+        try:
+            mx = gb.find_assignment(assignment).max_score
+        except MissingEntry:
+            mx = None
+        return Row(assignment, student, status, None, mx)
+    r = Row(assignment, student, GRADED, sub.score, sub.max_score)
+    died, failed, manual, flagged = [], False, 0, True
+    for nb in sub.notebooks:
+        path = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment)) / f"{nb.name}.ipynb"
+        meta = _read_meta(path)
+        if meta is None:
+            failed = True
+            continue
+        if meta.get("kernel_died_in"):
+            died.append(str(meta["kernel_died_in"]))
+            flagged = flagged and bool(nb.flagged)
+        r.notes += notes(meta)
+        manual += sum(1 for g in nb.grades if g.needs_manual_grade)
+    if died:  # reviewed once every cell FlagForReview marked has a grade from the Formgrader
+        r.status = died_status(", ".join(died)) if manual or not flagged else REVIEWED.format(", ".join(died))
+    elif failed:
+        r.status = NOT_AUTOGRADED
+    elif manual:
+        r.status = f"needs manual grading ({manual} {'cell' if manual == 1 else 'cells'})"
+    return r
+
+
+def rows(gb: Gradebook, coursedir, assignment: str, students=None) -> list[Row]:
+    """One row per student known to the gradebook or with a submitted folder (or per ``students``)."""
+    if students is None:
+        students = sorted({s.id for s in gb.students} | set(submitted_students(coursedir, assignment)))
+    return [row(gb, coursedir, assignment, s) for s in students]
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def table(rs: list[Row]) -> str:
+    if not rs:
+        return "(no students)"
+    width = max(7, *(len(r.student) for r in rs))
+    lines = [f"{'student':<{width}}  {'score':>11}  status"]
+    for r in rs:
+        status = "; ".join([r.status, *r.notes])
+        lines.append(f"{r.student:<{width}}  {_fmt(r.score):>5} / {_fmt(r.max_score):<3}  {status}")
+    return "\n".join(lines)
+
+
+def headline(assignment: str, rs: list[Row]) -> str:
+    n = len(rs)
+    missing = sum(r.status == MISSING for r in rs)
+    review = sum(r.needs_review for r in rs)
+    manual = sum(r.status.startswith("needs manual grading") for r in rs)
+    parts = [f"{n} student{'s' if n != 1 else ''}", f"{n - missing} submitted", f"{missing} missing"]
+    if review:
+        parts.append(f"{review} need{'s' if review == 1 else ''} review")
+    if manual:
+        parts.append(f"{manual} to grade by hand")
+    return f"{assignment}: " + ", ".join(parts)
+
+
+class FlagForReview(NbGraderPreprocessor):
+    """After ``SaveAutoGrades``: a notebook whose kernel died is flagged in the gradebook, and its graded cells from
+    the one that crashed onwards need a manual grade, so the Formgrader lists it among those to review."""
+
+    def preprocess(self, nb, resources):
+        died = nb.metadata.get(STATUS_KEY, {}).get("kernel_died_in")
+        if not died:
+            return nb, resources
+        info = resources["nbgrader"]
+        ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+        start = ids.index(died) if died in ids else (int(died[1:]) - 1 if died.startswith("#") else 0)
+        later = [c.metadata.nbgrader["grade_id"] for c in nb.cells[start:] if utils.is_grade(c)]
+        with Gradebook(info["db_url"]) as gb:
+            sub = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            sub.flagged = True
+            for gid in later:
+                gb.find_grade(gid, info["notebook"], info["assignment"], info["student"]).needs_manual_grade = True
+            gb.db.commit()
+        return nb, resources
+
+
+def _coursedir(root: Path):
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return CourseDirectory(config=cfg)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grader.status", description="Grading summary per assignment.")
+    ap.add_argument("assignments", nargs="*", help="default: every assignment in the gradebook")
+    ap.add_argument("--root", default=".", help="the course root (the folder of nbgrader_config.py)")
+    args = ap.parse_args(argv)
+    coursedir = _coursedir(Path(args.root).resolve())
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        names = args.assignments or [a.name for a in gb.assignments]
+        for i, a in enumerate(names):
+            rs = rows(gb, coursedir, a)
+            print(("\n" if i else "") + headline(a, rs))
+            print(table(rs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
