@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,13 @@ def test_course_variant_prints_numbers_and_model_answers():
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py"), "variant", "alice", "ps2"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "share_low = " in r.stdout and "tau_high = " in r.stdout, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_the_sandbox_passes_on_the_graded_id_and_nothing_else(tmp_path):
+    from grader.sandbox import bwrap_command
+
+    cmd = bwrap_command(["python"], tmp_path, str(tmp_path / "k.json"), str(tmp_path),
+                        env={"SIMCLR_STUDENT_ID": "alice", "HOME": "/root", "JUPYTERHUB_API_TOKEN": "secret"})
+    assert "--clearenv" in cmd and cmd[cmd.index("SIMCLR_STUDENT_ID") + 1] == "alice"
+    assert cmd.index("--clearenv") < cmd.index("SIMCLR_STUDENT_ID") and "secret" not in cmd and "/root" not in cmd
