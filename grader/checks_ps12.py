@@ -1,8 +1,9 @@
 """Checks of problem sets 1 and 2 (the similarity matrix, InfoNCE, the temperature).
 
-Each check takes the values a graded cell reported and the student's problem (``grader.problems``) and returns a
-Verdict. Reference values are computed here, in the nbgrader process, and never shown: the messages name the
-quantity, the student's own value and, when it matches one, the mistake that produces it.
+Each check takes the values a graded cell reported and the student's problem (``grader.problems``: her variant's
+numbers) and returns a Verdict. Reference values are computed here, in the nbgrader process, and never shown: the
+messages name the quantity, the student's own value and, when it matches one, the mistake that produces it on her
+numbers, or the fact that it is the answer for another student's numbers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import math
 from grader_probe import inputs as I
 
 from . import reference as R
+from .problems import others
 from .verdict import Missing, Verdict, cases, scalar, show, value
 
 HINT_LOSS = "check the formula above: -log(exp(s_ij/tau) / sum over k != i of exp(s_ik/tau))"
+
+
+def _yours(hint: str, p) -> str:
+    return f"{hint} (on your numbers, student id {p['student']!r})"
 
 
 # ------------------------------------------------------------------------------------------- problem set 1
@@ -23,15 +29,17 @@ def q1_1_terms(values, p) -> Verdict:
     S, tau = p["S"], p["tau"]
     scalar(v, values, "numerator_12", {None: R.numerator(S, 0, 1, tau),
                                       R.MISTAKES["no_tau"]: R.numerator(S, 0, 1, tau, "no_tau")},
-           "the numerator is exp(s_12 / tau)")
+           _yours("the numerator is exp(s_12 / tau)", p))  # exp(s_12 / tau) takes few values: not compared with others
     scalar(v, values, "denominator_12", R.denominator_candidates(S, 0, 1, tau),
-           "the denominator is the sum of exp(s_1k / tau) over k != 1")
+           _yours("the denominator is the sum of exp(s_1k / tau) over k != 1", p),
+           others=others(p, lambda q: R.denominator(q["S"], 0, 1, q["tau"])))
     return v
 
 
 def q1_1_loss(values, p) -> Verdict:
     v = Verdict()
-    scalar(v, values, "L_12", R.loss_candidates(p["S"], 0, 1, p["tau"]), HINT_LOSS)
+    scalar(v, values, "L_12", R.loss_candidates(p["S"], 0, 1, p["tau"]), _yours(HINT_LOSS, p),
+           others=others(p, lambda q: R.anchor_loss(q["S"], 0, 1, q["tau"])))
     return v
 
 
@@ -39,7 +47,8 @@ def q1_2(values, p) -> Verdict:
     v = Verdict()
     cands = R.loss_candidates(p["S"], 2, 3, p["tau"])
     cands["it is L_12 (anchor z_1), not L_34 (anchor z_3)"] = R.anchor_loss(p["S"], 0, 1, p["tau"])
-    scalar(v, values, "L_34", cands, HINT_LOSS)
+    scalar(v, values, "L_34", cands, _yours(HINT_LOSS, p),
+           others=others(p, lambda q: R.anchor_loss(q["S"], 2, 3, q["tau"])))
     return v
 
 
@@ -70,7 +79,8 @@ def q1_3_anchor(values, p) -> Verdict:
 def q1_3_batch(values, p) -> Verdict:
     v = Verdict()
     scalar(v, values, "L_batch", R.batch_candidates(p["S"], p["positives"], p["tau"]),
-           "the batch loss is the mean of the 2N per-anchor losses")
+           _yours("the batch loss is the mean of the 2N per-anchor losses", p),
+           others=others(p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau"])))
     return v
 
 
@@ -172,36 +182,29 @@ def q1_4_hidden(values, p) -> Verdict:
 
 
 # ------------------------------------------------------------------------------------------- problem set 2
-def _terms(S, i, t, mistake=None):
-    tt = 1.0 if mistake == "no_tau" else t
-    out = [math.exp(S[i][k] / tt) for k in range(len(S)) if k != i]
-    if mistake == "self":
-        out.insert(i, math.exp(R.SELF_SIMILARITY / tt))
-    return out
-
-
 def q2_1_terms(values, p) -> Verdict:
     v = Verdict()
     S = I.symmetric_matrix(6, 21)
     grid = [(i, t) for t in I.TERMS_TAUS for i in range(6)]
-    wants = [{None: _terms(S, i, t), R.MISTAKES["no_tau"]: _terms(S, i, t, "no_tau"),
-              R.MISTAKES["self"]: _terms(S, i, t, "self")} for i, t in grid]
+    wants = [{None: R.denominator_terms(S, i, t), R.MISTAKES["no_tau"]: R.denominator_terms(S, i, t, "no_tau"),
+              R.MISTAKES["self"]: R.denominator_terms(S, i, t, "self")} for i, t in grid]
     cases(v, values, "denominator_terms", wants, "the terms are exp(s_ik / tau) for every k != i, in order",
           lambda k: f"(S, i={grid[k][0]}, tau={grid[k][1]}) on a test matrix", rel=1e-6)
     return v
 
 
 def _share_candidates(S, i, j, tau):
-    return {None: math.exp(-R.anchor_loss(S, i, j, tau)),
-            **{why: math.exp(-R.anchor_loss(S, i, j, tau, m)) for m, why in R.MISTAKES.items() if m != "log10"},
+    return {None: R.share(S, i, j, tau),
+            **{why: R.share(S, i, j, tau, m) for m, why in R.MISTAKES.items() if m != "log10"},
             "it is the loss -log(share), not the share itself": R.anchor_loss(S, i, j, tau)}
 
 
 def q2_1_share(values, p) -> Verdict:
     v = Verdict()
     S = p["S"]
-    scalar(v, values, "share_02", _share_candidates(S, 0, 1, p["tau_low"]), "share = exp(s_12/tau) / denominator")
-    scalar(v, values, "share_10", _share_candidates(S, 0, 1, p["tau_high"]), "share = exp(s_12/tau) / denominator")
+    for name, t in (("share_low", "tau_low"), ("share_high", "tau_high")):
+        scalar(v, values, name, _share_candidates(S, 0, 1, p[t]), _yours(f"share = exp(s_12/{t}) / denominator", p),
+               others=others(p, lambda q: R.share(q["S"], 0, 1, q[t])))
     M = I.symmetric_matrix(6, 21)
     cases(v, values, "positive_share", [_share_candidates(M, i, i ^ 1, I.SHARE_TAU) for i in range(6)],
           "share = exp(s_ij/tau) / sum over k != i of exp(s_ik/tau)",
@@ -211,8 +214,9 @@ def q2_1_share(values, p) -> Verdict:
 
 def q2_1_loss(values, p) -> Verdict:
     v = Verdict()
-    scalar(v, values, "L_batch_10", R.batch_candidates(p["S"], p["positives"], p["tau_high"]),
-           "the batch loss at tau = 1.0 is the mean of the 2N per-anchor losses")
+    scalar(v, values, "L_batch_high", R.batch_candidates(p["S"], p["positives"], p["tau_high"]),
+           _yours("the batch loss at tau_high is the mean of the 2N per-anchor losses", p),
+           others=others(p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau_high"])))
     return v
 
 

@@ -6,6 +6,7 @@ import math
 
 from grader_probe import inputs as I
 
+from .problems import others
 from .verdict import Missing, Verdict, cases, scalar, value
 
 
@@ -49,10 +50,11 @@ def q3_2a(values, p) -> Verdict:
               "it uses log base 10": math.log10(2 * n - 1) - L} for n, L in I.MI_CASES]
     cases(v, values, "mi_bound", wants, "the bound is log(2N - 1) - L", lambda k: f"{I.MI_CASES[k]}", rel=1e-9)
     n = p["N_bound"]
-    scalar(v, values, f"max_bound_{n}", {
+    scalar(v, values, "max_bound", {
         None: math.log(2 * n - 1), "it uses log base 10": math.log10(2 * n - 1),
         f"log(2N) = log({2 * n}) counts k = i; there are 2N - 1 candidates": math.log(2 * n),
-    }, "the loss is at least 0, so the bound is at most log(2N - 1)", rel=1e-4)
+    }, f"the loss is at least 0, so the bound is at most log(2N - 1) (on your N_bound, student id {p['student']!r})",
+        rel=1e-4, others=others(p, lambda q: math.log(2 * q["N_bound"] - 1)))
     return v
 
 

@@ -1,18 +1,97 @@
-"""The numbers of each problem set that the checks compare against: the sheet's, for every student."""
+"""Each student's problem: the numbers of her variant (``simclr_core.teaching.variants``) and their model answers.
+
+The checks compare a submission with ``problem(assignment, student)``, where ``student`` is the id nbgrader grades
+it under (its ``submitted/<student_id>/`` folder), never the id typed in the notebook. ``others`` lists the
+variants a wrong value is also compared with (the typed id's, the other students'), so that the feedback can say
+that a value is someone else's answer. ``model_answers`` is what ``python scripts/course.py variant`` prints.
+"""
 
 from __future__ import annotations
 
-PS_MATRIX = [
-    [float("nan"), 0.80, 0.30, 0.10, 0.20, 0.05],
-    [0.80, float("nan"), 0.25, 0.15, 0.10, 0.00],
-    [0.30, 0.25, float("nan"), 0.70, 0.05, 0.20],
-    [0.10, 0.15, 0.70, float("nan"), 0.35, 0.10],
-    [0.20, 0.10, 0.05, 0.35, float("nan"), 0.85],
-    [0.05, 0.00, 0.20, 0.10, 0.85, float("nan")],
-]  # (2N, 2N) = (6, 6) of problem sets 1 and 2, NaN = "-" on the diagonal
-ADJACENT = [1, 0, 3, 2, 5, 4]
+import math
+from typing import Callable
+
+from simclr_core.teaching.variants import ASSIGNMENTS, normalise_id, variant
+
+from . import reference as R
+
+VARIANT_ASSIGNMENTS = ASSIGNMENTS  # problem set 4 has no numbers to copy: its values come from functions
 
 
 def problem(assignment: str, student: str) -> dict:
-    """The parameters of ``assignment`` as posed to ``student``."""
-    return {"S": PS_MATRIX, "positives": ADJACENT, "tau": 0.2, "tau_low": 0.2, "tau_high": 1.0, "N_bound": 256}
+    """The parameters of ``assignment`` as posed to ``student`` (ValueError for an empty or malformed id)."""
+    if assignment not in VARIANT_ASSIGNMENTS:
+        return {"student": student, "others": []}
+    v = variant(student)
+    return {"student": v.student, "S": v.matrix(), "positives": list(v.positives), "tau": v.tau,
+            "tau_low": v.tau, "tau_high": v.tau_high, "N_bound": v.N_bound, "others": []}
+
+
+def other_variants(assignment: str, student: str, typed: str | None, roster) -> list[tuple[str, str, dict]]:
+    """(student id, why, that student's problem) for the id typed in the notebook when it is not ``student``'s,
+    then for every other id of ``roster``. Ids that are not valid student ids are skipped."""
+    if assignment not in VARIANT_ASSIGNMENTS:
+        return []
+    me = normalise_id(student)
+    out, seen = [], {me.casefold()}
+    if typed is not None:
+        try:
+            typed = normalise_id(typed)
+        except ValueError:
+            typed = None
+    if typed is not None and typed.casefold() not in seen:
+        out.append((typed, f"it is the answer for the numbers of student id {typed!r}, the STUDENT_ID in this "
+                           f"notebook, but the notebook is graded as {me!r}: type your own id and compute again",
+                    problem(assignment, typed)))
+        seen.add(typed.casefold())
+    for sid in sorted(roster):
+        try:
+            sid = normalise_id(sid)
+        except ValueError:
+            continue
+        if sid.casefold() not in seen:
+            seen.add(sid.casefold())
+            out.append((sid, f"it is the answer for a different variant's numbers (another student's), not for "
+                             f"yours (student id {me!r})", problem(assignment, sid)))
+    return out
+
+
+def others(p: dict, answer: Callable[[dict], float]) -> list[tuple[str, str, float]]:
+    """(student id, why, ``answer`` of that student's problem) for each variant of ``p["others"]``."""
+    return [(sid, why, answer(q)) for sid, why, q in p.get("others", [])]
+
+
+def model_answers(assignment: str, student: str) -> dict[str, object]:
+    """The values each graded number of ``assignment`` must have for ``student`` (plain floats)."""
+    if assignment not in VARIANT_ASSIGNMENTS:
+        raise ValueError(f"{assignment!r} has no per-student numbers; variants exist for {list(VARIANT_ASSIGNMENTS)}")
+    p = problem(assignment, student)
+    S, pos = p["S"], p["positives"]
+    if assignment == "ps1_similarity_matrix":
+        tau = p["tau"]
+        return {"numerator_12": R.numerator(S, 0, 1, tau), "denominator_12": R.denominator(S, 0, 1, tau),
+                "L_12": R.anchor_loss(S, 0, 1, tau), "L_34": R.anchor_loss(S, 2, 3, tau),
+                "anchor_losses(S, positives, tau)": R.anchor_losses(S, pos, tau),
+                "L_batch": R.batch_loss(S, pos, tau)}
+    if assignment == "ps2_temperature":
+        lo, hi = p["tau_low"], p["tau_high"]
+        return {"denominator_terms(S, 0, tau_low)": R.denominator_terms(S, 0, lo),
+                "denominator_terms(S, 0, tau_high)": R.denominator_terms(S, 0, hi),
+                "share_low": R.share(S, 0, 1, lo), "share_high": R.share(S, 0, 1, hi),
+                "L_batch at tau_low (for 2.1(d))": R.batch_loss(S, pos, lo),
+                "L_batch_high": R.batch_loss(S, pos, hi), "loss_limit": math.log(len(S) - 1)}
+    n = p["N_bound"]
+    return {"max_bound": math.log(2 * n - 1), "loss_N1": 0.0, "grad_norm_N1": 0.0}
+
+
+def describe(student: str, assignments=VARIANT_ASSIGNMENTS) -> str:
+    """A student's numbers and model answers, as ``python scripts/course.py variant`` prints them."""
+    lines = []
+    for a in assignments:
+        if a not in VARIANT_ASSIGNMENTS:
+            raise ValueError(f"unknown problem set {a!r}; variants exist for {list(VARIANT_ASSIGNMENTS)}")
+        lines += [f"== {a}", variant(student).text(a), "model answers:"]
+        for name, value in model_answers(a, student).items():
+            shown = f"[{', '.join(f'{x:.6g}' for x in value)}]" if isinstance(value, list) else f"{value:.6g}"
+            lines.append(f"  {name} = {shown}")
+    return "\n".join(lines)

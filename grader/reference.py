@@ -48,6 +48,20 @@ def anchor_loss(S, i: int, j: int, tau: float, mistake: str | None = None) -> fl
     return -math.log10(ratio) if mistake == "log10" else -math.log(ratio)
 
 
+def denominator_terms(S, i: int, tau: float, mistake: str | None = None) -> list[float]:
+    """The 2N - 1 terms exp(s_ik / tau), k != i, in increasing k (or with the "self" / "no_tau" mistake)."""
+    t = 1.0 if mistake == "no_tau" else tau
+    out = [math.exp(S[i][k] / t) for k in range(len(S)) if k != i]
+    if mistake == "self":
+        out.insert(i, math.exp(SELF_SIMILARITY / t))
+    return out
+
+
+def share(S, i: int, j: int, tau: float, mistake: str | None = None) -> float:
+    """The positive's share of the denominator, exp(s_ij / tau) / sum_{k != i} exp(s_ik / tau)."""
+    return math.exp(-anchor_loss(S, i, j, tau, mistake))
+
+
 def anchor_losses(S, positives, tau: float, mistake: str | None = None) -> list[float]:
     return [anchor_loss(S, i, positives[i], tau, mistake) for i in range(len(S))]
 

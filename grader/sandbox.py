@@ -5,7 +5,8 @@ kernel side of the grader (``grader_probe``); read-write, only its own folder. I
 course (``solutions/``, the gradebook, the trusted checker, other students' submissions), the instructor's home
 or the network (own network namespace), and it cannot write outside its folder (``/tmp`` is private and
 discarded). The kernel talks to nbgrader over Unix sockets in a private directory, not TCP, because the
-sandbox has no network.
+sandbox has no network. Of the grading process's environment only ``FORWARDED_ENV`` reaches the kernel (the id
+being graded, which a notebook whose STUDENT_ID is left empty takes its numbers from).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 REPO = Path(__file__).resolve().parent.parent
 READ_ONLY_SYSTEM = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+FORWARDED_ENV = ("SIMCLR_STUDENT_ID",)
 
 
 def bwrap_path() -> str | None:
@@ -38,8 +40,10 @@ def python_roots() -> list[str]:
     return sorted(r for r in roots if os.path.isdir(r))
 
 
-def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir: str) -> list[str]:
-    """The bwrap argv that runs ``inner`` with ``workdir`` as its only writable folder."""
+def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir: str,
+                  env: dict[str, str] | None = None) -> list[str]:
+    """The bwrap argv that runs ``inner`` with ``workdir`` as its only writable folder and, of ``env``, only the
+    variables of ``FORWARDED_ENV``."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise RuntimeError("sandboxed grading needs bubblewrap: `sudo apt-get install bubblewrap` "
@@ -64,6 +68,9 @@ def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir
             "--setenv", "HOME", "/tmp", "--setenv", "PYTHONPATH", "/opt/simclr-grading",
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"),
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    for name in FORWARDED_ENV:
+        if (env or {}).get(name):
+            cmd += ["--setenv", name, str(env[name])]
     return cmd + inner
 
 
@@ -84,10 +91,11 @@ class SandboxKernelManager(AsyncKernelManager):
         inner = super().format_kernel_cmd(extra_arguments)
         inner[0] = sys.executable if Path(inner[0]).name.startswith("python") else inner[0]
         self.kernel_spec.interrupt_mode = "message"
-        return bwrap_command(inner, Path(self._launch_cwd), self.connection_file, self._ipc_dir)
+        return bwrap_command(inner, Path(self._launch_cwd), self.connection_file, self._ipc_dir, self._launch_env)
 
     async def _async_pre_start_kernel(self, **kw):
         self._launch_cwd = kw.get("cwd") or os.getcwd()
+        self._launch_env = dict(kw.get("env") or {})
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:

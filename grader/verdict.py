@@ -16,6 +16,7 @@ class Verdict:
     """A score as a fraction of the cell's points and one line per part checked."""
     parts: list[tuple[float, str]] = field(default_factory=list)  # (weight earned, message)
     weights: float = 0.0  # total weight of the parts
+    copied_from: set[str] = field(default_factory=set)  # students whose numbers the values are answers for
 
     def add(self, ok: bool, message: str, weight: float = 1.0) -> None:
         self.parts.append((weight if ok else 0.0, ("PASS  " if ok else "FAIL  ") + message))
@@ -70,8 +71,9 @@ def show(x) -> str:
 
 
 def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: str,
-           rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0) -> None:
-    """Check one reported number against the right answer (key None) and the named mistakes."""
+           rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0, others=()) -> None:
+    """Check one reported number against the right answer (key None) and the named mistakes, then against
+    ``others``, (student id, why, value) of other variants: a match names why and is recorded in the verdict."""
     try:
         got = value(values, name)
     except Missing as e:
@@ -86,7 +88,12 @@ def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: st
     elif why:
         verdict.add(False, f"{name} = {show(float(got))} is wrong: {why}", weight)
     else:
-        verdict.add(False, f"{name} = {show(float(got))} is wrong; {hint}", weight)
+        theirs = [(sid, why) for sid, why, want in others if match(float(got), {None: want}, rel, abs_tol)[0]]
+        if theirs:
+            verdict.copied_from.update(sid for sid, _ in theirs)
+            verdict.add(False, f"{name} = {show(float(got))} is wrong: {theirs[0][1]}", weight)
+        else:
+            verdict.add(False, f"{name} = {show(float(got))} is wrong; {hint}", weight)
 
 
 def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str, describe,

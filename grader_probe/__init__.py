@@ -7,7 +7,9 @@ submission code ever ran, reads these outputs and compares them with its own ref
 tampers with this module, the comparison functions or the kernel can therefore only change the values reported
 (to be right it must compute the right ones), and a cell that reports nothing scores 0.
 
-Numbers travel as ``float.hex`` strings: exact, and NaN / infinity survive JSON.
+Numbers travel as ``float.hex`` strings: exact, and NaN / infinity survive JSON. Problem sets 1-3 also report
+the student id their numbers came from (``VARIANT.student``, see ``simclr_core.teaching.variants``): the checker
+grades against the id nbgrader grades the notebook as, and uses this one only to explain a mismatch.
 """
 
 from __future__ import annotations
@@ -151,11 +153,11 @@ RECIPES = {
     "q2_1_terms": lambda ns: {"denominator_terms": _calls(
         ns, "denominator_terms", [(i, t) for t in I.TERMS_TAUS for i in range(6)],
         lambda f, c: f(_tensor(_probe_matrix()), c[0], c[1]), _numbers)},
-    "q2_1_share": lambda ns: {"share_02": _value(ns, "share_02"), "share_10": _value(ns, "share_10"),
+    "q2_1_share": lambda ns: {"share_low": _value(ns, "share_low"), "share_high": _value(ns, "share_high"),
                               "positive_share": _calls(
                                   ns, "positive_share", list(range(6)),
                                   lambda f, i: f(_tensor(_probe_matrix()), i, i ^ 1, I.SHARE_TAU), number)},
-    "q2_1_loss": lambda ns: {"L_batch_10": _value(ns, "L_batch_10")},
+    "q2_1_loss": lambda ns: {"L_batch_high": _value(ns, "L_batch_high")},
     "q2_2_ratio": lambda ns: {"ratio": _calls(ns, "ratio", I.RATIO_CASES, lambda f, c: f(*c), number)},
     "q2_2_limit": lambda ns: {"loss_limit": _value(ns, "loss_limit")},
     # problem set 3
@@ -166,7 +168,7 @@ RECIPES = {
     "q3_1b_collapse": lambda ns: {"collapsed_loss": _calls(ns, "collapsed_loss", I.COLLAPSE_NS,
                                                            lambda f, n: f(n), number)},
     "q3_2a": lambda ns: {"mi_bound": _calls(ns, "mi_bound", I.MI_CASES, lambda f, c: f(*c), number),
-                         "max_bound_256": _value(ns, "max_bound_256")},
+                         "max_bound": _value(ns, "max_bound")},
     # problem set 4
     "q4_2b_queue": lambda ns: {"queue_after": _calls(ns, "queue_after", I.QUEUE_CASES,
                                                      lambda f, c: f([list(b) for b in c[0]], c[1]), _ints)},
@@ -181,11 +183,25 @@ RECIPES = {
 }
 
 
+def _variant_id(ns) -> str | None:
+    """The student id of the notebook's numbers (``VARIANT.student``), None when there is no variant."""
+    try:
+        sid = getattr(ns.get("VARIANT"), "student", None)
+    except Exception:  # noqa: BLE001
+        return None
+    return sid[:100] if isinstance(sid, str) else None
+
+
 def collect(check_id: str, ns: dict) -> dict:
-    """The reported values of one graded cell: {"check": id, "values": {name: {"v": ...} | {"error": ...}}}."""
+    """The reported values of one graded cell: {"check": id, "values": {name: {"v": ...} | {"error": ...}}}, and
+    "variant": the student id of the notebook's numbers when it has one."""
     if check_id not in RECIPES:
         raise ValueError(f"unknown check {check_id!r}; known: {sorted(RECIPES)}")
-    return {"check": check_id, "values": RECIPES[check_id](ns)}
+    out = {"check": check_id, "values": RECIPES[check_id](ns)}
+    sid = _variant_id(ns)
+    if sid is not None:
+        out["variant"] = sid
+    return out
 
 
 def report(check_id: str, ns: dict) -> None:

@@ -3,11 +3,14 @@
     python scripts/course.py generate [ASSIGNMENT ...]   solutions/<a>/ -> exercises/<a>/ (nbgrader generate_assignment)
     python scripts/course.py bundle OUT.zip              zip of exercises/ only, refused if anything leaks
     python scripts/course.py check                       exercises/ is exactly what `generate` produces
+    python scripts/course.py variant STUDENT_ID [PS ...]  that student's numbers and model answers (ps1-ps3)
 
 `generate` runs nbgrader's GenerateAssignment converter in-process (solutions/ is nbgrader's source directory and
 exercises/ its release directory, see nbgrader_config.py) and then normalises every released notebook (no outputs,
 nbformat 4.5, sorted keys, one trailing newline) so that regenerating gives byte-identical files. The gradebook
 (grading/gradebook.db, git-ignored) learns the assignments, cells and hidden tests on the way; autograding needs it.
+`variant` prints what a student of problem sets 1-3 was given (her numbers derive from her student id, see
+simclr_core/teaching/variants.py) and the values her numeric answers must have; PS is a name or its prefix (ps2).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HID
 STUDENT_README = """SimCLR Workbook - problem sets
 ================================
 
-Open each notebook in exercises/<problem set>/ in Jupyter (JupyterLab 4 or Notebook 7), replace every
+Open each notebook in exercises/<problem set>/ in Jupyter (JupyterLab 4 or Notebook 7), type your student id in
+its first code cell (problem sets 1-3: your numbers are chosen from it), replace every
 `raise NotImplementedError()` with your code and every "YOUR ANSWER HERE" with your answer, and run the tests
 below each answer. Check a whole notebook with the Validate button, or in a terminal:
 
@@ -143,6 +147,24 @@ def check(root: Path = ROOT) -> list[str]:
     return drift
 
 
+def variant_report(student: str, names: list[str] | None = None, root: Path = ROOT) -> str:
+    """The numbers and model answers of ``student`` for the problem sets ``names`` (names or prefixes; default
+    all that have variants). ValueError for an unknown problem set or an invalid student id."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from grader.problems import VARIANT_ASSIGNMENTS, describe
+
+    if not student.strip():
+        raise ValueError("give a student id, e.g. `python scripts/course.py variant alice ps1`")
+    chosen = []
+    for n in names or VARIANT_ASSIGNMENTS:
+        hits = [a for a in VARIANT_ASSIGNMENTS if a == n or a.startswith(n + "_")]
+        if len(hits) != 1:
+            raise ValueError(f"no problem set {n!r} with per-student numbers; choose from {list(VARIANT_ASSIGNMENTS)}")
+        chosen += hits
+    return describe(student, chosen)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -151,10 +173,20 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bundle", help="zip exercises/ for students")
     b.add_argument("out", type=Path)
     sub.add_parser("check", help="fail if exercises/ differs from a fresh generate")
+    v = sub.add_parser("variant", help="print a student's numbers and the model answers on them")
+    v.add_argument("student", help="the student id, as nbgrader grades it (grading/submitted/<student_id>/)")
+    v.add_argument("assignments", nargs="*", help="ps1_similarity_matrix, ps2_temperature, ps3_batch_size or a "
+                                                  "prefix (ps2); default: all three")
     args = ap.parse_args(argv)
     if args.cmd == "generate":
         for p in generate(args.assignments or None):
             print(f"wrote {p.relative_to(ROOT)}")
+    elif args.cmd == "variant":
+        try:
+            print(variant_report(args.student, args.assignments))
+        except ValueError as e:
+            print(f"course.py variant: {e}", file=sys.stderr)
+            return 2
     elif args.cmd == "bundle":
         names = bundle(args.out)
         print(f"wrote {args.out} ({len(names)} files, no solutions)")

@@ -25,10 +25,11 @@ ASSIGNMENTS = ["ps1_similarity_matrix", "ps2_temperature", "ps3_batch_size", "ps
 COMMON = ["correct", "blank", "patched_comparators", "blanked_later_cells", "numpy_and_tensor_types"]
 KINDS = {
     "ps1_similarity_matrix": COMMON + list(submissions.PS1_MISTAKES) + [
-        "worked_example_values", "forbidden_library", "edited_test", "deleted_test", "infinite_loop",
-        "kernel_crash", "read_solutions", "read_gradebook", "write_elsewhere", "network"],
-    "ps2_temperature": COMMON,
-    "ps3_batch_size": COMMON,
+        "worked_example_values", "copied_numbers", "copied_notebook", "forbidden_library", "edited_test",
+        "deleted_test", "infinite_loop", "kernel_crash", "read_solutions", "read_gradebook", "write_elsewhere",
+        "network"],
+    "ps2_temperature": COMMON + ["copied_numbers", "copied_notebook"],
+    "ps3_batch_size": COMMON + ["copied_numbers", "copied_notebook"],
     "ps4_applications": COMMON[:4],
 }
 

@@ -1,17 +1,26 @@
 """Submissions of many kinds, built from the released notebook and the solutions, for the grading tests.
 
-``build(root, assignment, kind)`` returns the notebook a student of that kind would submit. The kinds follow
-what students (and cheaters) do: the right answers, nothing, each common mistake, values copied from the
-worked example, a forbidden library call, patched comparison functions, an edited or deleted test cell, an
-endless loop, a kernel crash, and attempts to read the instructor's files, write elsewhere or use the network.
+``build(root, assignment, kind)`` returns the notebook a student of that kind would submit, graded as the student
+id ``kind`` (tests/grade_kinds.py submits it to ``grading/submitted/<kind>/``), so its STUDENT_ID is ``kind`` too.
+The kinds follow what students (and cheaters) do: the right answers, nothing, each common mistake, values copied
+from the worked example, a neighbour's numeric answers copied (the numbers of the student ``NEIGHBOUR``), a
+neighbour's whole notebook with her id, a forbidden library call, patched comparison functions, an edited or
+deleted test cell, an endless loop, a kernel crash, and attempts to read the instructor's files, write elsewhere
+or use the network.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
+
+from grader.problems import VARIANT_ASSIGNMENTS, model_answers
+
+NEIGHBOUR = "correct"  # the student whose answers the copying kinds copy (also submitted, as the kind "correct")
+ID_CELL = "student_id"
 
 PATCH_COMPARATORS = """import builtins, math, numpy, torch
 math.isclose = lambda *a, **k: True
@@ -77,6 +86,25 @@ def solved(root: Path, a: str):
     return nb
 
 
+def _set_id(cells, student: str) -> None:
+    if ID_CELL in cells:
+        cells[ID_CELL].source = f"STUDENT_ID = {student!r}"
+
+
+def hard_code(cell, values: dict) -> list[str]:
+    """Replace the right-hand side of each top-level ``name = ...`` line of ``cell`` whose name is in ``values``
+    with that number; returns the names replaced."""
+    done, lines = [], []
+    for line in cell.source.split("\n"):
+        m = re.match(r"([A-Za-z_]\w*) = ", line)
+        if m and m.group(1) in values:
+            line = f"{m.group(1)} = {values[m.group(1)]!r}"
+            done.append(m.group(1))
+        lines.append(line)
+    cell.source = "\n".join(lines)
+    return done
+
+
 def _replace(cell, old: str, new: str):
     assert old in cell.source, (old, cell.source)
     cell.source = cell.source.replace(old, new)
@@ -97,9 +125,17 @@ PS1_MISTAKES = {
 def build(root: Path, a: str, kind: str):
     nb = solved(root, a)
     cells = _cells(nb)
-    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    _set_id(cells, kind)  # the student types her own id
+    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
+               and c.metadata["nbgrader"]["grade_id"] != ID_CELL]
     if kind == "correct":
         pass
+    elif kind == "copied_numbers":  # her own id, the neighbour's numeric answers typed in (code answers kept)
+        theirs = model_answers(a, NEIGHBOUR) if a in VARIANT_ASSIGNMENTS else {}
+        done = [n for c in answers for n in hard_code(c, theirs)]
+        assert done or a not in VARIANT_ASSIGNMENTS, f"no numeric answer of {a} to copy"
+    elif kind == "copied_notebook":  # the neighbour's notebook as it is, her id included
+        _set_id(cells, NEIGHBOUR)
     elif kind == "blank":
         nb = nbformat.read(root / "exercises" / a / f"{a}.ipynb", 4)
     elif kind in PS1_MISTAKES:

@@ -5,9 +5,13 @@ import math
 import pytest
 
 from grader import CHECKS, reference as R, shortcuts
-from grader.problems import PS_MATRIX, problem
+from grader.problems import model_answers, problem
 from grader.verdict import Missing, decode
 from grader_probe import RECIPES, number
+
+
+P1 = problem("ps1_similarity_matrix", "anyone")
+M, TAU = P1["S"], P1["tau"]
 
 
 def test_every_recipe_has_a_check_and_back():
@@ -21,8 +25,8 @@ def test_close_is_plain_arithmetic_and_refuses_nan():
 
 @pytest.mark.parametrize("mistake", sorted(R.MISTAKES))
 def test_each_per_anchor_mistake_is_named(mistake):
-    got = R.anchor_loss(PS_MATRIX, 0, 1, 0.2, mistake)
-    ok, why = R.match(got, R.loss_candidates(PS_MATRIX, 0, 1, 0.2))
+    got = R.anchor_loss(M, 0, 1, TAU, mistake)
+    ok, why = R.match(got, R.loss_candidates(M, 0, 1, TAU))
     assert not ok and why == R.MISTAKES[mistake]
 
 
@@ -31,12 +35,16 @@ def test_the_one_way_mean_is_named():
     got = R.batch_loss(p["S"], p["positives"], p["tau"], combine="one_way")
     ok, why = R.match(got, R.batch_candidates(p["S"], p["positives"], p["tau"]))
     assert not ok and why == R.BATCH_MISTAKES["one_way"]
-    assert R.match(R.batch_loss(p["S"], p["positives"], p["tau"]), R.batch_candidates(p["S"], p["positives"], 0.2))[0]
+    assert R.match(R.batch_loss(p["S"], p["positives"], p["tau"]),
+                   R.batch_candidates(p["S"], p["positives"], p["tau"]))[0]
 
 
-def test_ps2_model_answer_numbers():
-    share = lambda t: math.exp(-R.anchor_loss(PS_MATRIX, 0, 1, t))
-    assert round(share(0.2), 4) == 0.8435 and round(share(1.0), 3) == 0.320
+@pytest.mark.parametrize("student", ["anyone", "alice", "bob", "s0001", "instructor"])
+def test_ps2_model_answer_holds_on_every_variant(student):
+    """The model answer of 2.1(d): at the higher temperature the positive's share drops and the loss rises."""
+    m = model_answers("ps2_temperature", student)
+    assert m["share_high"] < m["share_low"]
+    assert m["L_batch at tau_low (for 2.1(d))"] < m["L_batch_high"] < m["loss_limit"] == pytest.approx(math.log(5))
 
 
 def test_fair_number_types():
@@ -57,10 +65,11 @@ def test_decode_refuses_what_a_kernel_could_smuggle():
 
 
 def test_check_reads_values_not_verdicts():
-    right = {"L_12": {"v": R.anchor_loss(PS_MATRIX, 0, 1, 0.2).hex()}}
-    assert CHECKS["q1_1_loss"](right, problem("ps1_similarity_matrix", "x")).fraction == 1.0
+    right = {"L_12": {"v": R.anchor_loss(M, 0, 1, TAU).hex()}}
+    assert CHECKS["q1_1_loss"](right, P1).fraction == 1.0
+    assert CHECKS["q1_1_loss"](right, problem("ps1_similarity_matrix", "x")).fraction == 0.0  # another variant
     for forged in ({"L_12": {"v": "inf"}}, {"L_12": {"passed": True}}, {}, {"L_12": {"error": "boom"}}):
-        assert CHECKS["q1_1_loss"](forged, problem("ps1_similarity_matrix", "x")).fraction == 0.0
+        assert CHECKS["q1_1_loss"](forged, P1).fraction == 0.0
 
 
 @pytest.mark.parametrize("source", [

@@ -1,7 +1,9 @@
 """Autograding through the real nbgrader commands, in the bubblewrap sandbox: each kind of submission gets the
 score and the message it deserves (tests/submissions.py builds them, tests/grade_kinds.py runs nbgrader).
 
-One `nbgrader autograde` call per problem set grades all of its submissions.
+One `nbgrader autograde` call per problem set grades all of its submissions. Each submission is graded as the
+student id of its kind, with that student's own numbers; the copying kinds hand in the numbers of the student
+"correct" and score 0 on every numeric answer (their code answers still count).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ PS1 = {
     "negatives_only": (9.5, "the denominator holds only the negatives"),
     "log10": (10, "not math.log10"),
     "one_way_mean": (10, "mean over the 3 pairs taken one way"),
+    # the neighbour's numeric answers under her own id: 0 for 1.1, 1.2 and L_batch (4 points); 1.3's and 1.4's
+    # functions are her own work and score
+    "copied_numbers": (7, "it is the answer for a different variant's numbers (another student's), not for yours "
+                          "(student id 'copied_numbers')"),
+    "copied_notebook": (7, "it is the answer for the numbers of student id 'correct', the STUDENT_ID in this "
+                           "notebook, but the notebook is graded as 'copied_notebook'"),
     "forbidden_library": (6, "do not call simclr_core.nn.loss.nt_xent"),
     "patched_comparators": (0, "numerator_12 = 0.5 is wrong"),
     "blanked_later_cells": (0, "the test cell did not report its values"),
@@ -38,6 +46,10 @@ PS1 = {
 }
 OTHERS = ["correct", "patched_comparators"]
 AUTO_POINTS = {"ps2_temperature": 6, "ps3_batch_size": 6, "ps4_applications": 5}  # the rest is graded by hand
+# copied numeric answers of the student "correct": ps2 loses share_low and share_high (2 of the 3 parts of 2 points)
+# and L_batch_high (1 point); ps3 loses max_bound (1 of the 2 parts of 2 points)
+COPIED = {"ps2_temperature": (6 - 4 / 3 - 1, ["share_low", "share_high", "L_batch_high"]),
+          "ps3_batch_size": (6 - 1, ["max_bound"])}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +85,27 @@ def test_nothing_fails_to_be_graded_and_only_the_edited_cell_warns(course):
     assert status("deleted_test") == {"missing_tests": ["q1_1_terms"]}
     assert status("kernel_crash") == {"kernel_died_in": "q1_2_answer"}
     assert status("correct") == {}
+    # for the instructor, not in the feedback: whose numbers the copied answers are for
+    numeric = {"q1_1_terms": ["correct"], "q1_1_loss": ["correct"], "q1_2": ["correct"]}
+    assert status("copied_numbers") == {"answers_for_other_students": numeric}  # L_batch: see below
+    assert status("copied_notebook") == {"answers_for_other_students": {**numeric, "q1_3_batch": ["correct"]},
+                                         "student_id_typed": "correct"}
+
+
+def test_copied_answers_are_checked_against_the_graded_id_not_the_typed_one(course):
+    _, _, res = course
+    why = {"copied_numbers": "(another student's), not for yours (student id 'copied_numbers')",
+           "copied_notebook": "the STUDENT_ID in this notebook, but the notebook is graded as 'copied_notebook'"}
+    for kind, text in why.items():
+        msgs = res[kind][2]
+        for gid, name in [("q1_1_terms", "denominator_12"), ("q1_1_loss", "L_12"), ("q1_2", "L_34"),
+                          ("q1_3_batch", "L_batch")]:
+            if (kind, gid) == ("copied_numbers", "q1_3_batch"):  # its visible test sees L_batch does not fit her S
+                assert msgs[gid] == "FAIL  AssertionError: L_batch should be the mean of your 2N = 6 per-anchor losses"
+                continue
+            line = next(l for l in msgs[gid].splitlines() if l.startswith(f"FAIL  {name} = "))
+            assert text in line, (kind, gid, msgs[gid])
+        assert "FAIL" not in msgs["q1_3_anchor"] + msgs["q1_4_visible"] + msgs["q1_4_hidden"], (kind, msgs)
 
 
 def test_the_sandbox_hides_the_course_and_the_network(course):
@@ -98,9 +131,10 @@ def test_hidden_tests_and_references_stay_out_of_the_feedback(course):
 @pytest.mark.parametrize("a", ["ps2_temperature", "ps3_batch_size", "ps4_applications"])
 def test_other_problem_sets_score_right_answers_only(tmp_path, a):
     root = G.make_course(tmp_path / "course")
-    G.submit(root, a, OTHERS)
+    kinds = OTHERS + (["copied_numbers"] if a in COPIED else [])
+    G.submit(root, a, kinds)
     proc = G.nbgrader("autograde", a, "--create", cwd=root)
-    res = G.results(root, a, OTHERS)
+    res = G.results(root, a, kinds)
     assert "Attribute 'checksum'" not in proc.stdout + proc.stderr, "no test cell was changed: no checksum warning"
     assert res["correct"][0] == AUTO_POINTS[a], (res["correct"], proc.stderr[-2000:])
     assert "FAIL" not in _text(res["correct"][2])
@@ -108,3 +142,11 @@ def test_other_problem_sets_score_right_answers_only(tmp_path, a):
     passes = [l for l in _text(res["patched_comparators"][2]).splitlines() if l.startswith("PASS")]
     assert all("backpropagated" in l for l in passes), passes
     assert res["patched_comparators"][0] <= 0.2, res["patched_comparators"]
+    if a in COPIED:  # a neighbour's numbers score 0 on the numeric answers, each failure saying why
+        want, names = COPIED[a]
+        score, _, msgs = res["copied_numbers"]
+        assert score == pytest.approx(want, abs=0.01), (score, msgs)
+        for name in names:
+            line = next(l for l in _text(msgs).splitlines() if l.startswith(f"FAIL  {name} = "))
+            assert "a different variant's numbers (another student's), not for yours (student id 'copied_numbers')" \
+                in line, (name, msgs)
