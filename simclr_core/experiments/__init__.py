@@ -13,7 +13,7 @@ objective change (``common.ShortRun``). Modules:
   notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``.
 
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
-images, 3 seeds, ``python -m simclr_core.experiments all`` in about 1.5 hours; the cached numbers in notebooks/results
+images, 3 seeds, ``python -m simclr_core.experiments all`` in about 2.5 hours; the cached numbers in notebooks/results
 were made with it), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number
 is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels. Finished pretraining runs
 are kept in a cache folder (``--cache``), so experiments that share a run train it once. Data: Fashion-MNIST
