@@ -35,6 +35,8 @@ CHROMIUM_FLAGS = (
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
     "--window-size=1400,1100",
 )
+# no host name but 127.0.0.1 resolves: a page that still needs another host (a CDN) shows it at once
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 # JupyterLab user settings for a quiet, fully rendered notebook.
 LAB_SETTINGS = {
