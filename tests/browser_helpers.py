@@ -67,7 +67,7 @@ def free_port() -> int:
 
 @contextmanager
 def _server(cmd: list[str], cwd: Path, env: dict, log_path: Path, ready_url: str, name: str, timeout: float):
-    """Start ``cmd`` in its own session, wait until ``ready_url`` answers 200, and stop it (by its own pid) afterwards."""
+    """Start ``cmd`` as its own process group, wait until ``ready_url`` answers 200, and stop it (by its pid) afterwards."""
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

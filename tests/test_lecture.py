@@ -26,7 +26,7 @@ from simclr_core.teaching import plotting
 from simclr_core.teaching.explorers import temperature_explorer
 from simclr_core.teaching.lecture import PROJECTOR_CSS, on_projector
 
-from .browser_helpers import chromium, require_browser, voila_server
+from .browser_helpers import OFFLINE, chromium, require_browser, voila_server
 
 REPO = Path(__file__).resolve().parent.parent
 LECTURE = REPO / "lecture"
@@ -125,8 +125,7 @@ def test_voila_temperature_page_slider_changes_the_figure(tmp_path):
     from selenium.webdriver.common.keys import Keys
 
     t0 = time.monotonic()
-    offline = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-    with voila_server(LECTURE, tmp_path) as base, chromium(tmp_path, (offline, "--window-size=1920,1080")) as driver:
+    with voila_server(LECTURE, tmp_path) as base, chromium(tmp_path, (OFFLINE, "--window-size=1920,1080")) as driver:
         driver.set_script_timeout(20)
         # the landing page: one entry per lecture page
         driver.get(f"{base}/")
