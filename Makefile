@@ -4,7 +4,7 @@
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook instructor test test-fast bench validate exercises bundle grade site
+.PHONY: setup system lab notebook instructor lecture test test-fast bench validate exercises bundle grade site
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -32,6 +32,12 @@ notebook:
 # Instructors: JupyterLab with the Formgrader (menu Nbgrader -> Formgrader) and the Create Assignment panel.
 instructor:
 	@$(MAKE) --no-print-directory lab ROLE=instructor OPEN=
+
+# Lecture mode: the explorers one per page (lecture/), code hidden, sized for a projector, served by Voila; it opens the
+# list of pages in the browser (press F11 for full screen). Extra flags: make lecture LECTURE_ARGS="--no-browser --port 8870".
+# (Voila runs as root without an extra flag.)
+lecture:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/voila" $(LECTURE_ARGS) "$(CURDIR)/lecture"
 
 test:
 	@bash scripts/setup_system.sh

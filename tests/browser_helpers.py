@@ -6,6 +6,7 @@
   cell is in the DOM), the environment's bin on PATH and, optionally, a mode folder (``jupyter_config/student``
   or ``instructor``) first on JUPYTER_CONFIG_PATH; yields the base URL and token, and stops the server (by its
   own pid) afterwards.
+- ``voila_server(notebook_dir, tmp)``: Voila on a folder (the lecture pages), the same way; yields the base URL.
 - ``chromium(tmp)``: Debian's /usr/bin/chromium driven through /usr/bin/chromedriver, headless, with a
   temporary profile; Selenium Manager is never asked to download anything (explicit driver path,
   explicit browser binary, SE_OFFLINE=true).
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
@@ -35,6 +37,8 @@ CHROMIUM_FLAGS = (
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
     "--window-size=1400,1100",
 )
+# no host name but 127.0.0.1 resolves: a page that still needs another host (a CDN) shows it at once
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 # JupyterLab user settings for a quiet, fully rendered notebook.
 LAB_SETTINGS = {
@@ -64,45 +68,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, config_path: Path | None = None):
-    """Run JupyterLab serving ``notebook_dir``; yields (base_url, token). ``config_path``: a Jupyter config folder
-    put first on JUPYTER_CONFIG_PATH (the workbook's student or instructor mode, ``jupyter_config/<role>``)."""
-    port, token = free_port(), secrets.token_hex(16)
-    settings = tmp / "lab-settings"
-    for rel, value in LAB_SETTINGS.items():
-        (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-        (settings / rel).write_text(json.dumps(value))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
-               JUPYTER_DATA_DIR=str(tmp / "jupyter-data"), JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as make lab: nbgrader calls alembic
-    if config_path is not None:
-        env["JUPYTER_CONFIG_PATH"] = str(config_path)
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}",
-        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'lab-workspaces'}",
-        "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
-        cmd.append("--allow-root")
-    log = open(tmp / "jupyterlab.log", "w")
-    proc = subprocess.Popen(cmd, cwd=notebook_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+def _server(cmd: list[str], cwd: Path, env: dict, log_path: Path, ready_url: str, name: str, timeout: float):
+    """Start ``cmd`` as its own process group, wait until ``ready_url`` answers 200, and stop it (by its pid) afterwards."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; log:\n{(tmp / 'jupyterlab.log').read_text()[-3000:]}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}; log:\n{log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                with urllib.request.urlopen(ready_url, timeout=2) as r:
                     if r.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not answer on {base} within {timeout} s")
+                raise RuntimeError(f"{name} did not answer on {ready_url} within {timeout} s")
             time.sleep(0.5)
-        yield base, token
+        yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started (its own session)
@@ -112,6 +96,55 @@ def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, conf
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
+
+
+def _jupyter_env(tmp: Path) -> dict:
+    """Config/runtime/data folders under ``tmp``: nothing of the user's Jupyter state is read or written."""
+    return dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
+                JUPYTER_DATA_DIR=str(tmp / "jupyter-data"), JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
+
+
+@contextmanager
+def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, config_path: Path | None = None):
+    """Run JupyterLab serving ``notebook_dir``; yields (base_url, token). ``config_path``: a Jupyter config folder
+    put first on JUPYTER_CONFIG_PATH (the workbook's student or instructor mode, ``jupyter_config/<role>``)."""
+    port, token = free_port(), secrets.token_hex(16)
+    settings = tmp / "lab-settings"
+    for rel, value in LAB_SETTINGS.items():
+        (settings / rel).parent.mkdir(parents=True, exist_ok=True)
+        (settings / rel).write_text(json.dumps(value))
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}",
+        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'lab-workspaces'}",
+        "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
+        cmd.append("--allow-root")
+    env = _jupyter_env(tmp)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as make lab: nbgrader calls alembic
+    if config_path is not None:
+        env["JUPYTER_CONFIG_PATH"] = str(config_path)
+    base = f"http://127.0.0.1:{port}"
+    with _server(cmd, notebook_dir, env, tmp / "jupyterlab.log", f"{base}/api/status?token={token}", "JupyterLab", timeout):
+        yield base, token
+
+
+@contextmanager
+def voila_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
+    """Run Voila on the folder ``notebook_dir`` (as ``make lecture`` does); yields the base URL.
+
+    The kernels import ``simclr_core`` from this checkout (PYTHONPATH), whichever checkout the shared virtual
+    environment's editable install points at. Tracebacks are shown on the page, so that a failing cell is seen.
+    """
+    port = free_port()
+    env = _jupyter_env(tmp)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+           "--show_tracebacks=True", str(notebook_dir)]
+    base = f"http://127.0.0.1:{port}"
+    with _server(cmd, notebook_dir, env, tmp / "voila.log", f"{base}/", "Voila", timeout):
+        yield base
 
 
 @contextmanager

@@ -6,8 +6,9 @@ explorer), runs all cells from the Run menu, then moves the temperature slider t
 slider's text box (typing 0.5) and once with the arrow keys on the slider handle, and checks that
 the loss shown in the page is the one ``simclr_core.nn.loss.info_nce_from_similarity`` gives for the
 tau the kernel received (and that this tau is where the slider's log grid puts it). Then the same
-notebook in Notebook 7 (same server, new tab): run all, type a tau, check the loss. Screenshots of the
-widget are saved and their paths printed.
+notebook in Notebook 7 (same server, new tab): run all, type a tau, check the loss. The browser is offline (no host
+but 127.0.0.1 resolves), and the notebook's equations must be typeset all the same, by the MathJax that JupyterLab
+ships. Screenshots of the widget are saved and their paths printed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from simclr_core.nn.loss import info_nce_from_similarity
 from simclr_core.teaching.sheet import SEED_POSITIVES, SEED_S
 
-from .browser_helpers import chromium, jupyterlab_server, require_browser
+from .browser_helpers import OFFLINE, chromium, jupyterlab_server, require_browser
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "02_temperature.ipynb"
@@ -167,7 +168,8 @@ def test_temperature_slider_updates_loss_in_jupyterlab_and_notebook7(tmp_path):
     name = notebook_under_test(nb_dir)
     print(f"notebook under test: {name}")
     t0 = time.monotonic()
-    with jupyterlab_server(nb_dir, tmp_path) as (base, token), chromium(tmp_path) as driver:
+    # offline: JupyterLab, its widgets and its MathJax come from the local server alone
+    with jupyterlab_server(nb_dir, tmp_path) as (base, token), chromium(tmp_path, (OFFLINE,)) as driver:
         # ---- JupyterLab 4
         driver.get(f"{base}/lab/tree/{name}?token={token}")
         wait_for(lambda: kernel_idle(driver), 60, "the kernel to start", driver)
@@ -175,6 +177,9 @@ def test_temperature_slider_updates_loss_in_jupyterlab_and_notebook7(tmp_path):
         run_all_cells(driver)
         page = ExplorerPage(driver)
         assert float(wait_for(page.loss, 10, "the loss")) == pytest.approx(expected_loss(0.1), abs=5e-5)
+        if name == NOTEBOOK:  # its text has equations: typeset by the MathJax that JupyterLab ships
+            wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-RenderedMarkdown mjx-container"), 20,
+                     "the notebook's equations to be typeset", driver)
         first_image = page.image_src()
 
         # 1. type a temperature into the slider's text box; the log slider snaps it to its grid of

@@ -1,6 +1,6 @@
 """Committed notebooks stay clean: no outputs, and exactly the metadata a kernel writes on start.
 
-One test per notebook (notebooks/*.ipynb), so a notebook that still needs
+One test per notebook (notebooks/*.ipynb and the lecture pages, lecture/*.ipynb), so a notebook that still needs
 ``python scripts/normalize_notebooks.py`` is named in the failure; and one that asks a real kernel what it
 writes, so the script's stored values cannot drift from ipykernel's.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "lecture").glob("*.ipynb"))
 
 spec = importlib.util.spec_from_file_location("normalize_notebooks", REPO / "scripts" / "normalize_notebooks.py")
 normalize_notebooks = importlib.util.module_from_spec(spec)
@@ -31,7 +31,7 @@ def test_committed_notebook_is_output_free_with_kernel_metadata(path):
     assert nb["metadata"].get("kernelspec") == normalize_notebooks.KERNELSPEC, f"{path.name}: kernelspec {nb['metadata'].get('kernelspec')}"
     assert nb["metadata"].get("language_info") == normalize_notebooks.LANGUAGE_INFO, f"{path.name}: language_info {nb['metadata'].get('language_info')}"
     assert text == normalize_notebooks.dumps(normalize_notebooks.normalize(json.loads(text))), (
-        f"{path.name} is not normalised: python scripts/normalize_notebooks.py notebooks/{path.name}")
+        f"{path.name} is not normalised: python scripts/normalize_notebooks.py {path.relative_to(REPO)}")
 
 
 def test_normalize_strips_outputs_and_sets_metadata():

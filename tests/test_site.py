@@ -8,6 +8,8 @@ every page listed in ``build_info.json``; on each it checks that
 - every figure the executed notebook holds is an image that loaded (naturalWidth > 0), and a notebook that
   draws anything shows at least one,
 - no cell output is a traceback or an error on stderr,
+- every equation was typeset by MathJax (an ``mjx-container``, no TeX error), although no host but 127.0.0.1
+  can be reached: the pages load MathJax from the site itself (``sphinx-mathjax-offline``), never from a CDN,
 - a screenshot is not blank (enough non-background pixels, more than a few colours).
 
 The landing page must link to every notebook and problem set, and the explorers must appear as snapshots
@@ -30,12 +32,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .browser_helpers import chromium, free_port, require_browser
+from .browser_helpers import OFFLINE, chromium, free_port, require_browser
 
 REPO = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
 DRAWS = re.compile(r"\bplt\.|\.imshow\(|_explorer\(|\.savefig\(|subplots\(")
 ERROR_WORDS = re.compile(r"Traceback \(most recent call last\)|\bError\b|Exception")
+REMOTE_MATHJAX = re.compile(r"""(?:https?:)?//[^"'\s>]*mathjax""", re.IGNORECASE)
+SCRIPT_SRC = re.compile(r"""<script\b[^>]*\bsrc=["']([^"']+)["']""", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,41 @@ def test_site_builds_every_notebook_and_problem_set(site):
             assert figure_outputs(executed) > 0, f"{p.name} draws figures, but its executed copy holds none (inline backend off?)"
 
 
+@pytest.mark.slow
+def test_pages_load_mathjax_from_the_site_itself(site):
+    html = site / "html"
+    with_math = 0
+    for page in sorted(html.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        remote = REMOTE_MATHJAX.findall(text)
+        assert not remote, f"{page.relative_to(html)} references MathJax on another host: {remote[:3]}"
+        mathjax = [src for src in SCRIPT_SRC.findall(text) if "mathjax" in src.lower()]
+        if 'class="math notranslate' in text:
+            with_math += 1
+            assert mathjax, f"{page.relative_to(html)} has equations but loads no MathJax"
+        for src in mathjax:
+            assert (page.parent / src.split("?")[0]).resolve().is_file(), f"{page.relative_to(html)}: {src} is not in the site"
+    assert with_math > 0, "no page of the site has an equation: the check above checked nothing"
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir(), "MathJax's fonts were not copied"
+
+
+def typeset_problems(driver) -> list[str]:
+    """Wait for MathJax to finish, then list the page's equations that it did not typeset, or typeset with an error."""
+    done = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;"
+        "const t0 = Date.now(); (function wait() {"
+        "  if (ready()) { MathJax.startup.promise.then(() => done('ok'), e => done('error: ' + e)); }"
+        "  else if (Date.now() - t0 > 15000) { done('MathJax did not load'); } else { setTimeout(wait, 100); } })();")
+    if done != "ok":
+        return [done]
+    problems = driver.execute_script(
+        "return Array.from(document.querySelectorAll('span.math, div.math'))"
+        ".filter(e => !e.querySelector('mjx-container') || e.querySelector('mjx-merror'))"
+        ".map(e => e.textContent.slice(0, 80));")
+    return [f"not typeset: {p!r}" for p in problems]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # the test prints its own summary
         pass
@@ -126,8 +165,10 @@ def test_every_page_shows_its_figures_and_no_error(site, tmp_path):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     problems: list[str] = []
     try:
-        # the pages load MathJax from a CDN; offline, every lookup would stall the page load for seconds
-        with chromium(tmp_path, ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)) as driver:
+        # offline: no host but 127.0.0.1 resolves, so anything the pages still fetch from elsewhere fails to load
+        with chromium(tmp_path, (OFFLINE,)) as driver:
+            driver.set_script_timeout(30)
+            typeset = 0
             for page in info["pages"]:
                 t0 = time.monotonic()
                 driver.get(f"{base}/{page}")
@@ -161,11 +202,19 @@ def test_every_page_shows_its_figures_and_no_error(site, tmp_path):
                     if "Traceback (most recent call last)" in out.text:
                         problems.append(f"{page}: a traceback in a cell output: {out.text[:300]!r}")
 
+                # equations: typeset by the site's own MathJax
+                if driver.find_elements(By.CSS_SELECTOR, "span.math, div.math"):
+                    problems.extend(f"{page}: equation {p}" for p in typeset_problems(driver))
+                    typeset += 1
+
                 shot = shots / (page.replace("/", "__").removesuffix(".html") + ".png")
                 driver.save_screenshot(str(shot))
                 if reason := blank_reason(shot):
                     problems.append(f"{page}: the screenshot looks blank ({reason}): {shot}")
                 print(f"{page}: {len(imgs)} figures, {time.monotonic() - t0:.1f} s")
+
+            if not typeset:
+                problems.append("no page showed an equation to typeset")
 
             # the landing page links to every notebook and problem set
             driver.get(f"{base}/index.html")

@@ -10,6 +10,11 @@
 - Sizes: JupyterLab 4 and Notebook 7 show an image at its own width up to about ``DISPLAY_WIDTH_PX`` and scale
   wider ones down. Figures of the workbook are laid out at most that wide at 100 dpi, and the smallest text
   (tick labels, legends: 10 pt) is 10 / 72 * 100 = 14 px, so every text stays >= ``MIN_TEXT_PX`` on screen.
+- Projector: ``use_projector_style()`` switches the kernel to ``PROJECTOR_STYLE`` (the lecture pages, ``make lecture``):
+  the same sizes in points, drawn at ``PROJECTOR_SCALE`` = 1.5 times the dpi, so every figure and every text in it
+  comes out 1.5 times as many pixels (the smallest text 10 / 72 * 150 = 21 px) with the layout of the notebooks
+  unchanged (larger points in the same inches would crowd the explorers' legends and labels). Every later
+  ``use_workbook_style()`` in that kernel (the explorers call it) keeps the projector's sizes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib import font_manager, ticker
 
-__all__ = ["DISPLAY_WIDTH_PX", "MIN_TEXT_PX", "STYLE", "cjk_font", "use_workbook_style", "plain_tick_labels", "fmt"]
+__all__ = ["DISPLAY_WIDTH_PX", "MIN_TEXT_PX", "STYLE", "PROJECTOR_SCALE", "PROJECTOR_STYLE", "cjk_font", "use_workbook_style",
+           "use_projector_style", "plain_tick_labels", "fmt"]
 
 DISPLAY_WIDTH_PX = 950  # the widest an image is shown in JupyterLab's notebook at its default layout on a laptop
 MIN_TEXT_PX = 10  # smallest legible text on screen (font size in px after the browser's scaling)
@@ -33,6 +39,10 @@ STYLE = {
     "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10, "legend.title_fontsize": 10,
     "axes.formatter.useoffset": False,  # no "+1e-10" offset text over the axes
 }
+# The lecture pages on a projector: the only place where its sizes are set.
+PROJECTOR_SCALE = 1.5
+PROJECTOR_STYLE = {**STYLE, "figure.dpi": STYLE["figure.dpi"] * PROJECTOR_SCALE}
+_projector = False  # whether use_workbook_style() sets PROJECTOR_STYLE (set by use_projector_style)
 
 
 def _known_families() -> set[str]:
@@ -58,8 +68,9 @@ def cjk_font() -> str | None:
 
 
 def use_workbook_style() -> str | None:
-    """Set the workbook's rc parameters (``STYLE``) and the CJK fallback font; returns that font's name or None."""
-    mpl.rcParams.update(STYLE)
+    """Set the workbook's rc parameters (``STYLE``, or ``PROJECTOR_STYLE`` after ``use_projector_style()``) and the
+    CJK fallback font; returns that font's name or None."""
+    mpl.rcParams.update(PROJECTOR_STYLE if _projector else STYLE)
     cjk = cjk_font()
     if cjk is not None:
         rest = [f for f in mpl.rcParams["font.sans-serif"] if f not in ("DejaVu Sans", cjk)]
@@ -67,6 +78,13 @@ def use_workbook_style() -> str | None:
         # a generic family ("sans-serif") resolves to one font; glyph fallback goes along font.family's list
         mpl.rcParams["font.family"] = [*(f for f in mpl.rcParams["font.family"] if f != cjk), cjk]
     return cjk
+
+
+def use_projector_style(on: bool = True) -> str | None:
+    """Switch this kernel to the projector's sizes (``PROJECTOR_STYLE``), or back with ``on=False``; then apply them."""
+    global _projector
+    _projector = bool(on)
+    return use_workbook_style()
 
 
 def fmt(x: float, spec: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 
 import ipywidgets as widgets
+import matplotlib as mpl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
@@ -35,9 +36,10 @@ __all__ = ["FigureImage"]
 class FigureImage:
     """One ``Figure`` (never touches pyplot state) and the ``Image`` widget that shows it."""
 
-    def __init__(self, figsize: tuple[float, float], dpi: int = 100):
+    def __init__(self, figsize: tuple[float, float], dpi: float | None = None):
         use_workbook_style()
-        width_px = int(round(figsize[0] * dpi))  # the explorers keep this <= DISPLAY_WIDTH_PX: shown unscaled
+        dpi = dpi or mpl.rcParams["figure.dpi"]  # the workbook's 100, or the projector's 150 (plotting.PROJECTOR_STYLE)
+        width_px = int(round(figsize[0] * dpi))  # at 100 dpi the explorers keep this <= DISPLAY_WIDTH_PX: shown unscaled
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(self.figure)
         # native size at most, shrinking with the output area; minus the widget's 2 x 2 px margin, so that no
