@@ -12,6 +12,7 @@ Sphinx + MyST-NB (``site/conf.py``). The sources are staged into one tree, ``src
     site/*                     the landing page, "run it live", conf.py, CSS
     notebooks/*.ipynb          executed by MyST-NB in notebooks/ (as a student runs them), reading
     notebooks/results/         ... their cached experiment results from here
+    notebooks/pretrained/      ... the shipped encoder, from here
     exercises/<ps>/<ps>.ipynb  the problem sets as handed out (not executed: unanswered cells raise by design)
     workbook_map.md            generated: one row per notebook, from its own headings, so the map cannot drift
     problem_sets_map.md        generated: the same for the problem sets
@@ -76,8 +77,9 @@ def stage(src: Path) -> tuple[list[Path], list[Path]]:
     (src / "notebooks").mkdir()
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         shutil.copy2(nb, src / "notebooks" / nb.name)
-    if (REPO / "notebooks" / "results").is_dir():
-        shutil.copytree(REPO / "notebooks" / "results", src / "notebooks" / "results", ignore=ignore)
+    for sub in ("results", "pretrained"):  # cached experiment results; the shipped encoder 05, 08 and 09 load
+        if (REPO / "notebooks" / sub).is_dir():
+            shutil.copytree(REPO / "notebooks" / sub, src / "notebooks" / sub, ignore=ignore)
     for ps in sorted(p for p in (REPO / "exercises").iterdir() if p.is_dir()):
         shutil.copytree(ps, src / "exercises" / ps.name, ignore=ignore)
     notebooks = sorted((src / "notebooks").glob("*.ipynb"))

@@ -48,6 +48,7 @@ def test_notes_name_each_cell():
 def resaved(root, a):
     """Right answers; every locked cell re-saved by an editor with CRLF line endings and trailing spaces."""
     nb = submissions.build(root, a, "correct")
+    submissions._set_id(submissions._cells(nb), "resaved")  # graded as "resaved": her own id, her own numbers
     for c in nb.cells:
         if c.metadata.get("nbgrader", {}).get("locked"):
             c.source = c.source.replace("\n", "  \r\n") + "\r\n"
