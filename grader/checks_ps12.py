@@ -76,12 +76,16 @@ def q1_3_anchor(values, p) -> Verdict:
     return v
 
 
-def q1_3_batch(values, p) -> Verdict:
+def _batch_loss_check(values, p, name: str, tau: str, what: str) -> Verdict:
+    """The batch loss ``name`` at the temperature ``p[tau]``, with its named mistakes and other students' answers."""
     v = Verdict()
-    scalar(v, values, "L_batch", R.batch_candidates(p["S"], p["positives"], p["tau"]),
-           _yours("the batch loss is the mean of the 2N per-anchor losses", p),
-           others=others(p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau"])))
+    scalar(v, values, name, R.batch_candidates(p["S"], p["positives"], p[tau]), _yours(what, p),
+           others=others(p, lambda q: R.batch_loss(q["S"], q["positives"], q[tau])))
     return v
+
+
+def q1_3_batch(values, p) -> Verdict:
+    return _batch_loss_check(values, p, "L_batch", "tau", "the batch loss is the mean of the 2N per-anchor losses")
 
 
 def _nt_reference(a, b, tau, mistake=None):
@@ -213,11 +217,8 @@ def q2_1_share(values, p) -> Verdict:
 
 
 def q2_1_loss(values, p) -> Verdict:
-    v = Verdict()
-    scalar(v, values, "L_batch_high", R.batch_candidates(p["S"], p["positives"], p["tau_high"]),
-           _yours("the batch loss at tau_high is the mean of the 2N per-anchor losses", p),
-           others=others(p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau_high"])))
-    return v
+    return _batch_loss_check(values, p, "L_batch_high", "tau_high",
+                             "the batch loss at tau_high is the mean of the 2N per-anchor losses")
 
 
 def q2_2_ratio(values, p) -> Verdict:
