@@ -3,14 +3,15 @@
     python scripts/build_site.py                 # full build: open build/site/html/index.html
     python scripts/build_site.py --smoke         # SIMCLR_SMOKE=1: every notebook on tiny data (CI)
     python scripts/build_site.py --out /tmp/site # elsewhere
+    python scripts/build_site.py --jobs 1        # one notebook at a time (default: 2 side by side)
 
-Everything goes under the output folder: ``html/`` (the site), ``src/`` (the staged sources) and
-``jupyter_execute/`` (the executed notebooks, as MyST-NB writes them beside its HTML).
+Everything goes under the output folder: ``html/`` (the site), ``src/`` (the staged sources, the notebooks among
+them executed in place) and ``jupyter_execute/`` (the notebooks again, as MyST-NB writes them beside its HTML).
 
 Sphinx + MyST-NB (``site/conf.py``). The sources are staged into one tree, ``src/``:
 
     site/*                     the landing page, "run it live", conf.py, CSS
-    notebooks/*.ipynb          executed by MyST-NB in notebooks/ (as a student runs them), reading
+    notebooks/*.ipynb          executed here with nbclient in notebooks/ (as a student runs them), reading
     notebooks/results/         ... their cached experiment results from here
     notebooks/pretrained/      ... the shipped encoder, from here
     exercises/<ps>/<ps>.ipynb  the problem sets as handed out (not executed: unanswered cells raise by design)
@@ -18,7 +19,9 @@ Sphinx + MyST-NB (``site/conf.py``). The sources are staged into one tree, ``src
     problem_sets_map.md        generated: the same for the problem sets
 
 Staging keeps the build from writing anything into the checkout (a notebook's runs/ go under the staging
-tree). The build fails when a notebook cell raises. ``build_info.json`` in the output records the mode, the
+tree). Notebooks run ``--jobs`` at a time, each in its own kernel (Sphinx's own parallel read is unavailable:
+sphinx-mathjax-offline is not declared parallel-safe), then Sphinx renders them without executing anything. The build
+fails when a notebook cell raises. ``build_info.json`` in the output records the mode, the
 pages and the build time.
 """
 
@@ -91,12 +94,55 @@ def stage(src: Path) -> tuple[list[Path], list[Path]]:
     return notebooks, problem_sets
 
 
+def execute(path: Path, cell_timeout: int) -> tuple[str, float, str | None]:
+    """Run one staged notebook in place, in its own folder (as a student runs it: cwd = notebooks/);
+    returns (name, seconds, None) or (name, seconds, the failing cell's traceback)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    t0 = time.monotonic()
+    nb = nbformat.read(path, as_version=4)
+    try:
+        NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    except CellExecutionError as err:
+        return path.name, time.monotonic() - t0, str(err)
+    except (CellTimeoutError, DeadKernelError) as err:  # a cell over --cell-timeout, a kernel that died
+        return path.name, time.monotonic() - t0, f"{type(err).__name__}: {err}"
+    nbformat.write(nb, path)
+    return path.name, time.monotonic() - t0, None
+
+
+def execute_all(notebooks: list[Path], jobs: int, cell_timeout: int) -> list[str]:
+    """Execute every notebook, ``jobs`` at a time; print each as it finishes; return the names of those that failed."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    failed = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(execute, nb, cell_timeout) for nb in notebooks]
+        for k, fut in enumerate(as_completed(futures), 1):
+            name, seconds, error = fut.result()
+            print(f"[site] {k}/{len(notebooks)} {name}: {'FAILED' if error else 'ran'} in {seconds:.0f} s", flush=True)
+            if error:
+                print(error, file=sys.stderr, flush=True)
+                failed.append(name)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="run the notebooks in smoke mode (SIMCLR_SMOKE=1: tiny data, seconds each)")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "site",
                     help="build folder, emptied first; the site is its html/ (default: build/site)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="notebooks executed at a time, each in its own kernel (default: %(default)s)")
+    ap.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run (default: %(default)s)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.cell_timeout < 1:
+        ap.error(f"--cell-timeout must be at least 1 second, got {args.cell_timeout}")
     out = args.out.resolve()
     src, html = out / "src", out / "html"
 
@@ -104,21 +150,30 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     notebooks, problem_sets = stage(src)
-    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    env.pop("MPLBACKEND", None)  # a kernel's figures need its inline backend; Agg (as tests set it) would drop them
-    env["SIMCLR_SMOKE"] = "1" if args.smoke else env.get("SIMCLR_SMOKE", "0")
+    # the kernels inherit this process's environment
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    os.environ.pop("MPLBACKEND", None)  # a kernel's figures need its inline backend; Agg (as tests set it) would drop them
+    os.environ["SIMCLR_SMOKE"] = "1" if args.smoke else os.environ.get("SIMCLR_SMOKE", "0")
     # the kernels import simclr_core from this checkout even where the editable install points elsewhere
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "1", "-d", str(out / "doctrees"), str(src), str(html)]
-    print(f"[site] building {len(notebooks)} notebooks and {len(problem_sets)} problem sets "
-          f"({'smoke' if env['SIMCLR_SMOKE'] == '1' else 'full'} mode) into {html}", flush=True)
-    rc = subprocess.call(cmd, env=env, cwd=src)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:  # kernels side by side share the cores, not contend
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    mode = "smoke" if os.environ["SIMCLR_SMOKE"] == "1" else "full"
+    print(f"[site] executing {len(notebooks)} notebooks ({mode} mode, {args.jobs} at a time), then rendering them and "
+          f"{len(problem_sets)} problem sets into {html}", flush=True)
+    failed = execute_all(notebooks, args.jobs, args.cell_timeout)
+    if failed:
+        print(f"[site] {len(failed)} notebook(s) failed after {time.monotonic() - t0:.0f} s: {', '.join(failed)}; "
+              f"the sources are staged in {src}", file=sys.stderr)
+        return 1
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(out / "doctrees"), str(src), str(html)]
+    rc = subprocess.call(cmd, cwd=src)
     seconds = time.monotonic() - t0
     if rc != 0:
         print(f"[site] sphinx-build failed (exit {rc}) after {seconds:.0f} s; the sources are staged in {src}", file=sys.stderr)
         return rc
     pages = [p.relative_to(src).with_suffix(".html").as_posix() for p in notebooks + problem_sets]
-    info = {"mode": "smoke" if env["SIMCLR_SMOKE"] == "1" else "full", "seconds": round(seconds, 1),
+    info = {"mode": mode, "seconds": round(seconds, 1), "jobs": args.jobs,
             "pages": ["index.html", "run_it_live.html", *pages]}
     (html / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"[site] done in {seconds:.0f} s: open {html / 'index.html'}")

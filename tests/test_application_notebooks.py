@@ -1,8 +1,9 @@
 """Notebooks 06-09 run top to bottom; the experiment helpers behind them do what they claim.
 
-Each notebook is executed in smoke mode (SIMCLR_SMOKE=1: tiny data, seconds) with nbclient from
-notebooks/, and, when cached results are committed, once more reading them (no training: only loading and
-plotting), so a cached file that no longer matches the plotting code fails here.
+Each notebook is executed in smoke mode (SIMCLR_SMOKE=1: tiny data, seconds) by the session's smoke build of the
+site (``conftest.smoke_site``, from notebooks/ as a student runs them), and, when cached results are committed,
+once more here with nbclient reading them (no training: only loading and plotting), so a cached file that no longer
+matches the plotting code fails here.
 """
 
 import os
@@ -70,8 +71,8 @@ def test_notebook_is_committed_clean(name):
 @pytest.mark.slow
 @needs_data
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_smoke_mode(name):
-    nb = _execute(name, smoke=True)
+def test_notebook_runs_in_smoke_mode(name, smoke_executed):
+    nb = smoke_executed(name)
     out = _outputs_text(nb)
     assert "preset=smoke" in out
     assert "cached result" not in out  # smoke mode computes, never reads the cache

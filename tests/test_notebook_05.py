@@ -1,20 +1,16 @@
-"""Notebook 05 runs top to bottom in smoke mode (SIMCLR_SMOKE=1: a tiny CIFAR-format folder, seconds)."""
+"""Notebook 05 runs top to bottom in smoke mode (SIMCLR_SMOKE=1: a tiny CIFAR-format folder, seconds), and its\nreadable training loop is the library's Trainer."""
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_cifar10_pretrain_probe.ipynb"
 
 
 @pytest.mark.slow
-def test_notebook_05_smoke(monkeypatch):
-    monkeypatch.setenv("SIMCLR_SMOKE", "1")
-    nb = nbformat.read(NB, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}}).execute()
+def test_notebook_05_smoke(smoke_executed):
+    nb = smoke_executed(NB.stem)  # executed by the session's smoke build of the site (conftest.smoke_site)
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "smoke mode: True" in text
     assert "epoch 2: loss" in text

@@ -1,7 +1,8 @@
 """The rendered workbook site: built in smoke mode, then every page opened in headless Chromium.
 
-One smoke build (``scripts/build_site.py --smoke``: every notebook executed on tiny data, about 1.5 minutes on
-2 cores) is shared by the tests below. The browser test serves the HTML over a localhost HTTP server and opens
+One smoke build (``scripts/build_site.py --smoke``: every notebook executed on tiny data, two at a time, about 1.5
+minutes on 2 cores) is shared by the tests below and by the notebook tests of 05-09 (``conftest.smoke_site``;
+``SIMCLR_SITE_BUILD=build/site`` checks a full build instead). The browser test serves the HTML over a localhost HTTP server and opens
 every page listed in ``build_info.json``; on each it checks that
 
 - the page rendered (a title and body text; Chinese headings present where the notebook has them),
@@ -43,16 +44,9 @@ SCRIPT_SRC = re.compile(r"""<script\b[^>]*\bsrc=["']([^"']+)["']""", re.IGNORECA
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """A smoke build of the site; returns its build folder (html/, jupyter_execute/, src/)."""
-    out = tmp_path_factory.mktemp("site")
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "build_site.py"), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"the smoke build of the site failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    print(f"smoke site build: {time.monotonic() - t0:.1f} s")
-    return out
+def site(smoke_site) -> Path:
+    """The session's smoke build of the site (``conftest.smoke_site``): html/, jupyter_execute/, src/."""
+    return smoke_site
 
 
 def figure_outputs(executed: Path) -> int:

@@ -260,10 +260,15 @@ def meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:
     }
 
 
+def default_augment(dataset: str) -> AugmentConfig:
+    """The training preset's augmentation policy (``train.config``), the one place the experiments read it from:
+    for Fashion-MNIST 16x16 crops of at least 20% of the image, flips and brightness/contrast jitter."""
+    return preset("cpu", dataset).augment
+
+
 def default_views(dataset: str):
-    """The training preset's augmentation policy as a view function (x uint8, g) -> views: for Fashion-MNIST
-    16x16 crops of at least 20% of the image, flips and brightness/contrast jitter (``train.config``)."""
-    return simclr_views(preset("cpu", dataset).augment)
+    """``default_augment`` as a view function (x uint8, g) -> views."""
+    return simclr_views(default_augment(dataset))
 
 
 def views_of_test(model: SimCLR, test, views, device, seed: int = 123):

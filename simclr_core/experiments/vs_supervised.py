@@ -20,10 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.augment import AugmentConfig
-from ..train.config import preset as preset_recipe
 from ..train.supervised import SupervisedRecipe
-from .common import (Preset, ShortRun, build_model, default_views, finetune, load_data, meta, pretrain_short,
-                     simclr_views, views_of_test)
+from .common import (Preset, ShortRun, build_model, default_augment, default_views, finetune, load_data, meta,
+                     pretrain_short, simclr_views, views_of_test)
 from .stats import over_seeds
 
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -109,7 +108,7 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     C, K = train.images.shape[1], len(train.classes)
     # the usual supervised policy (mild crops and flips) at the size of the SimCLR views (Fashion-MNIST: 16 px),
     # so that a supervised image costs what a pretraining view costs; classifiers are tested at that size too
-    sup_size = preset_recipe("cpu", dataset).augment.size
+    sup_size = default_augment(dataset).size
     sup_views = simclr_views(AugmentConfig(size=sup_size, crop_scale=(0.5, 1.0),
                                            color_jitter=False, grayscale=False))
     base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
