@@ -39,12 +39,16 @@ instructor:
 lecture:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/voila" $(LECTURE_ARGS) "$(CURDIR)/lecture"
 
+# Test files run TEST_JOBS at a time (pytest-xdist, one file per worker: a file's fixtures are built once);
+# TEST_JOBS=0 runs everything in this one process.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 test:
 	@bash scripts/setup_system.sh
-	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest $(PYTEST_ARGS)
+	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast:
-	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	@venv=$$(bash scripts/setup_env.sh) && "$$venv/bin/python" -m pytest $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 # Students: check a problem set, e.g. `make validate PS=ps1_similarity_matrix` (default: all four).
 PS ?= ps1_similarity_matrix ps2_temperature ps3_batch_size ps4_applications

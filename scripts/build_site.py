@@ -114,20 +114,23 @@ def execute(path: Path, cell_timeout: int) -> tuple[str, float, str | None]:
     return path.name, time.monotonic() - t0, None
 
 
-def execute_all(notebooks: list[Path], jobs: int, cell_timeout: int) -> list[str]:
-    """Execute every notebook, ``jobs`` at a time; print each as it finishes; return the names of those that failed."""
+def execute_all(notebooks: list[Path], jobs: int, cell_timeout: int, last: dict[str, float]) -> tuple[list[str], dict]:
+    """Execute every notebook, ``jobs`` at a time, the longest of the last build (``last``: name -> seconds) first, so
+    that no long one starts at the end; print each as it finishes. Returns (names that failed, name -> seconds)."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    failed = []
+    order = sorted(notebooks, key=lambda nb: -last.get(nb.name, 0.0))  # stable: alphabetical without a last build
+    failed, seconds = [], {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(execute, nb, cell_timeout) for nb in notebooks]
+        futures = [pool.submit(execute, nb, cell_timeout) for nb in order]
         for k, fut in enumerate(as_completed(futures), 1):
-            name, seconds, error = fut.result()
-            print(f"[site] {k}/{len(notebooks)} {name}: {'FAILED' if error else 'ran'} in {seconds:.0f} s", flush=True)
+            name, took, error = fut.result()
+            seconds[name] = round(took, 1)
+            print(f"[site] {k}/{len(notebooks)} {name}: {'FAILED' if error else 'ran'} in {took:.0f} s", flush=True)
             if error:
                 print(error, file=sys.stderr, flush=True)
                 failed.append(name)
-    return failed
+    return failed, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     src, html = out / "src", out / "html"
 
     t0 = time.monotonic()
+    last = {}  # the previous build's time per notebook, for the order of this one
+    if (out / "html" / "build_info.json").is_file():
+        last = json.loads((out / "html" / "build_info.json").read_text()).get("notebook_seconds", {})
     if out.exists():
         shutil.rmtree(out)
     notebooks, problem_sets = stage(src)
@@ -156,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SIMCLR_SMOKE"] = "1" if args.smoke else os.environ.get("SIMCLR_SMOKE", "0")
     # the kernels import simclr_core from this checkout even where the editable install points elsewhere
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:  # kernels side by side share the cores, not contend
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
     mode = "smoke" if os.environ["SIMCLR_SMOKE"] == "1" else "full"
+    # smoke kernels' tensors are tiny: threads would only contend. A full build's long notebooks (05 trains) keep
+    # every core, since most of the time they run beside short ones.
+    if mode == "smoke" and args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
     print(f"[site] executing {len(notebooks)} notebooks ({mode} mode, {args.jobs} at a time), then rendering them and "
           f"{len(problem_sets)} problem sets into {html}", flush=True)
-    failed = execute_all(notebooks, args.jobs, args.cell_timeout)
+    failed, notebook_seconds = execute_all(notebooks, args.jobs, args.cell_timeout, last)
     if failed:
         print(f"[site] {len(failed)} notebook(s) failed after {time.monotonic() - t0:.0f} s: {', '.join(failed)}; "
               f"the sources are staged in {src}", file=sys.stderr)
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[site] sphinx-build failed (exit {rc}) after {seconds:.0f} s; the sources are staged in {src}", file=sys.stderr)
         return rc
     pages = [p.relative_to(src).with_suffix(".html").as_posix() for p in notebooks + problem_sets]
-    info = {"mode": mode, "seconds": round(seconds, 1), "jobs": args.jobs,
+    info = {"mode": mode, "seconds": round(seconds, 1), "jobs": args.jobs, "notebook_seconds": notebook_seconds,
             "pages": ["index.html", "run_it_live.html", *pages]}
     (html / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"[site] done in {seconds:.0f} s: open {html / 'index.html'}")

@@ -1,6 +1,14 @@
 """Fixtures shared by several test modules."""
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
+from filelock import FileLock
 
 from simclr_core.data.synthetic import write_fake_cifar10
 
@@ -18,13 +26,6 @@ def smoke_site(tmp_path_factory):
     notebook tests read them instead of running each notebook a second time.
 
     SIMCLR_SITE_BUILD=<folder> checks an existing build instead (a full one from ``make site``, say: build/site)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     given = os.environ.get("SIMCLR_SITE_BUILD")
     if given:
         out = Path(given).resolve()
@@ -32,16 +33,25 @@ def smoke_site(tmp_path_factory):
             pytest.fail(f"SIMCLR_SITE_BUILD={given}: no html/build_info.json there; build one with "
                         f"python scripts/build_site.py --out {given}")
         return out
-    out = tmp_path_factory.mktemp("site")
-    t0 = time.monotonic()
-    script = Path(__file__).resolve().parent.parent / "scripts" / "build_site.py"
-    proc = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(f"the smoke build of the site failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                    f"{proc.stderr[-6000:]}")
-    info = json.loads((out / "html" / "build_info.json").read_text())
-    print(f"smoke site build: {time.monotonic() - t0:.1f} s ({info['jobs']} notebooks at a time)")
+    # under pytest-xdist every worker is its own session: the first to get here builds, the others wait and reuse
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    out, failed = shared / "smoke_site", shared / "smoke_site.failed"
+    with FileLock(str(shared / "smoke_site.lock")):
+        if failed.is_file():
+            pytest.fail(failed.read_text())
+        if not (out / "html" / "build_info.json").is_file():
+            t0 = time.monotonic()
+            script = Path(__file__).resolve().parent.parent / "scripts" / "build_site.py"
+            proc = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)],
+                                  capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                failed.write_text(f"the smoke build of the site failed (exit {proc.returncode}):\n"
+                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+                pytest.fail(failed.read_text())
+            info = json.loads((out / "html" / "build_info.json").read_text())
+            print(f"smoke site build: {time.monotonic() - t0:.1f} s ({info['jobs']} notebooks at a time)")
     return out
 
 
@@ -49,8 +59,6 @@ def smoke_site(tmp_path_factory):
 def smoke_executed(smoke_site):
     """name -> notebooks/<name>.ipynb as the session's smoke build of the site executed it. Skips when
     SIMCLR_SITE_BUILD names a build that need not be a smoke build."""
-    import json
-
     import nbformat
 
     if json.loads((smoke_site / "html" / "build_info.json").read_text())["mode"] != "smoke":
