@@ -25,6 +25,9 @@ exclude_patterns = ["**/.ipynb_checkpoints", "workbook_map.md", "problem_sets_ma
 # as handed out, not executed: unanswered cells raise NotImplementedError by design.
 nb_execution_mode = "off"
 nb_output_stderr = "show"
+# Markdown that cells display (the results tables of 06-09) is parsed as MyST, which has pipe tables; the default
+# CommonMark renderer has none and would show the rows as text
+nb_render_markdown_format = "myst"
 nb_merge_streams = True
 # The explorers' figures are computed in Python on every slider step, so a page without a kernel cannot move
 # them: render their static snapshot (text/html, see simclr_core.teaching.explorers.snapshot) instead of an
