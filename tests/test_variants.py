@@ -39,8 +39,8 @@ def test_the_map_is_pinned():
     """These numbers are what students were given: changing SALT, a grid or the sampling changes them all."""
     a = V.variant("alice")
     assert a.S[0][1:] == (0.8, 0.35, 0.25, 0.0, 0.0)
-    assert (a.tau, a.tau_high, a.N_bound) == (0.3, 0.8, 64)
-    assert V.variant("bob").S[2][3] == 0.6 and V.variant("bob").N_bound == 2048
+    assert (a.tau, a.tau_high, a.N_bound) == (0.3, 0.8, 96)
+    assert V.variant("bob").S[2][3] == 0.6 and V.variant("bob").N_bound == 3704
 
 
 def test_a_fresh_interpreter_computes_the_same_variant():
@@ -54,7 +54,8 @@ def test_different_ids_give_different_numbers():
     vs = [V.variant(s) for s in IDS]
     assert len({v.S for v in vs}) == len(IDS)  # no two of 304 students share a matrix
     assert {v.tau for v in vs} == set(V.TAUS) and {v.tau_high for v in vs} == set(V.TAUS_HIGH)
-    assert {v.N_bound for v in vs} == set(V.N_BOUNDS)
+    sizes = {v.N_bound for v in vs}  # 304 draws from 505 sizes: about 230 distinct ones expected
+    assert sizes <= set(V.N_BOUNDS) and len(sizes) > 180, len(sizes)
     # a neighbour's L_12 is almost never yours
     l12 = [R.anchor_loss(v.matrix(), 0, 1, v.tau) for v in vs]
     same = sum(R.close(x, y) for k, x in enumerate(l12) for y in l12[k + 1:])
