@@ -1,4 +1,4 @@
-"""Figures are legible where they are shown: the explorers' figures and those notebooks 01-04 draw.
+"""Figures are legible where they are shown: the explorers' figures and those every notebook (01-10) draws.
 
 JupyterLab 4 / Notebook 7 show an image at its own width up to about ``DISPLAY_WIDTH_PX`` (950 px) and scale a
 wider one down, text included. Every figure is checked for
@@ -10,7 +10,7 @@ wider one down, text included. Every figure is checked for
 (d) no legend drawn over data: the legend's box against the lines' and patches' (bars, histogram steps) pixels,
     notebook 04's colour-histogram figure in particular,
 
-plus no shared offset / multiplier text ("1e-13") over an axis. ``figure_facts`` measures one figure; it is
+plus no shared offset / multiplier text ("1e-13") over an axis and no titles or axis labels running into each other. ``figure_facts`` measures one figure; it is
 self-contained, so the notebook tests paste its source into the kernel and call it on every figure
 ``plt.show()`` displays.
 """
@@ -86,6 +86,13 @@ def figure_facts(fig, png_width=None, display_width=950):
             label = artist.get_label()
             yield (type(artist).__name__ if label.startswith("_") else label), pts[inside]
 
+    # titles and axis labels that run into each other (a long title over its neighbour's): every pair of them, and
+    # each against the other axes' tick labels
+    labels = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)]
+    labels += [t for t in (getattr(fig, "_suptitle", None),) if t is not None]
+    labels = [(t, t.get_window_extent(renderer)) for t in labels if t.get_visible() and t.get_text().strip()]
+    clashes = [f"{a.get_text()!r} / {b.get_text()!r}" for k, (a, ea) in enumerate(labels) for b, eb in labels[k + 1:]
+               if ea.padded(-1).overlaps(eb.padded(-1))]
     legends = [(ax.get_legend(), [ax]) for ax in fig.axes if ax.get_legend() is not None]
     legends += [(lg, fig.axes) for lg in fig.legends]
     covered = []
@@ -100,6 +107,7 @@ def figure_facts(fig, png_width=None, display_width=950):
         "smallest_text": smallest.get_text(),
         "offset_texts": [o for o in offsets if o],
         "legends_cover": covered,
+        "text_clashes": clashes,
         "xlabels": [ax.get_xlabel() for ax in fig.axes],
     }
 
@@ -110,6 +118,7 @@ def assert_legible(facts: dict, what: str) -> None:
         f"{what}: text {facts['smallest_text']!r} is {facts['min_text_px']:.1f} px on screen (< {MIN_TEXT_PX})")
     assert not facts["offset_texts"], f"{what}: offset / multiplier text over an axis: {facts['offset_texts']}"
     assert not any(facts["legends_cover"]), f"{what}: a legend covers {facts['legends_cover']}"
+    assert not facts["text_clashes"], f"{what}: titles or labels run into each other: {facts['text_clashes']}"
 
 
 # ---------------------------------------------------------------- the checks can fail
@@ -139,6 +148,15 @@ def test_the_checks_catch_a_wide_figure_small_text_an_offset_and_a_covering_lege
     ax.get_legend().remove()
     ax.legend(loc="upper left", bbox_to_anchor=(1.1, 1))  # outside the axes: covers nothing
     assert figure_facts(fig)["legends_cover"] == [[]]
+
+    fig = Figure(figsize=(7, 3), dpi=100)  # notebook 08's old histogram titles: each wider than its panel
+    axes = fig.subplots(1, 3)
+    for ax in axes:
+        ax.set_title("median: same 0.50 ± 0.01, different 1.45 ± 0.00")
+    assert len(figure_facts(fig)["text_clashes"]) >= 2  # left/middle and middle/right at least
+    for ax in axes:
+        ax.set_title("same 0.50, different 1.45", fontsize=9)
+    assert figure_facts(fig)["text_clashes"] == []
 
 
 # ---------------------------------------------------------------- (c) Chinese text
@@ -251,7 +269,7 @@ def run_recording_figures(name: str, tmp_path, monkeypatch):
     nb.cells.insert(2, nbformat.v4.new_code_cell(record))  # right after the setup cell
     nb.cells.append(nbformat.v4.new_code_cell("print('__FIGURES__' + _json.dumps(_FIGURE_FACTS))"))
     monkeypatch.setenv("SIMCLR_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures become image/png outputs
     monkeypatch.setenv("SIMCLR_DATA", str(tmp_path / "no-data"))  # the offline images, as in CI
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -261,7 +279,7 @@ def run_recording_figures(name: str, tmp_path, monkeypatch):
     return facts, pngs, stderr
 
 
-NOTEBOOKS = ["01_similarity_matrix.ipynb", "02_temperature.ipynb", "03_batch_size.ipynb", "04_augmentations.ipynb"]
+NOTEBOOKS = sorted(p.name for p in NB_DIR.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("00"))
 
 
 @pytest.mark.slow
