@@ -472,3 +472,20 @@ def test_notebook_04_runs_headless_and_shows_the_shortcut(tmp_path, monkeypatch)
     acc = {m[0].strip(): float(m[1]) for m in re.findall(r"^\s+(.+?)\s+histogram retrieval accuracy = ([\d.]+)$", text, re.M)}
     assert set(acc) == {"no augmentation", "crop + flip only", "crop + flip + colour (s=0.5)", "crop + flip + colour (s=1)"}
     assert acc["no augmentation"] > acc["crop + flip only"] > 2 * acc["crop + flip + colour (s=0.5)"]
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.1, 0.5, 5.0])
+def test_prefix_curves_are_autograd_on_every_prefix(tau):
+    """The batch-size explorer's curves (the gradient written out) against nt_xent + autograd, N by N."""
+    from simclr_core.teaching.explorers.batch_size import loss_and_grad_norm, prefix_curves
+
+    g = torch.Generator().manual_seed(4)
+    z1 = 3.0 * torch.randn(40, 16, generator=g, dtype=torch.float64)  # not unit rows: the 1/|z| factor counts
+    z2 = z1 + torch.randn(40, 16, generator=g, dtype=torch.float64)
+    Ns = [1, 2, 3, 7, 16, 40]
+    losses, norms = prefix_curves(z1, z2, tau, Ns)
+    for n, loss, norm in zip(Ns, losses, norms):
+        ref_loss, ref_norm = loss_and_grad_norm(z1[:n], z2[:n], tau)
+        assert loss == pytest.approx(ref_loss, rel=1e-9, abs=1e-12), n
+        assert norm == pytest.approx(ref_norm, rel=1e-7, abs=1e-12), n
+    assert losses[0] == 0 and norms[0] == 0  # N = 1: no negatives

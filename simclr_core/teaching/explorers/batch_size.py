@@ -11,7 +11,8 @@ make the softmax task harder. Two references sit next to the measured loss L(N):
   log(2N - 1): a small batch caps what the loss can certify.
 
 N = 1 leaves no negatives: the positive is the only candidate, so the loss and its gradient are exactly 0
-(exercise Q3). Loss and gradient come from ``simclr_core.loss.nt_xent`` and autograd.
+(exercise Q3). The marked point's loss and gradient come from ``simclr_core.loss.nt_xent`` and autograd; the
+curves over N (41 batch sizes, recomputed on every tau) from ``prefix_curves``, the same gradient written out.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ...nn.loss import nt_xent
+from ...nn.loss import nt_xent, positive_pairs, unit_rows
 from ..plotting import fmt, plain_tick_labels
 from .figure_image import FigureImage
 from .one_thread import one_thread
 from .snapshot import SnapshotMixin
 from .temperature import TAU_MAX, TAU_MIN, TAU_READOUT, _check_tau_in_range, tau_text
 
-__all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "random_pairs", "slider_grid"]
+__all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "prefix_curves", "random_pairs",
+           "slider_grid"]
 
 FILL_COLOR, MARKER_COLOR = "#1b9e77", "#d95f02"
 # gradient norms below this are float64 rounding, not signal (a tiny tau: softmax of the positive = 1 - 1e-30,
@@ -52,6 +54,32 @@ def loss_and_grad_norm(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> tuple[
     loss = nt_xent(z1, z2, temperature=tau)
     g1, g2 = torch.autograd.grad(loss, (z1, z2))  # (N, D) each
     return float(loss.detach()), float(torch.sqrt((g1**2).sum() + (g2**2).sum()))
+
+
+@torch.no_grad()
+def prefix_curves(z1: torch.Tensor, z2: torch.Tensor, tau: float, Ns) -> tuple[np.ndarray, np.ndarray]:
+    """``loss_and_grad_norm(z1[:n], z2[:n], tau)`` for every n in Ns, without autograd (a slider step's budget):
+    with u = z / |z|, logits l = u u^T / tau (diagonal -inf), P = softmax(l) and Y the positives' one-hot,
+    dL/dl = (P - Y) / 2n, so dL/du = (A + A^T) u / tau with A = (P - Y) / 2n, and dL/dz = (I - u u^T) dL/du / |z|.
+    The unit vectors of a prefix are the prefix of the unit vectors, so they are computed once."""
+    u1, u2 = unit_rows(z1), unit_rows(z2)  # (M, D) each
+    r1, r2 = (z.norm(dim=1, keepdim=True).clamp_min(1e-30) for z in (z1, z2))  # (M, 1) each; a zero row: 0 gradient
+    losses, norms = [], []
+    for n in Ns:
+        u, r = torch.cat([u1[:n], u2[:n]]), torch.cat([r1[:n], r2[:n]])  # (2n, D), (2n, 1)
+        logits = (u / tau) @ u.T  # (2n, 2n)
+        logits.fill_diagonal_(float("-inf"))
+        logp = torch.log_softmax(logits, dim=1)  # (2n, 2n)
+        j = positive_pairs(n)  # (2n,) the positive of each anchor
+        rows = torch.arange(2 * n)
+        losses.append(float(-logp[rows, j].mean()))
+        A = logp.exp()  # (2n, 2n) P
+        A[rows, j] -= 1.0  # P - Y
+        A /= 2 * n
+        gu = (A + A.T) @ u / tau  # (2n, D) dL/du
+        gz = (gu - (gu * u).sum(1, keepdim=True) * u) / r  # (2n, D) dL/dz
+        norms.append(float(gz.norm()))
+    return np.array(losses), np.array(norms)
 
 
 def slider_grid(max_N: int, N: int, points: int = 41) -> list[int]:
@@ -114,11 +142,9 @@ class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
         self.update()
 
     def _compute_curves(self, tau: float) -> None:
-        """Loss and gradient norm on the N grid (one small autograd pass each, once per tau), drawn in place."""
+        """Loss and gradient norm on the N grid (once per tau), drawn in place."""
         with one_thread():
-            pairs = [loss_and_grad_norm(self.z1[:n], self.z2[:n], tau) for n in self.Ns]
-        self.loss_curve = np.array([p[0] for p in pairs])  # (G,)
-        self.grad_curve = np.array([p[1] for p in pairs])  # (G,)
+            self.loss_curve, self.grad_curve = prefix_curves(self.z1, self.z2, tau, self.Ns)  # (G,) each
         self.loss_line.set_ydata(self.loss_curve)
         shown = np.where(self.grad_curve < GRAD_NOISE, 0.0, self.grad_curve)  # (G,)
         self.grad_line.set_ydata(shown)
