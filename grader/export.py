@@ -47,10 +47,11 @@ class StatusCsvExportPlugin(CsvExportPlugin):
             for assignment in gradebook.assignments:
                 if assignments and assignment.name not in assignments:
                     continue
+                submitted = set(status.submitted_students(coursedir, assignment.name))  # once per assignment
                 for student in gradebook.students:
                     if students and student.id not in students:
                         continue
-                    r = status.row(gradebook, coursedir, assignment.name, student.id)
+                    r = status.row(gradebook, coursedir, assignment.name, student.id, submitted)
                     try:
                         sub = gradebook.find_submission(assignment.name, student.id)
                     except MissingEntry:

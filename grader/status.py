@@ -101,12 +101,15 @@ def submitted_students(coursedir, assignment: str) -> list[str]:
     return sorted(found)
 
 
-def row(gb: Gradebook, coursedir, assignment: str, student: str) -> Row:
-    """The status of one student's submission of one assignment."""
+def row(gb: Gradebook, coursedir, assignment: str, student: str, submitted=None) -> Row:
+    """The status of one student's submission of one assignment; ``submitted``: ``submitted_students`` of the
+    assignment when the caller has it (looked up here otherwise)."""
     try:
         sub = gb.find_submission(assignment, student)
     except MissingEntry:
-        status = NOT_YET if student in submitted_students(coursedir, assignment) else MISSING
+        if submitted is None:
+            submitted = submitted_students(coursedir, assignment)
+        status = NOT_YET if student in submitted else MISSING
         try:
             mx = gb.find_assignment(assignment).max_score
         except MissingEntry:
@@ -136,9 +139,10 @@ def row(gb: Gradebook, coursedir, assignment: str, student: str) -> Row:
 
 def rows(gb: Gradebook, coursedir, assignment: str, students=None) -> list[Row]:
     """One row per student known to the gradebook or with a submitted folder (or per ``students``)."""
+    submitted = set(submitted_students(coursedir, assignment))  # once per assignment, not once per student
     if students is None:
-        students = sorted({s.id for s in gb.students} | set(submitted_students(coursedir, assignment)))
-    return [row(gb, coursedir, assignment, s) for s in students]
+        students = sorted({s.id for s in gb.students} | submitted)
+    return [row(gb, coursedir, assignment, s, submitted) for s in students]
 
 
 def _fmt(x) -> str:

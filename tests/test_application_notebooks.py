@@ -36,14 +36,15 @@ def _fashion_mnist_available() -> bool:
 needs_data = pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST is not installed")
 
 
-def _execute(name: str, smoke: bool, timeout: int = 300):
+def _execute_reading_cache(name: str, timeout: int = 300):
+    """Run notebooks/<name> outside smoke mode: it reads its cached result (the smoke run is the site build's)."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     # figures become image/png outputs; the whole environment is restored on exit
-    env = {"SIMCLR_SMOKE": "1" if smoke else "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env = {"SIMCLR_SMOKE": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     with mock.patch.dict(os.environ, env):
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: threads only contend on a shared CI box
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # make test runs two test files side by side on 2 cores
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     return nb
@@ -88,7 +89,7 @@ def test_notebook_reads_committed_cache(name):
     if cached is None:
         pytest.skip(f"no cached notebooks/results/{CACHE[name]}.json")
     assert cached["command"].startswith("python -m simclr_core.experiments ")
-    nb = _execute(name, smoke=False)
+    nb = _execute_reading_cache(name)
     assert "cached result" in _outputs_text(nb)
 
 

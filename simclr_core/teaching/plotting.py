@@ -41,8 +41,7 @@ STYLE = {
 }
 # The lecture pages on a projector: the only place where its sizes are set.
 PROJECTOR_SCALE = 1.5
-PROJECTOR_STYLE = {**STYLE, "figure.dpi": STYLE["figure.dpi"] * PROJECTOR_SCALE}
-_projector = False  # whether use_workbook_style() sets PROJECTOR_STYLE (set by use_projector_style)
+PROJECTOR_STYLE = {**STYLE, "figure.dpi": STYLE["figure.dpi"] * PROJECTOR_SCALE}  # differs from STYLE in the dpi only
 
 
 def _known_families() -> set[str]:
@@ -70,7 +69,8 @@ def cjk_font() -> str | None:
 def use_workbook_style() -> str | None:
     """Set the workbook's rc parameters (``STYLE``, or ``PROJECTOR_STYLE`` after ``use_projector_style()``) and the
     CJK fallback font; returns that font's name or None."""
-    mpl.rcParams.update(PROJECTOR_STYLE if _projector else STYLE)
+    projector = mpl.rcParams["figure.dpi"] == PROJECTOR_STYLE["figure.dpi"]  # set by use_projector_style(): kept
+    mpl.rcParams.update(PROJECTOR_STYLE if projector else STYLE)
     cjk = cjk_font()
     if cjk is not None:
         rest = [f for f in mpl.rcParams["font.sans-serif"] if f not in ("DejaVu Sans", cjk)]
@@ -82,8 +82,7 @@ def use_workbook_style() -> str | None:
 
 def use_projector_style(on: bool = True) -> str | None:
     """Switch this kernel to the projector's sizes (``PROJECTOR_STYLE``), or back with ``on=False``; then apply them."""
-    global _projector
-    _projector = bool(on)
+    mpl.rcParams["figure.dpi"] = (PROJECTOR_STYLE if on else STYLE)["figure.dpi"]
     return use_workbook_style()
 
 
