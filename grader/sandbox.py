@@ -40,10 +40,9 @@ def python_roots() -> list[str]:
     return sorted(r for r in roots if os.path.isdir(r))
 
 
-def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir: str,
-                  env: dict[str, str] | None = None) -> list[str]:
-    """The bwrap argv that runs ``inner`` with ``workdir`` as its only writable folder and, of ``env``, only the
-    variables of ``FORWARDED_ENV``."""
+def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[str]) -> list[str]:
+    """The bwrap options (everything before the command) that give ``workdir`` as the only writable folder and,
+    of ``env``, only the variables of ``FORWARDED_ENV``; ``extra_binds``: more bwrap bind options."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise RuntimeError("sandboxed grading needs bubblewrap: `sudo apt-get install bubblewrap` "
@@ -59,9 +58,7 @@ def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir
         cmd += ["--ro-bind", d, d]
     probe = REPO / "grader_probe"
     cmd += ["--ro-bind", str(REPO / "simclr_core"), "/opt/simclr-grading/simclr_core",
-            "--ro-bind", str(probe), "/opt/simclr-grading/grader_probe",
-            "--ro-bind", connection_file, connection_file,
-            "--bind", ipc_dir, ipc_dir,
+            "--ro-bind", str(probe), "/opt/simclr-grading/grader_probe", *extra_binds,
             "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
             "--clearenv",
             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -71,7 +68,20 @@ def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir
     for name in FORWARDED_ENV:
         if (env or {}).get(name):
             cmd += ["--setenv", name, str(env[name])]
-    return cmd + inner
+    return cmd
+
+
+def run_argv(inner: list[str], workdir: Path, env: dict) -> list[str]:
+    """The argv that runs the plain command ``inner`` (no Jupyter kernel) in the same sandbox, with the same
+    limits, as a grading kernel: ``workdir`` its only writable folder, of ``env`` only ``FORWARDED_ENV``."""
+    return _sandbox_argv(workdir, env, []) + list(inner)
+
+
+def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir: str,
+                  env: dict[str, str] | None = None) -> list[str]:
+    """The bwrap argv of a grading kernel: ``run_argv`` plus the kernel's connection file and socket folder."""
+    binds = ["--ro-bind", connection_file, connection_file, "--bind", ipc_dir, ipc_dir]
+    return _sandbox_argv(workdir, env, binds) + list(inner)
 
 
 class SandboxKernelManager(AsyncKernelManager):
