@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import checks
+from .cifar_pickle import batch_arrays, class_names, load_cifar_pickle
 
 __all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS", "FACTS", "DatasetFacts", "facts",
            "SYSTEM_FASHION_MNIST", "data_digest"]
@@ -53,7 +54,6 @@ FACTS = {
                                    "Bag", "Ankle boot")),
 }
 DATASETS = tuple(FACTS)
-CIFAR10_CLASSES = FACTS["cifar10"].classes
 FASHION_CLASSES = FACTS["fashion-mnist"].classes
 
 
@@ -109,8 +109,13 @@ class ImageDataset(Dataset):
 
 
 def default_root() -> Path:
-    """Where datasets live: $SIMCLR_DATA, else ~/.cache/simclr-workbook/data."""
-    return Path(os.environ.get("SIMCLR_DATA", Path.home() / ".cache" / "simclr-workbook" / "data")).expanduser()
+    """Where datasets live: $SIMCLR_DATA, else ~/.cache/simclr-workbook/data. An empty SIMCLR_DATA is an error
+    (it would mean the current folder)."""
+    env = os.environ.get("SIMCLR_DATA")
+    if env is not None and not env.strip():
+        raise ValueError("SIMCLR_DATA is set but empty: set it to the dataset folder, or unset it for the default "
+                         "~/.cache/simclr-workbook/data")
+    return Path(env if env is not None else Path.home() / ".cache" / "simclr-workbook" / "data").expanduser()
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False) -> ImageDataset:
@@ -119,6 +124,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
         raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise ValueError(f"root must be a folder path or None, got {root!r}")
+    if root is not None and not str(root).strip():
+        raise ValueError("root (CLI: --data-root) is empty: give the dataset folder, or leave it out for the default")
     if root is not None and Path(root).expanduser().exists() and not Path(root).expanduser().is_dir():
         raise ValueError(f"root {str(root)!r} is a file, not a folder")
     if name == "cifar10":
@@ -176,29 +183,18 @@ def _cifar_pickles_present(root: Path, train: bool) -> bool:
 
 def _read_cifar_pickles(root: Path, train: bool) -> ImageDataset:
     """Read CIFAR-10-format pickles directly (torchvision insists on the real archive's md5 sums, so a
-    re-packed or test-sized copy, e.g. ``simclr_core.data.synthetic``, is read here)."""
-    import pickle
-
+    re-packed or test-sized copy, e.g. ``simclr_core.data.synthetic``, is read here). Such files come from anyone:
+    ``cifar_pickle`` unpickles them as data only and checks every pixel and label."""
     folder = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    classes = class_names(load_cifar_pickle(folder / "batches.meta"), folder / "batches.meta")
     data, labels = [], []
     for name in names:
-        try:
-            with open(folder / name, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
-            data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
-        except Exception as err:
-            raise ValueError(f"{folder / name} is not a readable CIFAR-10 batch file ({type(err).__name__}: {err})") from None
-    try:
-        with open(folder / "batches.meta", "rb") as f:
-            classes = tuple(pickle.load(f, encoding="latin1")["label_names"])
-    except Exception as err:
-        raise ValueError(f"{folder / 'batches.meta'} is not a readable CIFAR-10 meta file ({type(err).__name__}: {err})") from None
-    images = torch.from_numpy(np.concatenate(data))  # (N, 3, 32, 32)
-    targets = torch.as_tensor(labels, dtype=torch.int64)
-    _check_labels(targets, len(classes), folder)
-    return ImageDataset(images, targets, classes, "cifar10")
+        images, targets = batch_arrays(load_cifar_pickle(folder / name), len(classes), folder / name)
+        data.append(images)
+        labels.append(targets)
+    return ImageDataset(torch.from_numpy(np.concatenate(data)), torch.from_numpy(np.concatenate(labels)), classes,
+                        "cifar10")
 
 
 def _check_labels(targets: torch.Tensor, n_classes: int, where) -> None:
