@@ -1,10 +1,13 @@
-"""Run a grading kernel inside bubblewrap (Debian package ``bubblewrap``, command ``bwrap``).
+"""Run a grading kernel, or any command of the grading, inside bubblewrap (Debian package ``bubblewrap``).
 
 The submission's code sees, read-only, the operating system, the Python environment, ``simclr_core`` and the
-kernel side of the grader (``grader_probe``); read-write, only its own folder. It does not see the rest of the
-course (``solutions/``, the gradebook, the trusted checker, other students' submissions), the instructor's home
-or the network (own network namespace), and it cannot write outside its folder (``/tmp`` is private and
-discarded). The kernel talks to nbgrader over Unix sockets in a private directory, not TCP, because the
+kernel side of the grader (``grader_probe``). It does not see the rest of the course (``solutions/``, the
+gradebook, the trusted checker, other students' submissions), the instructor's home or the network (own network
+namespace). Its working folder and ``/tmp`` are size-capped tmpfs discarded at its end: nothing it writes reaches
+the grading disk, and the folder nbgrader reads and writes (``grading/autograded/``) is not in the sandbox at all;
+a kernel starts with a copy of the submission's regular files (``disposable_copy``; links and special files are
+never followed). It runs as uid 1000 without capabilities, under the limits and seccomp filter of
+``grader.limits``. The kernel talks to nbgrader over Unix sockets in a private directory, not TCP, because the
 sandbox has no network. Of the grading process's environment only ``FORWARDED_ENV`` reaches the kernel (the id
 being graded, which a notebook whose STUDENT_ID is left empty takes its numbers from).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -21,9 +25,17 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
+from .limits import DEFAULT, Limits, seccomp_filter
+
 REPO = Path(__file__).resolve().parent.parent
 READ_ONLY_SYSTEM = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
 FORWARDED_ENV = ("SIMCLR_STUDENT_ID",)
+SANDBOX_UID = 1000
+SUBMISSION_MOUNT = "/opt/simclr-submission"  # a kernel's read-only copy of the submission, copied into its folder
+SECCOMP_FD = 9
+# copies the submission into the kernel's tmpfs folder, then becomes the kernel (argv: source, kernel command...)
+_COPY_THEN_EXEC = ("import os, shutil, sys; shutil.copytree(sys.argv[1], '.', symlinks=True, dirs_exist_ok=True); "
+                   "os.execv(sys.argv[2], sys.argv[2:])")
 
 
 def bwrap_path() -> str | None:
@@ -40,9 +52,22 @@ def python_roots() -> list[str]:
     return sorted(r for r in roots if os.path.isdir(r))
 
 
-def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[str]) -> list[str]:
-    """The bwrap options (everything before the command) that give ``workdir`` as the only writable folder and,
-    of ``env``, only the variables of ``FORWARDED_ENV``; ``extra_binds``: more bwrap bind options."""
+def _launcher(limits: Limits) -> list[str]:
+    """What runs bwrap: ``prlimit`` with the limits and, where libseccomp exists, a shell that opens the compiled
+    seccomp filter on ``SECCOMP_FD`` for bwrap's ``--seccomp`` (an argv cannot carry an open file otherwise)."""
+    prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
+    cmd = [prlimit, *limits.prlimit_args(), "--"]
+    filt = seccomp_filter()
+    if filt is not None:
+        cmd = ["/bin/sh", "-c", f'exec {SECCOMP_FD}<"$0" && exec "$@"', str(filt), *cmd]
+    return cmd
+
+
+def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[str],
+                  limits: Limits = DEFAULT) -> list[str]:
+    """The launcher and bwrap options (everything before the command): ``workdir`` is a fresh tmpfs, the only
+    writable folder but ``/tmp``; of ``env`` only the variables of ``FORWARDED_ENV``; ``extra_binds``: more bwrap
+    bind options."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise RuntimeError("sandboxed grading needs bubblewrap: `sudo apt-get install bubblewrap` "
@@ -50,7 +75,12 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
     workdir = Path(workdir).resolve()
     if workdir == REPO or workdir in REPO.parents:
         raise ValueError(f"refusing to sandbox {workdir}: it would expose the course folder {REPO}")
-    cmd = [bwrap, "--unshare-all", "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    disk = str(limits.disk_bytes)
+    cmd = [*_launcher(limits), bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
+           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--new-session",
+           "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/tmp"]
+    if seccomp_filter() is not None:
+        cmd += ["--seccomp", str(SECCOMP_FD)]
     for d in READ_ONLY_SYSTEM:
         if os.path.exists(d):
             cmd += ["--ro-bind", d, d]
@@ -59,7 +89,7 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
     probe = REPO / "grader_probe"
     cmd += ["--ro-bind", str(REPO / "simclr_core"), "/opt/simclr-grading/simclr_core",
             "--ro-bind", str(probe), "/opt/simclr-grading/grader_probe", *extra_binds,
-            "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
+            "--size", disk, "--tmpfs", str(workdir), "--chdir", str(workdir),
             "--clearenv",
             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "--setenv", "HOME", "/tmp", "--setenv", "PYTHONPATH", "/opt/simclr-grading",
@@ -72,28 +102,58 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
 
 
 def run_argv(inner: list[str], workdir: Path, env: dict) -> list[str]:
-    """The argv that runs the plain command ``inner`` (no Jupyter kernel) in the same sandbox, with the same
-    limits, as a grading kernel: ``workdir`` its only writable folder, of ``env`` only ``FORWARDED_ENV``."""
+    """The argv that runs the plain command ``inner`` (no Jupyter kernel) in the same sandbox, under the same
+    limits, as a grading kernel: its folder is a fresh size-capped tmpfs mounted at the path ``workdir`` (nothing
+    of the host's ``workdir`` is visible or written), of ``env`` only ``FORWARDED_ENV`` reaches it. More bwrap
+    options may be appended before the command when ``inner`` is empty."""
     return _sandbox_argv(workdir, env, []) + list(inner)
 
 
+def disposable_copy(src: Path, dst: Path) -> list[str]:
+    """Copy the regular files and folders of ``src`` into ``dst`` without following any link; what is not a
+    regular file or folder (link, device, FIFO, socket) is left out and its path returned."""
+    skipped = []
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in [*dirnames, *filenames]:
+            st = os.lstat(Path(dirpath) / name)
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append(str(rel / name))
+                continue
+            fd = os.open(Path(dirpath) / name, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fin, open(dst / rel / name, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        dirnames[:] = [d for d in dirnames if stat.S_ISDIR(os.lstat(Path(dirpath) / d).st_mode)]
+    return skipped
+
+
 def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir: str,
-                  env: dict[str, str] | None = None) -> list[str]:
-    """The bwrap argv of a grading kernel: ``run_argv`` plus the kernel's connection file and socket folder."""
+                  env: dict[str, str] | None = None, source: Path | None = None) -> list[str]:
+    """The argv of a grading kernel: ``run_argv`` plus the kernel's connection file and socket folder; with
+    ``source`` (a disposable copy), its files are copied into the kernel's folder before the kernel starts."""
     binds = ["--ro-bind", connection_file, connection_file, "--bind", ipc_dir, ipc_dir]
+    if source is not None:
+        binds += ["--ro-bind", str(source), SUBMISSION_MOUNT]
+        inner = [sys.executable, "-I", "-c", _COPY_THEN_EXEC, SUBMISSION_MOUNT, *inner]
     return _sandbox_argv(workdir, env, binds) + list(inner)
 
 
 class SandboxKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel runs under bwrap (see the module docstring).
 
-    The kernel's folder is the current directory at start (nbgrader starts it in the submission's folder).
-    Interrupts are sent as messages: a signal to bwrap's process group would end the sandbox, not the cell.
+    The kernel starts in a tmpfs holding a copy of the regular files of the folder nbgrader starts it in (the
+    submission's autograded folder), which the sandbox never sees itself. Interrupts are sent as messages: a
+    signal to bwrap's process group would end the sandbox, not the cell.
     """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._ipc_dir = tempfile.mkdtemp(prefix="simclr-grading-ipc-")
+        self._tmp = tempfile.mkdtemp(prefix="simclr-grading-kernel-")
+        self._ipc_dir = os.path.join(self._tmp, "ipc")
+        os.mkdir(self._ipc_dir, 0o700)
         self.transport = "ipc"
         self.ip = os.path.join(self._ipc_dir, "kernel")
 
@@ -101,14 +161,19 @@ class SandboxKernelManager(AsyncKernelManager):
         inner = super().format_kernel_cmd(extra_arguments)
         inner[0] = sys.executable if Path(inner[0]).name.startswith("python") else inner[0]
         self.kernel_spec.interrupt_mode = "message"
-        return bwrap_command(inner, Path(self._launch_cwd), self.connection_file, self._ipc_dir, self._launch_env)
+        source = Path(self._tmp) / "submission"
+        shutil.rmtree(source, ignore_errors=True)
+        disposable_copy(Path(self._launch_cwd), source)
+        return bwrap_command(inner, Path(self._tmp) / "work", self.connection_file, self._ipc_dir,
+                             self._launch_env, source)
 
     async def _async_pre_start_kernel(self, **kw):
         self._launch_cwd = kw.get("cwd") or os.getcwd()
         self._launch_env = dict(kw.get("env") or {})
+        kw["cwd"] = self._tmp  # bwrap itself starts outside the submission's folder
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart:
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            shutil.rmtree(self._tmp, ignore_errors=True)
