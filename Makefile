@@ -62,12 +62,13 @@ exercises:
 bundle:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
 
-# Instructors: grade every submission of one problem set in grading/submitted/, each in a bubblewrap sandbox,
-# e.g. `make grade PS=ps1_similarity_matrix`, then print the summary (python -m grader.status; docs/instructors.md).
+# Instructors: grade every submission in grading/submitted/ of the problem sets PS (default: all four), each in a
+# bubblewrap sandbox, then print the summary (python -m grader.grade; docs/instructors.md). A submission that cannot be
+# graded is listed as "needs review: <reason>" and the others are graded; exercises/ is never written.
+# One student: make grade PS=ps1_similarity_matrix STUDENT=alice
 grade:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	for ps in $(PS); do nbgrader autograde "$$ps" --create || exit 1; done; \
-	echo; python -m grader.status $(PS)
+	python -m grader.grade $(PS) $(foreach s,$(STUDENT),--student $(s))
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done

@@ -45,6 +45,8 @@ c.OverwriteCells.add_missing_cells = True
 # hidden test reported, outside the submission's kernel; nbgrader's own scoring reads the verdicts it wrote. A dead
 # kernel's notebook is flagged and its cells from the crash onwards wait for a manual grade (grader.status).
 c.Autograde.sanitize_preprocessors = [
+    "grader.guards.RefuseUnsafeFiles",  # no link or special file is copied (grader.guards)
+    "grader.guards.StripGradingMetadata",  # a grading status comes only from the preprocessors below
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
@@ -53,6 +55,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 # Feedback shows each check's verdict, never the hidden part of a test cell.
 c.GenerateFeedback.preprocessors = [
+    "grader.guards.RefuseUnsafeFiles",
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

@@ -41,7 +41,7 @@ class Limits:
     processes: int = 64
     open_files: int = 256
     output_bytes: int = 2 * MiB
-    notebook_seconds: int = 150
+    notebook_seconds: int = 90
 
     def prlimit_args(self) -> list[str]:
         """util-linux ``prlimit`` options setting these limits (soft = hard) on the command it runs."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode, from_dict
@@ -26,12 +27,14 @@ from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocess
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
-from traitlets import Bool
+from traitlets import Bool, Integer
 
 from grader_probe import MIME
 from simclr_core.teaching.variants import same_student
 
 from . import CHECKS, shortcuts
+from .guards import OutputBudget, limit_hits
+from .limits import DEFAULT
 from .problems import VARIANT_ASSIGNMENTS, other_variants, problem
 from .verdict import Verdict
 
@@ -88,6 +91,10 @@ class QuietOverwriteCells(OverwriteCells):
 class SandboxedExecute(Execute):
     sandbox = Bool(True, help="Run grading kernels under bubblewrap (grader.sandbox); False only to debug "
                               "the pipeline on a machine without bwrap.").tag(config=True)
+    notebook_timeout = Integer(DEFAULT.notebook_seconds, help="Seconds the whole notebook may run; the cells left "
+                               "when they are spent are not run (each cell also has Execute.timeout)").tag(config=True)
+    output_bytes = Integer(DEFAULT.output_bytes, help="Bytes of output kept per notebook; the rest is dropped "
+                           "and noted").tag(config=True)
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -101,8 +108,22 @@ class SandboxedExecute(Execute):
             self.kernel_manager_class = SandboxKernelManager
 
     def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+            self._late.append(_gid(cell) or f"#{index + 1}")
+            cell.outputs = [from_dict({"output_type": "error", "ename": "NotebookTimeLimit", "evalue": "not run",
+                                       "traceback": [f"Not run: the notebook used its {self.notebook_timeout} s."]})]
+            return cell, resources
         self._running = (index, cell)
         return super().preprocess_cell(cell, resources, index)
+
+    def _cell_timeout(self, cell) -> int:
+        """The per-cell limit, or the notebook's time left if less."""
+        return max(1, int(min(self.timeout or self.notebook_timeout, self._deadline - time.monotonic()) + 0.999))
+
+    def output(self, outs, msg, display_id, cell_index):
+        if not self._budget.admit(msg, outs):
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
     def start_new_kernel(self, **kwargs):
         if self._student:  # the sandbox passes on only this variable (grader.sandbox)
@@ -112,6 +133,9 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources, km=None):
         self._running = None
         self._student = (resources or {}).get("nbgrader", {}).get("student")
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._late, self._budget = [], OutputBudget(self.output_bytes)
+        self.timeout_func = self._cell_timeout
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
         except (DeadKernelError, CellTimeoutError) as e:
@@ -128,6 +152,13 @@ class SandboxedExecute(Execute):
                      and any(o.output_type == "error" and o.get("ename") in TIMEOUT_ERRORS for o in c.outputs)]
         if timed_out:
             _status(nb)["timed_out"] = timed_out
+        if self._late:
+            _status(nb)["notebook_time_limit"] = {"seconds": self.notebook_timeout, "not_run": self._late}
+        if self._budget.dropped:
+            _status(nb)["output_dropped"] = {"kept": self._budget.limit, "dropped": self._budget.dropped}
+        hits = limit_hits(nb, _gid)
+        if hits:
+            _status(nb)["limits"] = hits
         return nb, resources
 
 
