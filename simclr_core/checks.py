@@ -11,7 +11,9 @@ import math
 from numbers import Integral, Real
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "positive_float", "nonnegative_float", "probability", "one_of",
-           "int_tuple", "optional"]
+           "int_tuple", "optional", "temperature", "TEMPERATURE_MIN", "known_keys"]
+
+TEMPERATURE_MIN = 1e-4  # the logits sim / tau stay within +-1e4: loss and gradient finite and accurate in float32
 
 
 def _is_int(v) -> bool:
@@ -78,3 +80,28 @@ def int_tuple(name: str, v) -> tuple[int, ...]:
 def optional(check, name: str, v, *args):
     """``check(name, v, *args)`` unless v is None (then None)."""
     return None if v is None else check(name, v, *args)
+
+
+def temperature(name: str, v) -> float:
+    """A contrastive temperature tau >= ``TEMPERATURE_MIN`` as a float: a number, or a one-element tensor that
+    needs no gradient. The loss and its gradient grow like 1 / tau; from 1e-4 up they are finite and accurate in
+    float32 for any batch (the paper's Table 5 sweeps 0.05..1). A tensor that requires grad is refused rather
+    than silently detached: the losses of this library take tau as a constant."""
+    if getattr(v, "requires_grad", False):
+        raise ValueError(f"{name} is a tensor that requires grad, but tau is a constant here (its gradient would be "
+                         f"dropped); pass float({name}) or {name}.detach()")
+    if hasattr(v, "numel") and hasattr(v, "item"):  # a tensor or numpy array: one element only
+        if v.numel() != 1:
+            raise ValueError(f"{name} must be one number >= {TEMPERATURE_MIN:g}, got a tensor of shape {tuple(v.shape)}")
+        v = v.item()
+    if not _is_real(v) or not math.isfinite(v) or v < TEMPERATURE_MIN:
+        raise ValueError(f"{name} must be a finite number >= {TEMPERATURE_MIN:g} (the smallest tau the loss computes "
+                         f"finite and accurate in float32), got {v!r}")
+    return float(v)
+
+
+def known_keys(what: str, given, valid) -> None:
+    """Raise naming the keys of ``given`` that are not in ``valid`` (e.g. the settings read from a config file)."""
+    unknown = set(given) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)}; valid: {sorted(valid)}")

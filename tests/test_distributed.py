@@ -31,10 +31,12 @@ import torch.nn.functional as F
 
 from simclr_core.train.distributed import (
     DistInfo,
+    TorchrunEnv,
     gather_with_grad,
     init_distributed,
     nt_xent_distributed,
     nt_xent_rank,
+    torchrun_env,
 )
 from simclr_core.nn.loss import nt_xent, positive_pairs
 from simclr_core.train.checkpoint import load_checkpoint
@@ -232,8 +234,28 @@ def test_bad_torchrun_environment(monkeypatch):
         init_distributed("cpu")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "5")
-    with pytest.raises(ValueError, match="RANK=5"):
+    with pytest.raises(ValueError, match=r"RANK must be an integer in 0\.\.1 \(WORLD_SIZE=2\), got '5'"):
         init_distributed("cpu")
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE must be an integer >= 1 (the number of processes), got 'abc'"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE must be an integer >= 1"),
+    ({"WORLD_SIZE": "2", "RANK": "abc"}, "RANK must be an integer in 0..1 (WORLD_SIZE=2), got 'abc'"),
+    ({"RANK": "1"}, "RANK must be an integer in 0..0 (WORLD_SIZE=1), got '1'"),
+    ({"WORLD_SIZE": "2", "RANK": "-1"}, "got '-1'"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "x"}, "LOCAL_RANK must be an integer in 0..1"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "2"}, "LOCAL_RANK must be an integer in 0..1 (WORLD_SIZE=2), got '2'"),
+])
+def test_torchrun_env_names_the_bad_variable(env, needle):
+    with pytest.raises(ValueError) as err:
+        torchrun_env(env)
+    assert needle in str(err.value)
+
+
+def test_torchrun_env_reads_what_torchrun_sets():
+    assert torchrun_env({}) == TorchrunEnv(0, 1, 0)
+    assert torchrun_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": " 1 "}) == TorchrunEnv(3, 4, 1)
 
 
 def test_nt_xent_rank_rejects_bad_input():

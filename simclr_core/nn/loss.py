@@ -9,46 +9,27 @@ and the batch loss is the mean over all 2N anchors, so both (i, j) and (j, i) co
 "L = 1/2N sum_k [l(2k-1, 2k) + l(2k, 2k-1)]"). The default tau = 0.5 follows the paper's CIFAR-10
 appendix (B.9); its ImageNet default is 0.1.
 
-The code is written as that formula in logit form: row i of ``logits`` holds sim(z_i, z_k) / tau for
-every candidate k, the diagonal (k = i) is masked with -inf so exp() makes it vanish from the sum, and
-the loss is ``cross_entropy(logits, labels)`` with labels[i] = j(i), i.e.
+In logit form: row i of the logits holds sim(z_i, z_k) / tau for every candidate k, the diagonal (k = i)
+is masked with -inf so exp() makes it vanish from the sum, and
 
     l(i, j) = -(logits[i, j] - logsumexp_k logits[i, k])
 
-which is computed stably (never exp, then sum, then log).
+which is computed stably (never exp, then sum, then log). ``nt_xent`` checks its arguments and hands them to
+``simclr_core.nn.ntxent``, the one core that the queue, memory-bank and distributed losses share.
+``info_nce_from_similarity`` is the same formula on a given similarity matrix (the exercise sheet's form).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .. import checks
+from .ntxent import REDUCTIONS, ntxent_losses, unit_rows
 
-__all__ = ["nt_xent", "nt_xent_unchecked", "unit_rows", "info_nce_from_similarity", "positive_pairs", "check_temperature"]
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def check_temperature(temperature: float) -> float:
-    """Return ``temperature`` as a float, or raise ValueError if it is not a finite number > 0."""
-    if isinstance(temperature, bool):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    try:
-        tau = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}") from None
-    if not math.isfinite(tau) or tau <= 0:
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return tau
-
-
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+__all__ = ["nt_xent", "nt_xent_unchecked", "unit_rows", "info_nce_from_similarity", "positive_pairs"]
 
 
 def positive_pairs(N: int, layout: str = "halves", device=None) -> torch.Tensor:
@@ -68,6 +49,8 @@ def positive_pairs(N: int, layout: str = "halves", device=None) -> torch.Tensor:
 
 
 def _check_embeddings(z1: torch.Tensor, z2: torch.Tensor) -> None:
+    """Shapes and dtypes, then one pass over the rows' largest |entry|: finite, and not so small that the row's
+    direction is lost (all zeros, or below the normal range of float16 / bfloat16)."""
     for name, z in (("z1", z1), ("z2", z2)):
         if not isinstance(z, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), got {type(z).__name__}")
@@ -80,29 +63,26 @@ def _check_embeddings(z1: torch.Tensor, z2: torch.Tensor) -> None:
     if z1.shape[0] < 1 or z1.shape[1] < 1:
         raise ValueError(f"need at least one pair of at least 1-d embeddings, got shape {tuple(z1.shape)}")
     for name, z in (("z1", z1), ("z2", z2)):
-        if not torch.isfinite(z).all():
-            bad = (~torch.isfinite(z)).nonzero()[0].tolist()
-            raise ValueError(f"{name} holds non-finite values (first at index {bad}: {z[tuple(bad)].item()})")
+        tiny = torch.finfo(z.dtype).tiny if z.dtype in (torch.float16, torch.bfloat16) else 0.0
+        top = z.detach().abs().amax(dim=1)  # (N,) NaN and inf carry through
+        if not bool(((top > tiny) & torch.isfinite(top)).all()):
+            _raise_bad_row(name, z, top, tiny)
 
 
-def unit_rows(z: torch.Tensor) -> torch.Tensor:
-    """z / ||z|| row by row, in float32 (float64 stays float64), for any norm: each row is first divided by its
-    largest |entry|, so a norm of 1e-20 does not hit F.normalize's eps and entries of 1e20 do not overflow the
-    norm. An all-zero row stays zero."""
-    z = z if z.dtype == torch.float64 else z.float()
-    scale = z.abs().amax(dim=1, keepdim=True)  # (rows, 1)
-    z = z / torch.where(scale > 0, scale, torch.ones_like(scale))
-    return F.normalize(z, dim=1)
+def _raise_bad_row(name: str, z: torch.Tensor, top: torch.Tensor, tiny: float) -> None:
+    if not torch.isfinite(top).all():
+        bad = (~torch.isfinite(z)).nonzero()[0].tolist()
+        raise ValueError(f"{name} holds non-finite values (first at index {bad}: {z[tuple(bad)].item()})")
+    row = int((top <= tiny).nonzero()[0])
+    if tiny == 0.0:
+        raise ValueError(f"{name} row {row} is all zeros: its direction, and so its cosine similarity, is undefined")
+    raise ValueError(f"{name} row {row} has no entry above {tiny:.3g}, the smallest normal {z.dtype} number: its "
+                     "direction has lost its precision (or is all zeros); compute the embeddings in float32")
 
 
 def nt_xent_unchecked(z1: torch.Tensor, z2: torch.Tensor, tau: float, reduction: str = "mean") -> torch.Tensor:
     """``nt_xent`` without the argument checks (no host sync): the training loop's step calls this."""
-    N = z1.shape[0]
-    z = unit_rows(torch.cat([z1, z2]))  # (2N, D) unit vectors
-    logits = (z / tau) @ z.T  # (2N, 2N) sim(z_i, z_k) / tau  (dividing the (2N, D) side is cheaper)
-    logits.fill_diagonal_(float("-inf"))  # (2N, 2N) k = i is never a candidate
-    labels = positive_pairs(N, device=z.device)  # (2N,) j(i), the positive partner of anchor i
-    return F.cross_entropy(logits, labels, reduction=reduction)  # -log softmax(logits)[i, j(i)]
+    return ntxent_losses(torch.cat([z1, z2]), tau, reduction)  # (2N, D) rows [z1 rows, z2 rows]
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, reduction: str = "mean") -> torch.Tensor:
@@ -111,15 +91,17 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, reduct
     Args:
         z1, z2: (N, D) embeddings of the two views (projection-head outputs); L2-normalised here, so
             ``sim`` is the cosine similarity. Computed in float32 whatever their dtype (float64 stays float64).
-        temperature: tau > 0.
+            Every row needs a direction: an all-zero row is an error.
+        temperature: tau >= 1e-4 (``simclr_core.checks.temperature``), a number; tau is a constant, so a
+            tensor that requires grad is refused.
         reduction: "mean" (the paper's loss: mean over all 2N anchors), "sum", or "none" (the 2N
             per-anchor losses in the order [z1 rows, z2 rows]).
 
     N = 1 is legal: the only candidate left in the denominator is the positive, so the loss is exactly 0
     and so is its gradient (exercise Q3).
     """
-    tau = check_temperature(temperature)
-    _check_reduction(reduction)
+    tau = checks.temperature("temperature", temperature)
+    checks.one_of("reduction", reduction, REDUCTIONS)
     _check_embeddings(z1, z2)
     return nt_xent_unchecked(z1, z2, tau, reduction)
 
@@ -141,12 +123,13 @@ def info_nce_from_similarity(S, positives: Sequence[int], temperature: float) ->
             diagonal is ignored whatever it holds (NaN for "-" in the exercise sheet is fine).
         positives: length-2N sequence, positives[i] = index of anchor i's positive partner; must be a
             pairing (positives[positives[i]] == i, positives[i] != i). See ``positive_pairs``.
-        temperature: tau > 0.
+        temperature: tau >= 1e-4 (``simclr_core.checks.temperature``).
 
     Returns:
-        (2N,) tensor, entry i is l(i, positives[i]); its mean is the batch loss.
+        (2N,) tensor in S's float dtype, entry i is l(i, positives[i]); its mean is the batch loss. Computed in
+        float64, so any similarities a float32 matrix holds give a finite, right loss.
     """
-    tau = check_temperature(temperature)
+    tau = checks.temperature("temperature", temperature)
     S = _as_float_tensor(S, "S")
     if S.dim() != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"S must be a square (2N, 2N) matrix, got shape {tuple(S.shape)}")
@@ -158,9 +141,13 @@ def info_nce_from_similarity(S, positives: Sequence[int], temperature: float) ->
         raise ValueError("S holds non-finite values off the diagonal; only the diagonal may be NaN/inf")
     labels = _check_pairing(positives, n, S.device)
 
-    logits = S / tau  # (2N, 2N) sim(z_i, z_k) / tau
+    logits = S.double() / tau  # (2N, 2N) sim(z_i, z_k) / tau
     logits = logits.masked_fill(~off_diagonal, float("-inf"))  # (2N, 2N) drop k = i
-    return F.cross_entropy(logits, labels, reduction="none")  # (2N,) l(i, positives[i])
+    losses = F.cross_entropy(logits, labels, reduction="none").to(S.dtype)  # (2N,) l(i, positives[i])
+    if not torch.isfinite(losses).all():
+        raise ValueError(f"S / tau overflows {S.dtype} (|S| up to {S[off_diagonal].abs().max().item():.3g} at "
+                         f"tau = {tau:g}): rescale the similarities")
+    return losses
 
 
 def _check_pairing(positives, n: int, device) -> torch.Tensor:

@@ -13,7 +13,8 @@ also runs over the queued keys), ``momentum_update`` / ``MomentumEncoder`` (MoCo
 (1 - m) theta_q; MoCo's default m = 0.999 is for 800k-step ImageNet runs, we default to m = 0.99 because
 the workbook's runs are a few thousand steps long).
 
-With an empty queue ``nt_xent_with_queue`` is exactly ``simclr_core.loss.nt_xent``.
+With an empty queue ``nt_xent_with_queue`` is exactly ``simclr_core.nn.loss.nt_xent``: both are the core of
+``simclr_core.nn.ntxent``, here with the keys as extra candidates.
 """
 
 from __future__ import annotations
@@ -24,11 +25,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import positive_int, probability
-from .loss import _check_embeddings, _check_reduction, check_temperature, positive_pairs, unit_rows
+from .. import checks
+from .loss import _check_embeddings
+from .ntxent import REDUCTIONS, ntxent_losses, unit_rows
 
-__all__ = ["NegativeQueue", "nt_xent_with_queue", "nt_xent_with_queue_unchecked", "info_nce_queue", "momentum_update",
-           "MomentumEncoder", "MemoryBank"]
+__all__ = ["NegativeQueue", "nt_xent_with_queue", "nt_xent_with_queue_unchecked", "momentum_update", "MomentumEncoder",
+           "MemoryBank"]
+
+
+MAX_STORED = 2**28  # values a queue or bank may hold (1 GiB of float32): larger sizes are a mistake, not a plan
+
+
+def _check_storage(what: str, name: str, rows: int, dim: int) -> None:
+    """Refuse a queue or bank larger than ``MAX_STORED`` values before anything is allocated."""
+    if rows * dim > MAX_STORED:
+        raise ValueError(f"{what} of {name}={rows} x dim={dim} = {rows * dim} values exceeds the {MAX_STORED} "
+                         f"(1 GiB of float32) this library allows; use a smaller {name} or dim")
 
 
 class NegativeQueue(nn.Module):
@@ -41,8 +53,9 @@ class NegativeQueue(nn.Module):
 
     def __init__(self, dim: int, size: int):
         super().__init__()
-        self.dim = positive_int("dim", dim)
-        self.size = positive_int("size", size)
+        self.dim = checks.positive_int("dim", dim)
+        self.size = checks.positive_int("size", size)
+        _check_storage("NegativeQueue", "size", size, dim)
         self.register_buffer("_ring", torch.zeros(size, dim))  # (size, dim) ring buffer
         self.register_buffer("_next", torch.zeros((), dtype=torch.long))  # slot the next key goes to
         self.register_buffer("_count", torch.zeros((), dtype=torch.long))  # number of valid keys
@@ -56,9 +69,10 @@ class NegativeQueue(nn.Module):
         if not isinstance(keys, torch.Tensor) or keys.dim() != 2 or keys.shape[1] != self.dim:
             shape = tuple(keys.shape) if isinstance(keys, torch.Tensor) else type(keys).__name__
             raise ValueError(f"keys must be a tensor of shape (K, {self.dim}), got {shape}")
-        if not keys.is_floating_point() or not torch.isfinite(keys).all():
-            raise ValueError("keys must be finite floating-point values")
-        k = F.normalize(keys.detach().to(self._ring), dim=1)  # (K, dim) unit vectors
+        if not keys.is_floating_point():
+            raise ValueError(f"keys must be floating-point, got dtype {keys.dtype}")
+        _check_key_rows("keys", keys)
+        k = unit_rows(keys.detach()).to(self._ring)  # (K, dim) unit vectors
         if k.shape[0] > self.size:
             k = k[-self.size :]  # only the newest ``size`` can survive
         K = k.shape[0]
@@ -90,9 +104,19 @@ def _queue_keys(queue, D: int, like: torch.Tensor) -> torch.Tensor:
     if not isinstance(Q, torch.Tensor) or Q.dim() != 2 or Q.shape[1] != D:
         shape = tuple(Q.shape) if isinstance(Q, torch.Tensor) else type(Q).__name__
         raise ValueError(f"queue must be a NegativeQueue, a (K, {D}) tensor of keys, or None; got {shape}")
-    if not torch.isfinite(Q).all():
-        raise ValueError("queue holds non-finite keys (NaN or inf)")
-    return F.normalize(Q.detach().to(like), dim=1)  # (K, D) constants: no gradient into the queue
+    if not Q.is_floating_point():
+        raise ValueError(f"queue keys must be floating-point, got dtype {Q.dtype}")
+    _check_key_rows("queue", Q)
+    return Q.detach()  # (K, D) constants: no gradient into the queue
+
+
+def _check_key_rows(name: str, keys: torch.Tensor) -> None:
+    """Every key finite and with a direction: a zero key would add exp(0) = 1 to every denominator."""
+    top = keys.detach().abs().amax(dim=1) if keys.shape[0] else keys.new_ones(0)  # (K,)
+    if not torch.isfinite(top).all():
+        raise ValueError(f"{name} holds non-finite keys (NaN or inf)")
+    if (top == 0).any():
+        raise ValueError(f"{name} holds an all-zero key (row {int((top == 0).nonzero()[0])}): its direction is undefined")
 
 
 def nt_xent_with_queue(z1: torch.Tensor, z2: torch.Tensor, queue=None, temperature: float = 0.5, reduction: str = "mean") -> torch.Tensor:
@@ -106,8 +130,8 @@ def nt_xent_with_queue(z1: torch.Tensor, z2: torch.Tensor, queue=None, temperatu
     treated as constants (detached). ``queue`` is a NegativeQueue, a (K, D) tensor, or None (K = 0).
     The caller enqueues new keys AFTER computing the loss, so a batch never meets its own keys.
     """
-    tau = check_temperature(temperature)
-    _check_reduction(reduction)
+    tau = checks.temperature("temperature", temperature)
+    checks.one_of("reduction", reduction, REDUCTIONS)
     _check_embeddings(z1, z2)
     return nt_xent_with_queue_unchecked(z1, z2, _queue_keys(queue, z1.shape[1], z1), tau, reduction)
 
@@ -115,34 +139,14 @@ def nt_xent_with_queue(z1: torch.Tensor, z2: torch.Tensor, queue=None, temperatu
 def nt_xent_with_queue_unchecked(z1: torch.Tensor, z2: torch.Tensor, Q: torch.Tensor, tau: float,
                                  reduction: str = "mean") -> torch.Tensor:
     """``nt_xent_with_queue`` with the keys Q (K, D) given and no argument checks (the training step's path)."""
-    N = z1.shape[0]
-    z = unit_rows(torch.cat([z1, z2]))  # (2N, D)
-    Q = unit_rows(Q.detach()).to(z.dtype)  # (K, D) constants: no gradient into the keys
-    logits_batch = z @ z.T / tau  # (2N, 2N)
-    logits_batch.fill_diagonal_(float("-inf"))  # (2N, 2N) no self-negatives
-    logits_queue = z @ Q.T / tau  # (2N, K)
-    logits = torch.cat([logits_batch, logits_queue], dim=1)  # (2N, 2N + K)
-    labels = positive_pairs(N, device=z.device)  # (2N,) the positive sits in the batch block
-    return F.cross_entropy(logits, labels, reduction=reduction)
-
-
-info_nce_queue = nt_xent_with_queue
-
-
-def _check_momentum(m) -> float:
-    try:
-        m = float(m)
-    except (TypeError, ValueError):
-        raise ValueError(f"momentum m must be a number in [0, 1], got {m!r}") from None
-    if not 0.0 <= m <= 1.0:
-        raise ValueError(f"momentum m must be a number in [0, 1] (MoCo uses 0.999), got {m!r}")
-    return m
+    keys = unit_rows(Q.detach())  # (K, D) constants: no gradient into the keys
+    return ntxent_losses(torch.cat([z1, z2]), tau, reduction, keys=keys)  # the positive sits in the batch block
 
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, target: nn.Module, m: float = 0.99) -> None:
     """theta_target <- m * theta_target + (1 - m) * theta_online (MoCo eq. (2)); buffers are copied."""
-    m = _check_momentum(m)
+    m = checks.probability("momentum m", m)
     p_on, p_tg = list(online.parameters()), list(target.parameters())
     if len(p_on) != len(p_tg) or any(a.shape != b.shape for a, b in zip(p_on, p_tg)):
         raise ValueError("online and target must have the same architecture (matching parameter shapes)")
@@ -157,7 +161,7 @@ class MomentumEncoder(nn.Module):
 
     def __init__(self, model: nn.Module, m: float = 0.99):
         super().__init__()
-        self.m = _check_momentum(m)
+        self.m = checks.probability("momentum m", m)
         self.target = copy.deepcopy(model)
         for p in self.target.parameters():
             p.requires_grad_(False)
@@ -182,16 +186,32 @@ class MemoryBank(nn.Module):
 
     def __init__(self, n: int, dim: int, momentum: float = 0.5, seed: int = 0):
         super().__init__()
-        self.n, self.dim = positive_int("n", n), positive_int("dim", dim)
-        self.momentum = probability("momentum", momentum)
-        g = torch.Generator().manual_seed(seed)
+        self.n, self.dim = checks.positive_int("n", n), checks.positive_int("dim", dim)
+        _check_storage("MemoryBank", "n", n, dim)
+        self.momentum = checks.probability("momentum", momentum)
+        g = torch.Generator().manual_seed(checks.nonnegative_int("seed", seed))
         self.register_buffer("bank", F.normalize(torch.randn(n, dim, generator=g), dim=1))  # (n, dim)
 
     @torch.no_grad()
-    def sample(self, K: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """K stored embeddings drawn uniformly with replacement: (K, dim)."""
-        idx = torch.randint(self.n, (K,), generator=generator).to(self.bank.device)  # (K,)
-        return self.bank[idx]
+    def sample(self, K: int, generator: torch.Generator | None = None, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """K stored embeddings drawn uniformly with replacement: (K, dim).
+
+        ``exclude``: dataset indices never to draw (a batch's own images: an anchor's own entry is a view of the
+        same image, not a negative). The K draws are uniform over the other n - len(unique(exclude)) entries."""
+        checks.positive_int("K (negatives to draw)", K)
+        if exclude is None:
+            idx = torch.randint(self.n, (K,), generator=generator)  # (K,)
+        else:
+            banned = torch.unique(exclude.detach().cpu().long())  # (E,) sorted
+            if banned.numel() and (int(banned[0]) < 0 or int(banned[-1]) >= self.n):
+                raise ValueError(f"exclude must index entries 0..{self.n - 1}, got {banned[0]}..{banned[-1]}")
+            if banned.numel() >= self.n:
+                raise ValueError(f"exclude bans all {self.n} entries of the bank: no negative is left to draw")
+            rank = torch.randint(self.n - banned.numel(), (K,), generator=generator)  # (K,) rank among the allowed
+            # the rank-th allowed index is rank + #{banned e_j : e_j - j <= rank} (e_j - j: allowed ones below e_j)
+            shift = banned - torch.arange(banned.numel())  # (E,) non-decreasing
+            idx = rank + torch.searchsorted(shift, rank, right=True)  # (K,)
+        return self.bank[idx.to(self.bank.device)]
 
     @torch.no_grad()
     def update(self, idx: torch.Tensor, z: torch.Tensor) -> None:

@@ -12,7 +12,8 @@ Read bottom-up:
   pairs from K processes, rank-major order) it returns the loss of rank r's 2B anchors against all
   2N - 1 candidates. The diagonal is masked and the positive picked at GLOBAL indices: rank r's z1 row b
   is global row r*B + b, its z2 row is N + r*B + b. (The classic bug uses the local indices b and B + b.)
-  The mean over ranks of these per-rank means is exactly ``simclr_core.loss.nt_xent`` on the global batch.
+  The mean over ranks of these per-rank means is exactly ``simclr_core.nn.loss.nt_xent`` on the global batch;
+  both are the one NT-Xent core of ``simclr_core.nn.ntxent``, here with this rank's rows as the anchors.
 - ``gather_with_grad``: all_gather whose backward sums the incoming gradients of every process
   (all_reduce) and hands each process the slice of its own rows.
 - ``nt_xent_distributed``: the two together; what a training step calls on each process.
@@ -37,13 +38,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from .. import checks
-from ..nn.loss import _check_embeddings, _check_reduction, check_temperature, nt_xent, positive_pairs, unit_rows
+from ..nn.loss import _check_embeddings, nt_xent
+from ..nn.ntxent import REDUCTIONS, ntxent_losses
 
 __all__ = [
     "DistInfo",
+    "TorchrunEnv",
+    "torchrun_env",
     "init_distributed",
     "cleanup",
     "barrier",
@@ -84,8 +87,8 @@ def nt_xent_rank(
 
     ``mean_r nt_xent_rank(Z1, Z2, r, K) == nt_xent(Z1, Z2)`` for every K dividing N.
     """
-    tau = check_temperature(temperature)
-    _check_reduction(reduction)
+    tau = checks.temperature("temperature", temperature)
+    checks.one_of("reduction", reduction, REDUCTIONS)
     _check_embeddings(z1_all, z2_all)
     _check_rank(rank, world_size)
     N = z1_all.shape[0]
@@ -97,13 +100,9 @@ def nt_xent_rank(
 def _nt_xent_rank(z1_all, z2_all, rank: int, world_size: int, tau: float, reduction: str = "mean") -> torch.Tensor:
     N = z1_all.shape[0]
     B = N // world_size
-    z = unit_rows(torch.cat([z1_all, z2_all]))  # (2N, D) all candidates, [z1 rows, z2 rows]
-    b = torch.arange(B, device=z.device)  # (B,)
+    b = torch.arange(B, device=z1_all.device)  # (B,)
     anchors = torch.cat([rank * B + b, N + rank * B + b])  # (2B,) GLOBAL row index of each local anchor
-    logits = z[anchors] @ z.T / tau  # (2B, 2N) sim(z_i, z_k) / tau
-    logits[torch.arange(2 * B, device=z.device), anchors] = float("-inf")  # (2B, 2N) k = i never counts
-    labels = positive_pairs(N, device=z.device)[anchors]  # (2B,) global index j(i) of the positive
-    return F.cross_entropy(logits, labels, reduction=reduction)
+    return ntxent_losses(torch.cat([z1_all, z2_all]), tau, reduction, anchors=anchors)  # (2N, D) all candidates
 
 
 # --------------------------------------------------------------------------- the gather
@@ -169,7 +168,7 @@ def nt_xent_distributed(z1: torch.Tensor, z2: torch.Tensor, temperature: float =
     DDP does to the gradients) this is ``nt_xent`` on the concatenated global batch. Without a process
     group it is exactly ``nt_xent(z1, z2, temperature)``.
     """
-    tau = check_temperature(temperature)
+    tau = checks.temperature("temperature", temperature)
     _check_embeddings(z1, z2)
     return nt_xent_distributed_unchecked(z1, z2, tau)
 
@@ -204,14 +203,44 @@ class DistInfo:
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+@dataclass(frozen=True)
+class TorchrunEnv:
+    """RANK, WORLD_SIZE and LOCAL_RANK as ``torchrun`` sets them (0, 1, 0 when they are unset: one process)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def _env_int(environ, name: str, default: int, valid: str) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return int(raw.strip())
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        raise ValueError(f"environment variable {name} must be {valid}, got {raw!r}") from None
+
+
+def torchrun_env(environ=None) -> TorchrunEnv:
+    """Read and check the torchrun variables of ``environ`` (default ``os.environ``), before any work is done.
+
+    Each must be an integer: WORLD_SIZE >= 1, RANK and LOCAL_RANK in 0..WORLD_SIZE-1. A ValueError names the
+    variable, its value and what would be valid."""
+    environ = os.environ if environ is None else environ
+    world_size = _env_int(environ, "WORLD_SIZE", 1, "an integer >= 1 (the number of processes)")
+    if world_size < 1:
+        raise ValueError(f"environment variable WORLD_SIZE must be an integer >= 1 (the number of processes), "
+                         f"got {environ.get('WORLD_SIZE')!r}")
+    valid_rank = f"an integer in 0..{world_size - 1} (WORLD_SIZE={world_size})"
+    rank = _env_int(environ, "RANK", 0, valid_rank)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"environment variable RANK must be {valid_rank}, got {environ.get('RANK')!r}")
+    valid_local = f"an integer in 0..{world_size - 1} (WORLD_SIZE={world_size})"
+    local_rank = _env_int(environ, "LOCAL_RANK", 0, valid_local)
+    if not 0 <= local_rank < world_size:
+        raise ValueError(f"environment variable LOCAL_RANK must be {valid_local}, got {environ.get('LOCAL_RANK')!r}")
+    return TorchrunEnv(rank, world_size, local_rank)
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -230,11 +259,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if use_cuda and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but torch.cuda.is_available() is False; use 'cpu'")
 
-    world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
-    if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
-        raise ValueError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world_size}, LOCAL_RANK={local_rank}")
+    env = torchrun_env()
+    rank, world_size, local_rank = env.rank, env.world_size, env.local_rank
 
     if world_size == 1:
         dev = torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import checks
 from ..nn.fast_layers import use_fast_layers
 from ..nn.loss import nt_xent_unchecked
 from ..nn.models import ProjectionHead, SimCLR, build_encoder, small_cnn
@@ -59,7 +60,7 @@ class SimCLRObjective:
     normalises them together (as the paper's implementation does)."""
 
     def __init__(self, temperature: float, loss_fn=None):
-        self.tau = float(temperature)
+        self.tau = checks.temperature("temperature", temperature)
         self.loss_fn = loss_fn or nt_xent_unchecked  # torchrun: train.distributed.nt_xent_distributed
 
     def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
@@ -120,21 +121,23 @@ class QueueObjective(SimCLRObjective):
 
 class MemoryBankObjective(SimCLRObjective):
     """NT-Xent with ``negatives`` extra negatives drawn uniformly from a memory bank of one embedding per dataset
-    image, which the step then updates with momentum (PIRL-style; ``simclr_core.nn.queue.MemoryBank``)."""
+    image, which the step then updates with momentum (PIRL-style; ``simclr_core.nn.queue.MemoryBank``). The draws
+    skip the batch's own images, so no anchor ever meets its own stored entry as a negative."""
 
     def __init__(self, temperature: float, model: nn.Module, n_images: int, negatives: int, momentum: float = 0.5,
                  seed: int = 0):
         super().__init__(temperature)
         dim = model.head.out_dim if hasattr(model.head, "out_dim") else model.encoder.out_dim
         self.bank = MemoryBank(n_images, dim, momentum, seed).to(next(model.parameters()).device)
-        self.K = int(negatives)
+        self.K = checks.positive_int("negatives", negatives)
         self.g = torch.Generator().manual_seed(seed + 1)  # which entries are drawn: its own stream
         self._update = None
 
     def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
         z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)  # (N, d_z) each
         self._update = (idx, (F.normalize(z1.detach(), dim=1) + F.normalize(z2.detach(), dim=1)) / 2)
-        return nt_xent_with_queue_unchecked(z1, z2, self.bank.sample(self.K, self.g), self.tau)
+        negatives = self.bank.sample(self.K, self.g, exclude=idx)  # (K, d_z) never an image of this batch
+        return nt_xent_with_queue_unchecked(z1, z2, negatives, self.tau)
 
     def after_step(self, model) -> None:
         self.bank.update(*self._update)

@@ -23,12 +23,13 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from ... import checks
 from ...nn.loss import nt_xent, positive_pairs, unit_rows
 from ..plotting import fmt, plain_tick_labels
 from .figure_image import FigureImage
 from .one_thread import one_thread
 from .snapshot import SnapshotMixin
-from .temperature import TAU_MAX, TAU_MIN, TAU_READOUT, _check_tau_in_range, tau_text
+from .temperature import TAU_LOG_STEP, TAU_MAX, TAU_MIN, TAU_READOUT, _check_tau_in_range, tau_text
 
 __all__ = ["BatchSizeExplorer", "batch_size_explorer", "loss_and_grad_norm", "prefix_curves", "random_pairs",
            "slider_grid"]
@@ -88,13 +89,6 @@ def slider_grid(max_N: int, N: int, points: int = 41) -> list[int]:
     return sorted({*np.geomspace(1, max_N, points).round().astype(int).tolist(), N})
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
-        valid = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an integer {valid}, got {value!r}")
-    return int(value)
-
-
 class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
     """Slider for N (pairs in the batch), tau slider, numbers table, loss and gradient-norm curves.
 
@@ -112,21 +106,21 @@ class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
             nt_xent(z1, z2, tau)  # validates shapes, dtype, finiteness (raises ValueError)
             self.z1, self.z2 = z1.detach(), z2.detach()
         else:
-            max_N = _check_int("max_N", max_N, 1)
-            D = _check_int("D", D, 1)
-            seed = _check_int("seed", seed, 0)
+            max_N = checks.int_in_range("max_N", max_N, 1)
+            D = checks.int_in_range("D", D, 1)
+            seed = checks.int_in_range("seed", seed, 0)
             if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
                 raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
             self.z1, self.z2 = random_pairs(max_N, D, seed, noise)  # (max_N, D) each
         self.max_N = self.z1.shape[0]
-        N = _check_int("N", N, 1, self.max_N)
+        N = checks.int_in_range("N", N, 1, self.max_N)
         # the curves' N grid: every N up to 16, then the slider's log-spaced values (the marker sits on a vertex)
         grid = slider_grid(self.max_N, N)
         self.Ns = np.unique(np.concatenate([np.arange(1, min(16, self.max_N) + 1), grid]))
 
         self.n_slider = widgets.SelectionSlider(options=grid, value=N, description="N (pairs)", continuous_update=True,
                                                 style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
-        self.tau_slider = widgets.FloatLogSlider(value=tau, base=10, min=math.log10(TAU_MIN), max=math.log10(TAU_MAX), step=0.01,
+        self.tau_slider = widgets.FloatLogSlider(value=tau, base=10, min=math.log10(TAU_MIN), max=math.log10(TAU_MAX), step=TAU_LOG_STEP,
                                                  description="τ", readout_format=TAU_READOUT, continuous_update=False)
         self.table = widgets.HTML()
         self.plot = FigureImage(figsize=(9.4, 4.0))
