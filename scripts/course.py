@@ -16,6 +16,7 @@ simclr_core/teaching/variants.py) and the values her numeric answers must have; 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import zipfile
@@ -53,6 +54,15 @@ def assignments(root: Path = ROOT) -> list[str]:
     return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
+def _kernel_metadata() -> dict:
+    """kernelspec and language_info as scripts/normalize_notebooks.py stores them: what ipykernel writes on start, so
+    that JupyterLab opens a problem set without marking it modified."""
+    spec = importlib.util.spec_from_file_location("normalize_notebooks", Path(__file__).with_name("normalize_notebooks.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"kernelspec": module.KERNELSPEC, "language_info": module.LANGUAGE_INFO}
+
+
 def normalise(path: Path) -> None:
     """Rewrite a notebook in a canonical form: no outputs/execution counts, nbformat 4.5, stable JSON."""
     nb = nbformat.read(path, as_version=4)
@@ -63,6 +73,7 @@ def normalise(path: Path) -> None:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
     nb.metadata.pop("widgets", None)
+    nb.metadata.update(_kernel_metadata())
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)
     text = nbformat.writes(nb) + "\n"

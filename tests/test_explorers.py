@@ -196,6 +196,19 @@ def test_header_shows_tau_as_the_slider_readout_does(seed_explorer):
     assert "τ = 0.501:" in seed_explorer.ax_bars.get_title()
 
 
+def test_an_arrow_press_moves_tau_by_a_step_a_lecturer_can_use():
+    """The slider's step is in log10(tau): 0.1 -> 0.5 takes a handful of presses, not seventy, the range still has
+    dozens of positions, and 0.1 and 1 lie on the grid (the browser test presses the keys: tests/test_lecture.py)."""
+    for slider in (temperature_explorer().tau_slider, batch_size_explorer(N=2, D=8).tau_slider):
+        assert slider.base == 10 and slider.min == pytest.approx(math.log10(TAU_MIN))
+        presses = math.log10(0.5 / 0.1) / slider.step
+        assert 10 <= presses <= 16, f"0.1 -> 0.5 takes {presses:.0f} arrow presses at step {slider.step}"
+        assert (slider.max - slider.min) / slider.step >= 40, "too coarse to follow a curve"
+        for on_grid in (0.1, 1.0):
+            k = (math.log10(on_grid) - slider.min) / slider.step
+            assert k == pytest.approx(round(k), abs=1e-9), f"{on_grid} is not on the slider's grid"
+
+
 def test_no_negative_zero_in_the_table():
     """A loss that rounds to zero reads 0.0000, also when float rounding leaves it at -1e-17."""
     S = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # one pair: every loss is -log 1

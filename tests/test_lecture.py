@@ -24,6 +24,7 @@ import pytest
 
 from simclr_core.teaching import plotting
 from simclr_core.teaching.explorers import temperature_explorer
+from simclr_core.teaching.explorers.temperature import TAU_LOG_STEP
 from simclr_core.teaching.lecture import PROJECTOR_CSS, on_projector
 
 from .browser_helpers import OFFLINE, chromium, require_browser, voila_server
@@ -153,7 +154,7 @@ def test_voila_temperature_page_slider_changes_the_figure(tmp_path):
         # the keyboard on the slider handle, as a lecturer with a clicker or arrow keys would
         handle = root.find_element(By.CSS_SELECTOR, ".noUi-handle")
         driver.execute_script("arguments[0].focus()", handle)
-        ActionChains(driver).send_keys(Keys.ARROW_RIGHT * 20).perform()
+        ActionChains(driver).send_keys(Keys.ARROW_RIGHT * 14).perform()  # 0.1 -> 0.5 (TAU_LOG_STEP)
         _wait(lambda: tau_of() > 0.15, 30, "the kernel to receive a larger tau", driver, tmp_path / "slider_timeout.png")
         new = _wait(lambda: (lambda i: i if i.get_attribute("src") != before_src else None)(
             driver.find_element(By.CSS_SELECTOR, f"{root_css} img.widget-image")), 30, "a new figure", driver, tmp_path / "figure_timeout.png")
@@ -161,7 +162,7 @@ def test_voila_temperature_page_slider_changes_the_figure(tmp_path):
         new = driver.find_element(By.CSS_SELECTOR, f"{root_css} img.widget-image")
         after = _png_of(driver, new)
         assert hashlib.sha256(after).digest() != hashlib.sha256(before).digest(), "the figure's PNG did not change"
-        assert tau_of() == pytest.approx(10 ** (-1 + 0.2), rel=1e-9)  # 20 steps of 0.01 in log10(tau)
+        assert tau_of() == pytest.approx(10 ** (-1 + 14 * TAU_LOG_STEP), rel=1e-9)  # 14 steps in log10(tau): 0.501
 
         text = driver.find_element(By.CSS_SELECTOR, "body").text
         assert not ERROR_TEXT.search(text), f"error text on the page: {ERROR_TEXT.search(text).group(0)!r} in\n{text[-1500:]}"

@@ -66,9 +66,10 @@ def cjk_font() -> str | None:
     return found[0] if found else None
 
 
-def use_workbook_style() -> str | None:
+def use_workbook_style() -> None:
     """Set the workbook's rc parameters (``STYLE``, or ``PROJECTOR_STYLE`` after ``use_projector_style()``) and the
-    CJK fallback font; returns that font's name or None."""
+    CJK fallback font (``cjk_font()`` names it). Returns None: a notebook's setup cell ends with this call, and a
+    value would be shown under it as an ``Out[1]:`` the student has no use for."""
     projector = mpl.rcParams["figure.dpi"] == PROJECTOR_STYLE["figure.dpi"]  # set by use_projector_style(): kept
     mpl.rcParams.update(PROJECTOR_STYLE if projector else STYLE)
     cjk = cjk_font()
@@ -77,13 +78,12 @@ def use_workbook_style() -> str | None:
         mpl.rcParams["font.sans-serif"] = ["DejaVu Sans", cjk, *rest]
         # a generic family ("sans-serif") resolves to one font; glyph fallback goes along font.family's list
         mpl.rcParams["font.family"] = [*(f for f in mpl.rcParams["font.family"] if f != cjk), cjk]
-    return cjk
 
 
-def use_projector_style(on: bool = True) -> str | None:
+def use_projector_style(on: bool = True) -> None:
     """Switch this kernel to the projector's sizes (``PROJECTOR_STYLE``), or back with ``on=False``; then apply them."""
     mpl.rcParams["figure.dpi"] = (PROJECTOR_STYLE if on else STYLE)["figure.dpi"]
-    return use_workbook_style()
+    use_workbook_style()
 
 
 def fmt(x: float, spec: str) -> str:
