@@ -105,6 +105,38 @@ def test_the_checks_catch_a_drifted_number():
     assert DECIMAL.findall("gains 1.8 points (86.9 ± 0.5), N = 32") == ["1.8", "86.9", "0.5"]
 
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _by_language(text) -> tuple[str, str]:
+    """A cell's English and Chinese paragraphs (a paragraph with more than 20 CJK characters is Chinese)."""
+    paras = re.split(r"\n\s*\n", text)
+    zh = [p for p in paras if len(CJK.findall(p)) > 20]
+    return "\n".join(p for p in paras if p not in zh), "\n".join(zh)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_chinese_quotes_every_number_the_english_quotes(name):
+    """Per markdown cell, the Chinese paragraphs quote the same mean ± sd values as the English ones, and in the
+    findings cells every decimal the English quotes: a Chinese summary cannot drop a measurement or drift from it."""
+    findings = _findings(name)
+    for k, text in enumerate(_markdown(name)):
+        en, zh = _by_language(text)
+        if not zh:
+            continue
+        assert set(PLUS_MINUS.findall(en)) == set(PLUS_MINUS.findall(zh)), (
+            f"{name} markdown cell {k}: mean ± sd only in English {set(PLUS_MINUS.findall(en)) - set(PLUS_MINUS.findall(zh))}, "
+            f"only in Chinese {set(PLUS_MINUS.findall(zh)) - set(PLUS_MINUS.findall(en))}")
+        if text in findings:
+            missing = sorted(set(DECIMAL.findall(en)) - set(DECIMAL.findall(zh)))
+            assert not missing, f"{name} findings cell {k}: the Chinese drops {missing}"
+
+
+def test_the_language_check_catches_a_dropped_number():
+    en, zh = _by_language("kNN 77.8 ± 0.4 vs 75.6 ± 0.7.\n\n" + "按准确率它领先随机初始化,这里写足二十个以上的汉字才算中文段落:kNN 77.8 ± 0.4。")
+    assert set(PLUS_MINUS.findall(en)) - set(PLUS_MINUS.findall(zh)) == {("75.6", "0.7")}
+
+
 # ---------------------------------------------------------------- the qualitative claims
 
 def test_06_crop_and_colour_are_the_best_pair_and_knn_does_not_beat_random_init():
@@ -194,3 +226,4 @@ def test_09_what_the_findings_claim():
     inv, rot = r["invariance"], r["rotation_probe"]
     assert inv["z"]["pos_neg_ratio"] < inv["h"]["pos_neg_ratio"] and rot["h"] > rot["z"] + 0.1
     assert f"{100 * rot['h']:.0f}% vs {100 * rot['z']:.0f}%" in "\n".join(_findings("09_simclr_vs_supervised"))
+    assert f"{100 * rot['h']:.0f}% 对 {100 * rot['z']:.0f}%" in "\n".join(_findings("09_simclr_vs_supervised"))
