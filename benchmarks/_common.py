@@ -29,26 +29,31 @@ def import_lightly():
 
 
 def machine() -> dict:
-    """What decides CPU speed here: the vector ISA torch dispatches to (AVX2, AVX512, ...), whether bfloat16 is
-    native (so the trainer's autocast is on), the thread count and the CPU's name."""
+    """What decides CPU speed here: the CPU's name, its kind in the precision policy (``simclr_core.precision``:
+    amx, avx512_bf16, avx512, avx2, other) and the ISA flags behind it, the vector ISA torch dispatches to (AVX2,
+    AVX512, ...), a cap on oneDNN's ISA, whether bfloat16 is native (so the trainer's autocast is on) and the
+    thread count."""
     import platform
 
     import torch
 
-    from simclr_core.precision import cpu_has_fast_bf16
+    from simclr_core.precision import cpu_has_fast_bf16, cpu_kind, read_cpu_info
 
     name = platform.processor()
     try:
         name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_fast_bf16(),
+    info = read_cpu_info()
+    isa = sorted(f for f in info.flags if f.startswith(("avx", "amx")))
+    return {"cpu": name, "cpu_kind": cpu_kind(info), "isa_flags": isa, "cpu_capability": info.aten_capability,
+            "onednn_max_cpu_isa": info.onednn_max_isa, "native_bf16": cpu_has_fast_bf16(info),
             "threads": torch.get_num_threads()}
 
 
 def machine_label(m: dict) -> str:
-    """e.g. 'AVX2, float32, 2 threads' for a plot title."""
-    return f"{m['cpu_capability']}, {'bf16 autocast' if m['native_bf16'] else 'float32'}, {m['threads']} threads"
+    """e.g. 'avx2, float32, 2 threads' for a plot title."""
+    return f"{m.get('cpu_kind', m['cpu_capability'])}, {'bf16 autocast' if m['native_bf16'] else 'float32'}, {m['threads']} threads"
 
 
 def open_trainer(recipe, images, precision, model=None, lr_fn=None):

@@ -10,8 +10,15 @@ weights) with SGD on the same CPU threads, side by side in one run:
   SimCLRTransform in a DataLoader (per image, in worker processes) -> model -> lightly's NTXentLoss, as
   lightly's examples write the loop (float32, default memory format, torch.optim.SGD). Every
   ``--lightly-workers`` setting is measured and the fastest is the baseline.
+- ``ours_ceiling``: our model step alone, the same ``Trainer.step()`` fed views made before the timing starts
+  (no augmentation), so ``ours / ours_ceiling`` is what the data path costs;
 - ``--ablation`` adds two rows that split the gain: our data path and trainer with lightly's model step
   (float32, contiguous), and lightly's data path with our model step (channels_last + bf16 where native).
+- ``--precisions fp32,fp32-cl,bf16-cl,bf16`` adds our ``Trainer.step()`` under each of these fixed precisions
+  (float32 / bf16 autocast, contiguous / channels_last), whatever this CPU's policy picks: the measurement behind
+  the policy table of ``simclr_core.precision``. Run it under ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI`` (oneDNN
+  without bf16 instructions: an AVX-512 CPU without AVX512-BF16) or ``ONEDNN_MAX_CPU_ISA=AVX2
+  ATEN_CPU_CAPABILITY=avx2`` (an AVX2 CPU) to measure those CPU kinds on a newer CPU.
 
     PYTHONPATH=$HOME/.cache/simclr-workbook/lightly-pkgs python benchmarks/bench_train.py
     python benchmarks/bench_train.py --encoders small_cnn --steps 10      # no lightly needed
@@ -38,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, import_lightly, machine, open_trainer  # noqa: E402
 from simclr_core.data.augment import AugmentConfig  # noqa: E402
 from simclr_core.data.fast_augment import BatchAugment  # noqa: E402
-from simclr_core.precision import precision_for  # noqa: E402
+from simclr_core.precision import Precision, precision_for  # noqa: E402
 from simclr_core.train.config import Recipe  # noqa: E402
 from simclr_core.train.step import build_model, project  # noqa: E402
 
@@ -67,9 +74,32 @@ def ours_batches(images: torch.Tensor, batch_size: int, seed: int):
             yield images[perm[i:i + batch_size]]
 
 
-def ours_step_fn(recipe: Recipe, images):
-    """One step of ``Trainer`` on ``recipe`` (on the CPU, the recipe's precision policy); returns the loss."""
-    trainer = open_trainer(recipe, images, precision_for("cpu", recipe.amp, recipe.channels_last))
+FIXED_PRECISIONS = {"fp32": (None, False), "fp32-cl": (None, True), "bf16-cl": (torch.bfloat16, True),
+                    "bf16": (torch.bfloat16, False)}
+
+
+class PremadeViews:
+    """An augmentation that hands out views made in advance, in turn: ``Trainer.step()`` on these times the
+    model step alone (the data path's ceiling)."""
+
+    def __init__(self, recipe: Recipe, images: torch.Tensor, batches: int = 4):
+        aug, g = BatchAugment(recipe.augment), torch.Generator().manual_seed(recipe.seed)
+        src = ours_batches(images, recipe.batch_size, recipe.seed)
+        self.views = [aug(x, g) for x in (next(src) for _ in range(batches)) for _ in range(2)]
+        self.i = 0
+
+    def __call__(self, x, generator):
+        self.i = (self.i + 1) % len(self.views)
+        return self.views[self.i]
+
+
+def ours_step_fn(recipe: Recipe, images, precision: Precision | None = None, premade: bool = False):
+    """One step of ``Trainer`` on ``recipe``; returns the loss. ``precision``: default the policy of this CPU
+    (``precision_for``); ``premade``: fed views made in advance (``PremadeViews``)."""
+    precision = precision or precision_for("cpu", recipe.amp, recipe.channels_last)
+    trainer = open_trainer(recipe, images, precision)
+    if premade:
+        trainer.augment = PremadeViews(recipe, images)
 
     def step():
         return trainer.step().item()
@@ -205,10 +235,15 @@ def main(argv=None):
     p.add_argument("--n-images", type=int, default=4096)
     p.add_argument("--ablation", action="store_true",
                    help="also time our data path + plain fp32 step, and lightly's data path + our fast step")
+    p.add_argument("--precisions", default="",
+                   help=f"also time our step under these fixed precisions, comma-separated: {', '.join(FIXED_PRECISIONS)}")
     p.add_argument("--out", default=str(RESULTS / "bench_train.json"))
     p.add_argument("--quick", action="store_true",
                    help="smallest run: small_cnn only, 3 timed steps, 1 warmup step, 1024 images, lightly with 0 workers")
     args = p.parse_args(argv)
+    fixed = [f for f in args.precisions.split(",") if f]
+    if any(f not in FIXED_PRECISIONS for f in fixed):
+        p.error(f"--precisions: each of {', '.join(FIXED_PRECISIONS)}, got {args.precisions!r}")
     if args.quick:
         args.encoders, args.steps, args.warmup, args.n_images, args.lightly_workers = "small_cnn", 3, 1, 1024, "0"
 
@@ -229,6 +264,9 @@ def main(argv=None):
         recipe = bench_recipe(enc, args.batch_size)
         fns = {"ours": ours_step_fn(recipe, images)}
         precision = fns["ours"].trainer.precision
+        fns["ours_ceiling"] = ours_step_fn(recipe, images, precision, premade=True)
+        for f in fixed:
+            fns[f"ours_{f}"] = ours_step_fn(recipe, images, Precision(torch.device("cpu"), *FIXED_PRECISIONS[f]))
         workers = [int(w) for w in args.lightly_workers.split(",")] if lightly_ok else []
         for w in workers:
             fns[f"lightly_w{w}"] = lightly_step_fn(recipe, images, w)
@@ -244,7 +282,11 @@ def main(argv=None):
                              "precision": precision.describe()}}
         print(f"{enc:>15}  ours:    {ours['images_per_s']:7.1f} images/s  ({steps} steps; {precision.describe()})",
               flush=True)
-        for k in ("ours_fp32_contiguous", "lightly_fast_step"):
+        row["ours_ceiling"] = res["ours_ceiling"]
+        row["ours_over_ceiling"] = ours["images_per_s"] / res["ours_ceiling"]["images_per_s"]
+        print(f"{enc:>15}  ceiling: {res['ours_ceiling']['images_per_s']:7.1f} images/s  (the same step on views made "
+              f"in advance: ours is {row['ours_over_ceiling']:.2f}x of it)", flush=True)
+        for k in ("ours_fp32_contiguous", "lightly_fast_step", *(f"ours_{f}" for f in fixed)):
             if k in res:
                 row[k] = res[k]
                 print(f"{enc:>15}  {k}: {res[k]['images_per_s']:7.1f} images/s  (ablation)", flush=True)
@@ -257,7 +299,8 @@ def main(argv=None):
             row["ratio"] = ours["images_per_s"] / best["images_per_s"]
             print(f"{enc:>15}  ratio ours / best lightly = {row['ratio']:.2f}x", flush=True)
         rows.append(row)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
+    out = {"command": " ".join(["python", "benchmarks/bench_train.py", *(sys.argv[1:] if argv is None else argv)]),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
            "processor": platform.processor(), "machine": machine(), "lightly": lightly_ok, "augment_only": aug_only, "results": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

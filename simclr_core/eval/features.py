@@ -1,7 +1,8 @@
 """Frozen features: h = f(x) for every image, the encoder in eval mode, no augmentation; and raw pixels.
 
 The device, autocast dtype and memory format come from a ``simclr_core.precision.Precision``: the same policy
-the run trained with (``--no-amp`` gives float32 features too).
+the run trained with (``--no-amp`` gives float32 features too). A device name stands for that device's policy
+(``precision.as_precision``), never for a silent float32.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ import torch
 import torch.nn as nn
 
 from .. import checks
-from ..precision import Precision, precision_for
+from ..precision import Precision, as_precision
 
 __all__ = ["extract_features", "raw_pixel_features"]
 
 
 @torch.no_grad()
 def extract_features(encoder: nn.Module, images_uint8: torch.Tensor, batch_size: int = 512,
-                     precision: Precision | None = None, mean=None, std=None) -> torch.Tensor:
+                     precision: Precision | str | torch.device | None = None, mean=None, std=None) -> torch.Tensor:
     """h = encoder(x / 255) for images (N, C, H, W) uint8 -> (N, d) float32 on the CPU.
 
-    ``precision``: where and how to run (None: float32 on the encoder's device). ``mean``/``std``: per-channel
+    ``precision``: where and how to run (a device name: the policy a run there trains with, ``precision_for``;
+    None: float32 on the encoder's device). ``mean``/``std``: per-channel
     standardisation after /255 (as the augmentation did in training), or None. The encoder is put in eval mode
     (BatchNorm uses its running statistics) and restored after.
     """
@@ -28,11 +30,12 @@ def extract_features(encoder: nn.Module, images_uint8: torch.Tensor, batch_size:
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {getattr(images_uint8, 'shape', type(images_uint8).__name__)} "
                          f"{getattr(images_uint8, 'dtype', '')}")
     checks.positive_int("batch_size", batch_size)
-    if precision is None:
-        precision = Precision(next(encoder.parameters()).device)
-    elif not isinstance(precision, Precision):
-        precision = precision_for(precision, amp=False, channels_last=False)  # a device name: plain float32 there
+    precision = as_precision(precision, encoder)
     device = precision.device
+    param = next(encoder.parameters(), None)
+    if param is not None and param.device.type != device.type:
+        raise ValueError(f"the encoder is on {param.device} but the features are asked for on {device}: "
+                         f"move it first (precision.prepare(encoder))")
     was_training = encoder.training
     encoder.eval()
     m = s = None

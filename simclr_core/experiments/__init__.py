@@ -26,8 +26,7 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
+from ..precision import parse_device, resolve_device
 from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
@@ -71,23 +70,39 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m simclr_core.experiments", description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="+", choices=[*EXPERIMENTS, "all"])
-    ap.add_argument("--preset", default="gpu" if torch.cuda.is_available() else "cpu", choices=list(PRESETS))
+    ap.add_argument("--preset", default=None, choices=list(PRESETS),
+                    help="experiment sizes (default: gpu when the device is a CUDA GPU, else cpu)")
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", type=_device, help="auto, cpu, cuda, cuda:<i> or mps (default: auto)")
     ap.add_argument("--out", default="notebooks/results", help="folder for <name>.json (the workbook reads notebooks/results)")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE),
                     help="folder that keeps finished pretraining runs, so that experiments sharing a run train it "
                          "once and a re-run only trains what changed (default: %(default)s)")
     ap.add_argument("--no-cache", action="store_true", help="train every run afresh and keep nothing")
     args = ap.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
+    preset = args.preset or ("gpu" if device.type == "cuda" else "cpu")
     names = list(EXPERIMENTS) if "all" in args.names else args.names
     cache = None if args.no_cache else Path(args.cache).expanduser()
     total = 0.0
     for name in names:
-        res = EXPERIMENTS[name](PRESETS[args.preset], args.dataset, args.device, progress=True, cache=cache)
+        res = EXPERIMENTS[name](PRESETS[preset], args.dataset, device, progress=True, cache=cache)
         total += res["wall_s"]
         print(f"{name}: {res['wall_s']} s -> {save_result(res, args.out)}", flush=True)
     print(f"total: {total / 60:.1f} minutes", flush=True)
+
+
+def _device(s: str) -> str:
+    """argparse type of --device: the spelling checked by ``simclr_core.precision.parse_device``."""
+    import argparse
+
+    try:
+        return parse_device(s)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def load_or_run(name: str, preset: Preset, dataset: str, device, folder, recompute: bool = False,
