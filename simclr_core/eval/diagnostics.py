@@ -18,7 +18,9 @@ All take embeddings z (N, D) (any float dtype) and return plain tensors.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from .. import checks
+from ..nn.ntxent import unit_rows
 
 __all__ = ["effective_rank", "per_dim_std", "alignment", "uniformity", "positive_negative_distances", "summary"]
 
@@ -28,9 +30,19 @@ def _check_z(z, name: str = "z", min_rows: int = 1) -> torch.Tensor:
         raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), got {type(z).__name__}")
     if z.dim() != 2 or z.shape[0] < min_rows or z.shape[1] < 1:
         raise ValueError(f"{name} must have shape (N, D) with N >= {min_rows}, D >= 1; got {tuple(z.shape)}")
+    if z.dtype == torch.bool or z.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {z.dtype}")
     if not torch.isfinite(z).all():
         raise ValueError(f"{name} holds non-finite values")
     return z if z.is_floating_point() else z.float()
+
+
+def _directions(z: torch.Tensor, name: str) -> torch.Tensor:
+    """z / ||z|| for any scale a float holds; an all-zero row has no direction and is an error."""
+    zero = z.abs().amax(dim=1) == 0  # (N,)
+    if zero.any():
+        raise ValueError(f"{name} row {int(zero.nonzero()[0])} is all zeros: it has no direction on the sphere")
+    return unit_rows(z)
 
 
 def _check_pair(z1, z2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +60,7 @@ def positive_negative_distances(z1: torch.Tensor, z2: torch.Tensor) -> tuple[tor
     corresponds to cosine similarity 1 - d^2 / 2; d ranges over [0, 2].
     """
     z1, z2 = _check_pair(z1, z2)
-    u, v = F.normalize(z1, dim=1), F.normalize(z2, dim=1)  # (N, D)
+    u, v = _directions(z1, "z1"), _directions(z2, "z2")  # (N, D)
     d = torch.cdist(u, v)  # (N, N) d[i, k] = ||u_i - v_k||
     off = ~torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
     return d.diagonal().clone(), d[off]  # (N,), (N(N-1),)
@@ -57,9 +69,8 @@ def positive_negative_distances(z1: torch.Tensor, z2: torch.Tensor) -> tuple[tor
 def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     """L_align = E ||f(x) - f(y)||_2^alpha over positive pairs, on L2-normalised embeddings (0 = perfect)."""
     z1, z2 = _check_pair(z1, z2)
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha!r}")
-    u, v = F.normalize(z1, dim=1), F.normalize(z2, dim=1)  # (N, D)
+    checks.positive_float("alpha", alpha)
+    u, v = _directions(z1, "z1"), _directions(z2, "z2")  # (N, D)
     return (u - v).norm(dim=1).pow(alpha).mean()
 
 
@@ -70,9 +81,8 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     random points (for D = 3, u ~ U[-1, 1]: -2t + log(sinh(2t) / (2t))).
     """
     z = _check_z(z, min_rows=2)
-    if not t > 0:
-        raise ValueError(f"t must be > 0, got {t!r}")
-    u = F.normalize(z, dim=1)  # (N, D)
+    checks.positive_float("t", t)
+    u = _directions(z, "z")  # (N, D)
     sq = torch.pdist(u).pow(2)  # (N(N-1)/2,) ||u_i - u_j||^2 for i < j
     return torch.logsumexp(-t * sq, dim=0) - torch.log(torch.tensor(float(sq.numel()), dtype=sq.dtype))
 
@@ -80,7 +90,7 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
 def per_dim_std(z: torch.Tensor) -> torch.Tensor:
     """(D,) standard deviation over the batch of each coordinate of z / ||z|| (~1/sqrt(D) if spread, 0 if collapsed)."""
     z = _check_z(z, min_rows=2)
-    return F.normalize(z, dim=1).std(dim=0)  # (D,)
+    return _directions(z, "z").std(dim=0)  # (D,)
 
 
 def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -89,7 +99,8 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     Between 1 (one direction: complete collapse) and min(N, D) (all singular values equal).
     """
     z = _check_z(z)
-    s = torch.linalg.svdvals(z.double())  # (min(N, D),)
+    checks.nonnegative_float("eps", eps)
+    s = torch.linalg.svdvals(z.double() / (z.abs().max().double() or 1.0))  # (min(N, D),) scale-free: p is a ratio
     if s.sum() <= eps:
         raise ValueError("effective_rank of an all-zero matrix is undefined")
     p = s / s.sum()

@@ -24,35 +24,64 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checks
+from ..nn.ntxent import unit_rows
 
 __all__ = ["knn_accuracy", "knn_predict", "linear_probe", "compare_representations", "ProbeScores", "format_probe_table"]
 
 
-def _check_feats(name_f, feats, name_y, labels):
-    if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
-        raise ValueError(f"{name_f} must be a (N, d) tensor, got {getattr(feats, 'shape', type(feats).__name__)}")
+def _check_feats(name_f, feats, name_y, labels, num_classes: int | None = None) -> None:
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 2 or feats.shape[1] < 1:
+        raise ValueError(f"{name_f} must be a (N, d) tensor with d >= 1, got {getattr(feats, 'shape', type(feats).__name__)}")
     if not isinstance(labels, torch.Tensor) or labels.shape != (feats.shape[0],):
         raise ValueError(f"{name_y} must be a ({feats.shape[0]},) tensor of class indices, got {getattr(labels, 'shape', type(labels).__name__)}")
     if feats.shape[0] < 1:
         raise ValueError(f"{name_f} is empty")
+    if feats.dtype == torch.bool or feats.is_complex():
+        raise ValueError(f"{name_f} must hold real numbers, got dtype {feats.dtype}")
     if not torch.isfinite(feats).all():
         raise ValueError(f"{name_f} holds non-finite values (NaN or inf): the encoder that made them has diverged")
-    if labels.is_floating_point() or labels.dtype == torch.bool or (labels < 0).any():
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or (labels < 0).any():
         raise ValueError(f"{name_y} must be integer class indices >= 0, got dtype {labels.dtype}, min {labels.min().item()}")
+    if num_classes is not None and int(labels.max()) >= num_classes:
+        raise ValueError(f"{name_y} must be class indices in 0..{num_classes - 1} (num_classes={num_classes}), got "
+                         f"{int(labels.max())}")
+
+
+def _check_pair(train_feats, train_labels, test_feats, test_labels, num_classes) -> int:
+    """Check both sets; return the number of classes (``num_classes``, or the largest label + 1)."""
+    checks.optional(checks.positive_int, "num_classes", num_classes)
+    _check_feats("train_feats", train_feats, "train_labels", train_labels, num_classes)
+    _check_feats("test_feats", test_feats, "test_labels", test_labels, num_classes)
+    if train_feats.shape[1] != test_feats.shape[1]:
+        raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
+    return num_classes if num_classes is not None else int(max(train_labels.max(), test_labels.max())) + 1
 
 
 @torch.no_grad()
 def knn_predict(train_feats, train_labels, test_feats, k: int = 200, t: float = 0.1, num_classes: int | None = None,
                 chunk: int = 1024) -> torch.Tensor:
-    """Predicted class of each test feature: weighted vote of its k nearest (cosine) training features."""
+    """Predicted class of each test feature: weighted vote of its k nearest (cosine) training features.
+
+    ``num_classes``: the number of classes (default: the largest train label + 1); labels must lie below it."""
+    _check_feats("train_feats", train_feats, "train_labels", train_labels, num_classes)
+    if not isinstance(test_feats, torch.Tensor) or test_feats.dim() != 2 or test_feats.shape[1] != train_feats.shape[1]:
+        raise ValueError(f"test_feats must be a (N, {train_feats.shape[1]}) tensor, got "
+                         f"{getattr(test_feats, 'shape', type(test_feats).__name__)}")
+    if not torch.isfinite(test_feats).all():
+        raise ValueError("test_feats holds non-finite values (NaN or inf): the encoder that made them has diverged")
+    checks.positive_int("chunk", chunk)
+    C = int(train_labels.max()) + 1 if num_classes is None else checks.positive_int("num_classes", num_classes)
+    return _knn_predict(train_feats, train_labels, test_feats, k, t, C, chunk)
+
+
+def _knn_predict(train_feats, train_labels, test_feats, k: int, t: float, C: int, chunk: int = 1024) -> torch.Tensor:
     checks.positive_int("k", k)
     checks.positive_float("t (temperature)", t)
-    C = int(train_labels.max()) + 1 if num_classes is None else num_classes
     k = min(k, train_feats.shape[0])
-    bank = F.normalize(train_feats.float(), dim=1)  # (N_train, d)
+    bank = unit_rows(train_feats).float()  # (N_train, d) cosine needs directions only: any scale is fine
     preds = []
     for i in range(0, test_feats.shape[0], chunk):
-        q = F.normalize(test_feats[i:i + chunk].float().to(bank.device), dim=1)  # (b, d)
+        q = unit_rows(test_feats[i:i + chunk].to(bank.device)).float()  # (b, d)
         sim = q @ bank.T  # (b, N_train) cosine similarities
         top_sim, top_idx = sim.topk(k, dim=1)  # (b, k)
         w = ((top_sim - top_sim[:, :1]) / t).exp()  # (b, k) exp(sim / t), shifted by the row's max: no overflow
@@ -62,37 +91,47 @@ def knn_predict(train_feats, train_labels, test_feats, k: int = 200, t: float = 
     return torch.cat(preds)  # (N_test,)
 
 
-def knn_accuracy(train_feats, train_labels, test_feats, test_labels, k: int = 200, t: float = 0.1) -> float:
-    """Top-1 accuracy (fraction) of the weighted kNN classifier (Wu et al. 2018; k = 200, t = 0.1)."""
-    _check_feats("train_feats", train_feats, "train_labels", train_labels)
-    _check_feats("test_feats", test_feats, "test_labels", test_labels)
-    if train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
-    C = int(max(train_labels.max(), test_labels.max())) + 1
-    pred = knn_predict(train_feats, train_labels, test_feats, k=k, t=t, num_classes=C)
+def knn_accuracy(train_feats, train_labels, test_feats, test_labels, k: int = 200, t: float = 0.1,
+                 num_classes: int | None = None) -> float:
+    """Top-1 accuracy (fraction) of the weighted kNN classifier (Wu et al. 2018; k = 200, t = 0.1).
+
+    ``num_classes``: the dataset's number of classes; a label at or above it is an error (default: the largest
+    label + 1). Features may have any scale: only their directions count."""
+    C = _check_pair(train_feats, train_labels, test_feats, test_labels, num_classes)
+    pred = _knn_predict(train_feats, train_labels, test_feats, k, t, C)
     return float((pred == test_labels.cpu()).float().mean())
 
 
+def _device(device, like: torch.Tensor) -> torch.device:
+    if device is None:
+        return like.device
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
+
+
 def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
-                 max_iter: int = 200, device=None, return_model: bool = False):
+                 max_iter: int = 200, device=None, return_model: bool = False, num_classes: int | None = None):
     """Top-1 test accuracy (fraction) of multinomial logistic regression on standardised frozen features.
 
     Minimises  mean_i CE(W x_i + b, y_i) + weight_decay/2 * ||W||^2  over the whole training set with
-    L-BFGS (strong Wolfe line search), x standardised with the training mean and std.
+    L-BFGS (strong Wolfe line search), x standardised with the training mean and std. The features are first
+    divided by the largest |training feature|, which the standardisation undoes, so any scale a float holds
+    works; with one training image every feature is constant and the probe predicts that image's class.
+    ``return_model``: also return the classifier and the (mu, sd) it expects, for features divided by the
+    returned scale: ``(acc, clf, (mu, sd, scale))``.
     """
-    _check_feats("train_feats", train_feats, "train_labels", train_labels)
-    _check_feats("test_feats", test_feats, "test_labels", test_labels)
-    if train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(f"train and test features differ in width: {train_feats.shape[1]} vs {test_feats.shape[1]}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    C = _check_pair(train_feats, train_labels, test_feats, test_labels, num_classes)
+    weight_decay = checks.nonnegative_float("weight_decay", weight_decay)
     checks.positive_int("max_iter", max_iter)
-    device = torch.device(device) if device is not None else train_feats.device
-    X = train_feats.float().to(device)
-    mu, sd = X.mean(0, keepdim=True), X.std(0, keepdim=True).clamp_min(1e-6)  # (1, d)
+    device = _device(device, train_feats)
+    scale = float(train_feats.abs().max()) or 1.0  # finite: checked above
+    X = (train_feats.to(device, torch.float64 if device.type != "mps" else torch.float32) / scale).float()  # (N, d)
+    mu = X.mean(0, keepdim=True)  # (1, d)
+    sd = X.std(0, keepdim=True, correction=1 if X.shape[0] > 1 else 0).clamp_min(1e-6)  # (1, d)
     X = (X - mu) / sd  # (N, d) standardised
     y = train_labels.to(device)
-    C = int(max(train_labels.max(), test_labels.max())) + 1
     clf = nn.Linear(X.shape[1], C).to(device)
     nn.init.zeros_(clf.weight)
     nn.init.zeros_(clf.bias)
@@ -108,10 +147,12 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_deca
     with torch.enable_grad():
         opt.step(closure)
     with torch.no_grad():
-        Xt = (test_feats.float().to(device) - mu) / sd  # (N_test, d)
-        acc = float((clf(Xt).argmax(1).cpu() == test_labels.cpu()).float().mean())
+        wide = torch.float64 if device.type != "mps" else torch.float32  # test features far outside the training range
+        Xt = (test_feats.to(device, wide) / scale - mu.to(wide)) / sd.to(wide)  # (N_test, d)
+        logits = Xt @ clf.weight.to(wide).T + clf.bias.to(wide)  # (N_test, C)
+        acc = float((logits.argmax(1).cpu() == test_labels.cpu()).float().mean())
     if return_model:
-        return acc, clf, (mu, sd)
+        return acc, clf, (mu, sd, scale)
     return acc
 
 
