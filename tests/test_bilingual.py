@@ -32,7 +32,6 @@ avoids; no notebook's markdown may use an avoided variant.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +120,8 @@ def blocks(source: str) -> list[Block]:
 
 
 def _runs(section: list[Block]) -> list[tuple[str, list[Block]]]:
-    """Maximal runs of English ("en") and Chinese ("zh") blocks; self-bilingual and neutral blocks end a run."""
+    """Maximal runs of English ("en") and Chinese ("zh") blocks. A block with both languages counts as Chinese (its
+    own English paid first, ``Block.chinese_length``); a neutral block (short English, no Chinese) ends a run."""
     runs: list[tuple[str, list[Block]]] = []
     for b in section:
         tag = "en" if b.is_english else "zh" if b.is_chinese else None
@@ -156,7 +156,7 @@ def unpaired_english(source: str) -> list[str]:
             if tag != "en":
                 continue
             partner = k + 1 if k + 1 < len(runs) else k - 1 if k > 0 and k - 1 not in used else None
-            if partner is None or partner < 0:
+            if partner is None:
                 found.extend(run)
                 continue
             used.add(partner)
@@ -174,6 +174,11 @@ def _marker_in_text_nodes(tokens, out: list[str]) -> list[str]:
     return out
 
 
+def _outer(c: str) -> bool:
+    """A character that makes a delimiter next to it flanking in CommonMark and in marked alike."""
+    return c.isspace() or c in ASCII_PUNCT
+
+
 def _unportable_delimiters(source: str) -> list[str]:
     """Emphasis delimiters in Chinese lines that CommonMark and marked may read differently (module docstring)."""
     bad = []
@@ -187,8 +192,7 @@ def _unportable_delimiters(source: str) -> list[str]:
             after = masked[m.end()] if m.end() < len(masked) else " "
             if m.group()[0] == "_" and before.isalnum() and after.isalnum():
                 continue  # snake_case inside a word is never emphasis
-            outer_ok = lambda c: c.isspace() or c in ASCII_PUNCT
-            if not ((outer_ok(before) and not after.isspace()) or (outer_ok(after) and not before.isspace())):
+            if not ((_outer(before) and not after.isspace()) or (_outer(after) and not before.isspace())):
                 bad.append(line[max(0, m.start() - 12):m.end() + 12])
     return bad
 
