@@ -20,8 +20,9 @@ rewrite grades through the Formgrader's API, read the solutions through the cont
 * notebook metadata: embedded widget state (which makes nbconvert load the widget JavaScript) is dropped.
 
 ``SanitizeSubmission`` is the nbconvert preprocessor (nbgrader_config.py: autograde, before the grades are saved,
-and generate_feedback); ``FeedbackExporter`` is the feedback's HTML exporter, which also cleans every rendered
-Markdown cell at export time and puts a Content-Security-Policy meta tag first in the page's head.
+and generate_feedback). ``ViewerExporter`` also cleans every rendered Markdown cell at export time (the Formgrader's
+exporter, grader/formgrader_csp.py); ``FeedbackExporter``, the feedback's, adds a Content-Security-Policy meta tag
+first in the page's head.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from html import unescape
 
 import nh3
 from jinja2 import pass_context
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del", "details", "div",
@@ -61,6 +64,9 @@ DROPPED = frozenset({
     "application/javascript", "text/javascript", "application/x-javascript", "image/svg+xml", "application/pdf",
     "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json", "text/vnd.mermaid",
 })
+BLANK_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+TAG = re.compile(r"(<[^>]*>)")
+MARKDOWN_ACTIVE = re.compile(r"[\[\]()*_`~!|#+\-.=\\{}$:]")
 REMOVED_NOTE = "[output not shown: {} could run code in the viewer's browser]"
 UNSAFE_MARKDOWN = "[this cell could not be shown safely; open the notebook file as text to read it]"
 
@@ -86,16 +92,38 @@ def render_markdown(source: str, attachments: dict | None = None) -> str:
     return MarkdownWithMath(renderer=renderer).render(source)
 
 
+def inert_text(html: str) -> str:
+    """``html`` with the characters Markdown acts on written as character references in its text (the same text
+    in the browser), so that rendering it as Markdown again cannot make new links or blocks out of it."""
+    parts = TAG.split(html)
+    parts[::2] = [MARKDOWN_ACTIVE.sub(lambda m: f"&#{ord(m.group())};", text) for text in parts[::2]]
+    return "".join(parts)
+
+
 def sanitize_markdown(source: str, attachments: dict | None = None) -> str:
-    """A Markdown source whose rendering is clean: ``source`` itself when it already is, else its cleaned HTML
-    (itself checked the same way, since viewers render it as Markdown again), else a note."""
-    for candidate in (source, None):
-        if candidate is None:
-            candidate = clean_html(render_markdown(source, attachments))
-        rendered = render_markdown(candidate, attachments)
-        if clean_html(rendered) == rendered:
-            return candidate
+    """A Markdown source whose rendering is clean: ``source`` itself when it already is, else its cleaned HTML,
+    else that HTML with inert text (each checked the same way, since viewers render it as Markdown again)."""
+    try:
+        cleaned = clean_html(render_markdown(source, attachments))
+        for candidate in (source, cleaned, inert_text(cleaned)):
+            if is_clean(render_markdown(candidate, attachments)):
+                return candidate
+    except Exception:  # noqa: BLE001 - e.g. a reference to a missing attachment: nbconvert cannot render it
+        pass
     return UNSAFE_MARKDOWN
+
+
+def _text_as_nh3_writes_it(html: str) -> str:
+    """``html`` with its text's character references written as nh3 writes them (the same DOM in a browser)."""
+    parts = TAG.split(html)
+    parts[::2] = [unescape(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                  .replace("\xa0", "&nbsp;") for text in parts[::2]]
+    return "".join(parts)
+
+
+def is_clean(html: str) -> bool:
+    """True when cleaning ``html`` would remove nothing: every tag, attribute and URL in it is allowed."""
+    return clean_html(html) == _text_as_nh3_writes_it(html)
 
 
 def _valid_base64(data: object) -> bool:
@@ -175,8 +203,10 @@ def sanitize_notebook(nb) -> Report:
     report = Report()
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
-        attachments = {name: {m: v for m, v in (att or {}).items() if m in IMAGE_TYPES and _valid_base64(v)}
-                       for name, att in (cell.get("attachments") or {}).items()}
+        attachments = {name: {m: v for m, v in att.items() if m in IMAGE_TYPES and _valid_base64(v)}
+                       for name, att in (cell.get("attachments") or {}).items() if isinstance(att, dict)}
+        # a removed one becomes a blank image: nbconvert fails on a reference to a missing or empty attachment
+        attachments = {name: att or {"image/png": BLANK_PNG} for name, att in attachments.items()}
         if "attachments" in cell:
             cell["attachments"] = from_dict(attachments)
         if cell.cell_type in ("markdown", "raw"):
@@ -192,6 +222,8 @@ def sanitize_notebook(nb) -> Report:
 
 class SanitizeSubmission(Preprocessor):
     """nbconvert/nbgrader preprocessor: ``sanitize_notebook`` on the notebook being autograded or rendered."""
+
+    enabled = Bool(True, help="on wherever it is listed (nbconvert's preprocessors are off by default)").tag(config=True)
 
     def preprocess(self, nb, resources):
         report = sanitize_notebook(nb)
@@ -211,14 +243,18 @@ def feedback_csp(mathjax_url: str) -> str:
             f"font-src data: {mathjax}; base-uri 'none'; form-action 'none'").replace(" ;", ";")
 
 
-class FeedbackExporter(HTMLExporter):
-    """The feedback's HTML: every rendered Markdown cell cleaned again at export time (whatever the notebook file
-    holds) and a Content-Security-Policy meta tag as the first element of the head, so that a script that got
-    through would still not run when the student opens the file."""
+class ViewerExporter(HTMLExporter):
+    """HTML export of a submission: every rendered Markdown cell is cleaned again at export time, whatever the
+    notebook file holds (the Formgrader's exporter in instructor mode, see grader.formgrader_csp)."""
 
     @pass_context
     def markdown2html(self, context, source):
         return clean_html(super().markdown2html(context, source))
+
+
+class FeedbackExporter(ViewerExporter):
+    """The feedback's HTML: a ViewerExporter that puts a Content-Security-Policy meta tag first in the head, so that
+    a script that got through would still not run when the student opens the file."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
         html, resources = super().from_notebook_node(nb, resources, **kw)

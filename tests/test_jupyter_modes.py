@@ -1,14 +1,24 @@
 """Student and instructor mode: what jupyter_config/<role>/ enables, and that the make targets use it.
 
-The browser test (tests/test_formgrader_browser.py) drives both modes; these checks are fast and need no browser.
+The browser test (tests/test_formgrader_browser.py) drives both modes; these checks need no browser. The slow one
+starts ``make lab`` / ``make notebook`` as a student does and reads the terminal: the URL printed opens
+00_start_here, a kernel answers (over IPC), and nothing in the log is a warning the student cannot act on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,8 +36,9 @@ def enabled(role: str) -> set[str]:
     folder = REPO / "jupyter_config" / role
     server = json.loads((folder / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
     lab = json.loads((folder / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
-    assert set(server) - {"grader.formgrader_csp"} == {f"nbgrader.server_extensions.{n}" for n in NBGRADER_SERVER}, \
+    assert set(server) - {"grader.formgrader_csp", "notebook_shim"} == {f"nbgrader.server_extensions.{n}" for n in NBGRADER_SERVER}, \
         "every nbgrader server part"
+    assert server["notebook_shim"] is False  # Notebook 6 extensions: none here, and its settings scan prints a warning
     # the Formgrader's submission views get a Content-Security-Policy wherever the Formgrader runs
     assert server.get("grader.formgrader_csp", False) == server["nbgrader.server_extensions.formgrader"]
     on = {n for n in NBGRADER_SERVER if server[f"nbgrader.server_extensions.{n}"]}
@@ -81,3 +92,80 @@ def test_a_generated_problem_set_carries_the_metadata_a_kernel_writes(tmp_path):
     course.normalise(nb)
     metadata = json.loads(nb.read_text())["metadata"]
     assert metadata["language_info"] == reference.LANGUAGE_INFO and metadata["kernelspec"] == reference.KERNELSPEC
+
+
+# what a student cannot act on: Python's warnings, a logger's WARNING, Jupyter's [W ...] lines
+UNACTIONABLE = re.compile(r"\w+Warning:|\bWARNING\b|^\[W \d|without encryption", re.MULTILINE)
+
+
+async def _run_in_kernel(ws_url: str, code: str, timeout: float = 60) -> str:
+    """The stdout of ``code`` run in a kernel through the server's websocket (the way the browser talks to it)."""
+    from tornado.websocket import websocket_connect
+
+    ws = await websocket_connect(ws_url)
+    msg_id, out = uuid.uuid4().hex, []
+    ws.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex, "username": "test",
+                   "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+    }))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(await asyncio.wait_for(ws.read_message(), timeout=deadline - time.monotonic()))
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            ws.close()
+            return "".join(out)
+    raise TimeoutError(f"no reply to {code!r} within {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("target, page", [("lab", "/lab/tree/notebooks/00_start_here.ipynb"),
+                                          ("notebook", "/notebooks/notebooks/00_start_here.ipynb")])
+def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quiet(target, page, tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    from .browser_helpers import free_port
+
+    port, log_path = free_port(), tmp_path / "terminal.log"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"), JUPYTER_PLATFORM_DIRS="1")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["make", "--no-print-directory", target, f"LAB_ARGS=--no-browser --port={port} --ip=127.0.0.1"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, url = time.monotonic() + 90, None
+        while url is None:
+            assert proc.poll() is None and time.monotonic() < deadline, f"no URL printed; terminal:\n{log_path.read_text()[-3000:]}"
+            found = re.findall(rf"http://127\.0\.0\.1:{port}\S*token=\w+", log_path.read_text())
+            url = found[-1] if found else time.sleep(0.5)
+        parts = urllib.parse.urlsplit(url)
+        assert parts.path == page, url  # the URL a student copies from the terminal opens the first notebook
+        with urllib.request.urlopen(url, timeout=30) as r:
+            html = r.read().decode()
+        assert "notebooks/00_start_here.ipynb" in html, "the page does not name the notebook it opens"
+        token = urllib.parse.parse_qs(parts.query)["token"][0]
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/api/contents", headers=auth), timeout=30) as r:
+            names = [c["name"] for c in json.load(r)["content"]]
+        assert "notebooks" in names and not [n for n in names if n.endswith(".egg-info")], names
+        body = json.dumps({"path": "notebooks/00_start_here.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}})
+        request = urllib.request.Request(f"{base}/api/sessions", data=body.encode(), method="POST",
+                                         headers={**auth, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            kernel_id = json.load(r)["kernel"]["id"]
+        ws_url = f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}&token={token}"
+        assert asyncio.run(_run_in_kernel(ws_url, "print(6 * 7)")) == "42\n"
+        connection = json.loads((tmp_path / "runtime" / f"kernel-{kernel_id}.json").read_text())
+        assert connection["transport"] == "tcp" and connection.get("curve_publickey"), "the kernel's traffic is not encrypted"
+        time.sleep(2)  # the kernel's own start-up messages reach the terminal
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    terminal = log_path.read_text()
+    assert not UNACTIONABLE.search(terminal), f"a warning in the terminal: {UNACTIONABLE.search(terminal).group(0)!r}\n{terminal[-4000:]}"
