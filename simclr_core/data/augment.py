@@ -12,6 +12,7 @@ every image, never one crop for the whole batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -19,7 +20,9 @@ from torchvision.transforms import v2
 
 from .. import checks
 
-__all__ = ["AugmentConfig", "SimCLRAugment", "TwoViews", "build_transform"]
+__all__ = ["AugmentConfig", "SimCLRAugment", "TwoViews", "build_transform", "check_float_images", "MAX_SIZE"]
+
+MAX_SIZE = 1024  # output side in pixels: ImageNet's 224 and STL-10's 96 fit; 100000 would ask for terabytes
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class AugmentConfig:
     std: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
 
     def __post_init__(self):
-        checks.positive_int("size (output side in pixels)", self.size)
+        checks.int_in_range("size (output side in pixels)", self.size, 1, MAX_SIZE)
         cs = self.crop_scale
         if (not isinstance(cs, (tuple, list)) or len(cs) != 2 or not all(isinstance(v, (int, float)) and
                                                                           not isinstance(v, bool) for v in cs)
@@ -54,9 +57,12 @@ class AugmentConfig:
         for name in ("crop", "flip", "color_jitter", "grayscale", "blur", "normalize"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if (len(self.mean) != len(self.std) or not self.mean
-                or any(not (isinstance(s, (int, float)) and s > 0) for s in self.std)):
-            raise ValueError(f"mean and std must have equal length and std > 0, got {self.mean!r}, {self.std!r}")
+        if (not isinstance(self.mean, (tuple, list)) or not isinstance(self.std, (tuple, list))
+                or len(self.mean) != len(self.std) or len(self.mean) not in (1, 3)
+                or any(not (isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m)) for m in self.mean)
+                or any(not (isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < math.inf) for s in self.std)):
+            raise ValueError(f"mean and std must be 1 or 3 finite numbers each (one per channel), std > 0, got "
+                             f"{self.mean!r}, {self.std!r}")
 
     def without(self, *ops: str) -> "AugmentConfig":
         """A copy with the named ops switched off, e.g. ``cfg.without("color_jitter", "grayscale")``."""
@@ -90,6 +96,22 @@ def build_transform(cfg: AugmentConfig = AugmentConfig()) -> v2.Compose:
     return v2.Compose(ops)
 
 
+ROUNDING = 1e-5  # resampling in float may land a few ulp outside [0, 1]; that much is not a wrong range
+
+
+def check_float_images(x: torch.Tensor) -> None:
+    """Float images must be finite and in [0, 1] (uint8 images are 0..255 by their type). One host read."""
+    if x.numel() == 0:
+        return
+    lo, hi = torch.aminmax(x.detach())
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("float images hold non-finite values (NaN or inf); pixels must be finite numbers in [0, 1]")
+    if lo < -ROUNDING or hi > 1 + ROUNDING:
+        hint = " (divide by 255, or pass uint8)" if hi > 1.5 else " (undo the normalisation first, e.g. x * 0.5 + 0.5)"
+        raise ValueError(f"float images must be in [0, 1], got values from {lo:g} up to {hi:g}{hint}")
+
+
 class SimCLRAugment:
     """One random view t(x). Works on one image (C, H, W) or a batch (B, C, H, W), per image."""
 
@@ -98,6 +120,11 @@ class SimCLRAugment:
         self.transform = build_transform(cfg)
 
     def __call__(self, x):
+        if isinstance(x, torch.Tensor):
+            if x.is_floating_point():
+                check_float_images(x)
+            elif x.dtype != torch.uint8:
+                raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {x.dtype}")
         if isinstance(x, torch.Tensor) and x.dim() == 4:
             return torch.stack([self.transform(img) for img in x])  # (B, C, size, size), one draw per image
         if isinstance(x, torch.Tensor) and x.dim() != 3:

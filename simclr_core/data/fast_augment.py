@@ -14,11 +14,12 @@ a Python loop over images every op is one tensor operation over the batch with p
 - grayscale with p = grayscale_p (luma 0.2989 R + 0.587 G + 0.114 B, kept as C channels);
 - optional Gaussian blur with p = blur_p, sigma U(0.1, 2.0), per-image kernels in one grouped conv.
 
+Float input is checked to be finite and in [0, 1] (one host read); uint8 input needs no check.
 Random parameters are drawn on the CPU from the ``torch.Generator`` you pass (so a seed gives the
 same views on CPU and GPU); they and what is computed from them there (crop weights, each jitter step's
 factors, the indices of the images whose hue shift comes at that step) reach the images' device in one
-non-blocking copy per call. The pixels never leave the device, and nothing waits for it: no ``.item()``,
-``.any()`` or boolean-mask indexing of device tensors, so a GPU's queue is never drained mid-call.
+non-blocking copy per call. The pixels never leave the device, and for uint8 input nothing waits for it: no
+``.item()``, ``.any()`` or boolean-mask indexing of device tensors, so a GPU's queue is never drained mid-call.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import AugmentConfig
+from .augment import AugmentConfig, check_float_images
 
 __all__ = ["BatchAugment", "sample_crop_boxes", "resample_weights", "crop_flip", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "to_grayscale", "gaussian_blur", "LUMA"]
@@ -362,10 +363,8 @@ class BatchAugment(nn.Module):
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
         elif x.is_floating_point():
+            check_float_images(x)  # the one host read, for float input only: uint8, the training path, needs none
             x = x.float()
-            if x.device.type == "cpu" and float(x.abs().max()) > 1.5:  # float images in 0..255, not 0..1
-                raise ValueError(f"float images must be in [0, 1] (divide by 255, or pass uint8), got values up to "
-                                 f"{float(x.max()):g}")
         else:
             raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {x.dtype}")
         cfg, g = self.cfg, generator

@@ -13,7 +13,8 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from .augment import AugmentConfig
+from .. import checks
+from .augment import MAX_SIZE, AugmentConfig, check_float_images
 from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
 
 __all__ = ["FIG5_OPS", "compose"]
@@ -45,7 +46,7 @@ def op_color(x, g=None):
 
     On 1-channel images only brightness and contrast remain (saturation, hue and grayscale do nothing).
     """
-    return BatchAugment(replace(_COLOR, size=x.shape[-1]))(x, generator=g)
+    return BatchAugment(replace(_COLOR, size=x.shape[-1]))(x.clamp(0, 1), generator=g)  # the previous op's rounding
 
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
@@ -99,12 +100,20 @@ class compose:
         for n in names:
             if n not in FIG5_OPS:
                 raise ValueError(f"unknown augmentation {n!r}; valid: {list(FIG5_OPS)}")
-        if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size >= 4):
-            raise ValueError(f"size must be an integer >= 4 (pixels) or None, got {size!r}")
+        checks.optional(checks.int_in_range, "size (pixels)", size, 4, MAX_SIZE)
         self.names, self.size = names, size
 
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3) or 0 in x.shape:
+            raise ValueError(f"expected a non-empty batch (B, C, H, W) of 1- or 3-channel images, got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        if x.dtype == torch.uint8:
+            x = x.float().div(255)
+        elif x.is_floating_point():
+            check_float_images(x)
+            x = x.float()
+        else:
+            raise ValueError(f"images must be uint8 (0..255) or float (0..1), got dtype {x.dtype}")
         for n in self.names:
             x = FIG5_OPS[n](x, g)
         if self.size is not None and x.shape[-1] != self.size:
