@@ -13,7 +13,6 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from .. import checks
 from .augment import MAX_SIZE, AugmentConfig, check_float_images
 from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
 
@@ -100,7 +99,8 @@ class compose:
         for n in names:
             if n not in FIG5_OPS:
                 raise ValueError(f"unknown augmentation {n!r}; valid: {list(FIG5_OPS)}")
-        checks.optional(checks.int_in_range, "size (pixels)", size, 4, MAX_SIZE)
+        if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and 4 <= size <= MAX_SIZE):
+            raise ValueError(f"size must be an integer >= 4 and <= {MAX_SIZE} (pixels) or None, got {size!r}")
         self.names, self.size = names, size
 
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
