@@ -19,15 +19,21 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 #   ROLE=student     (make lab, make notebook)  the Validate button; no Formgrader, no Create Assignment panel, no
 #                    Assignment/Course List (this course has no nbgrader exchange)
 #   ROLE=instructor  (make instructor, or make lab/notebook ROLE=instructor)  the Formgrader and Create Assignment too
+# Both keep the terminal to warnings a student can act on: the kernels' traffic is encrypted (CurveZMQ keys from the
+# server, KernelManager.transport_encryption=auto; ipykernel warns of plain TCP for every kernel otherwise), notebook_shim
+# is off (it loads Notebook 6 server extensions, which the workbook has none of, and its scan of the server's settings
+# prints a token deprecation warning), the websocket ping timeout equals the ping interval (tornado caps it there, with a
+# warning per kernel connection, when it is longer), and the file browser hides the *.egg-info folder of the editable
+# install. The URL printed opens OPEN (default: 00_start_here).
 ROLE ?= student
 OPEN ?= notebooks/00_start_here.ipynb
 JUPYTER_ENV = { [ -d "$(CURDIR)/jupyter_config/$(ROLE)" ] || { echo "ROLE must be student or instructor, not '$(ROLE)'" >&2; exit 2; }; } && \
 	venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && export JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config/$(ROLE)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
 lab:
-	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
+	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" lab $(ROOT_FLAG) $(if $(OPEN),--LabApp.default_url=/lab/tree/$(OPEN)) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
 
 notebook:
-	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
+	@$(JUPYTER_ENV) && exec "$$venv/bin/jupyter" notebook $(ROOT_FLAG) $(if $(OPEN),--JupyterNotebookApp.default_url=/notebooks/$(OPEN)) $(LAB_ARGS) --notebook-dir="$(CURDIR)" $(OPEN)
 
 # Instructors: JupyterLab with the Formgrader (menu Nbgrader -> Formgrader) and the Create Assignment panel.
 instructor:

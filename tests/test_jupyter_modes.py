@@ -125,9 +125,11 @@ async def _run_in_kernel(ws_url: str, code: str, timeout: float = 60) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("target, page", [("lab", "/lab/tree/notebooks/00_start_here.ipynb"),
-                                          ("notebook", "/notebooks/notebooks/00_start_here.ipynb")])
-def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quiet(target, page, tmp_path):
+@pytest.mark.parametrize("target, page, opens", [
+    ("lab", "/lab/tree/notebooks/00_start_here.ipynb", '"treePath": "notebooks/00_start_here.ipynb"'),  # JupyterLab opens treePath
+    ("notebook", "/notebooks/notebooks/00_start_here.ipynb", '"appNamespace": "notebook"'),  # Notebook's view of /notebooks/<path>
+])
+def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quiet(target, page, opens, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("no make")
     from .browser_helpers import free_port
@@ -148,7 +150,7 @@ def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quie
         assert parts.path == page, url  # the URL a student copies from the terminal opens the first notebook
         with urllib.request.urlopen(url, timeout=30) as r:
             html = r.read().decode()
-        assert "notebooks/00_start_here.ipynb" in html, "the page does not name the notebook it opens"
+        assert opens in html, f"the page does not open the notebook ({opens} not in its page config)"
         token = urllib.parse.parse_qs(parts.query)["token"][0]
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
         with urllib.request.urlopen(urllib.request.Request(f"{base}/api/contents", headers=auth), timeout=30) as r:
