@@ -101,10 +101,15 @@ def execute(path: Path, cell_timeout: int) -> tuple[str, float, str | None]:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    from traitlets.config import Config
+
     t0 = time.monotonic()
     nb = nbformat.read(path, as_version=4)
+    # the kernel's traffic encrypted with CurveZMQ keys the manager provisions (ipykernel declares support in its
+    # kernelspec): the kernel then does not print its warning about plain TCP into the build log, once per notebook
+    encrypted = Config({"KernelManager": {"transport_encryption": "auto"}})
     try:
-        NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", config=encrypted,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError as err:
         return path.name, time.monotonic() - t0, str(err)
