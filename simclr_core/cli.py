@@ -36,6 +36,22 @@ def _positive_int(name: str):
     return _int_at_least(name, 1)
 
 
+def _seed(s: str) -> int:
+    v = _int_at_least("--seed", 0)(s)
+    if v >= 2**32:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer in 0..{2**32 - 1}, got {s!r}")
+    return v
+
+
+def _folder(name: str):
+    """argparse type: a folder path that is not empty (an empty one would mean the current folder)."""
+    def parse(s: str) -> str:
+        if not s.strip():
+            raise argparse.ArgumentTypeError(f"{name} must be a folder path, got {s!r}")
+        return s
+    return parse
+
+
 def _positive_float(name):
     def parse(s: str) -> float:
         try:
@@ -77,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=PRESET_NAMES, default="cpu",
                    help="cpu: small CNN, minutes on a laptop; gpu: ResNet-18, batch 512, LARS, 500 epochs (paper B.9)")
     t.add_argument("--out", required=True, help="run folder, e.g. runs/cifar10_cpu")
-    t.add_argument("--data-root", help="dataset folder (default: $SIMCLR_DATA or ~/.cache/simclr-workbook/data; "
-                                       "Fashion-MNIST: /usr/share/datasets/fashion-mnist when present)")
+    t.add_argument("--force", action="store_true", help="write the run into a non-empty folder that is not a run "
+                                                        "(its files are kept; none may have a run file's name)")
+    t.add_argument("--data-root", type=_folder("--data-root"),
+                   help="dataset folder (default: $SIMCLR_DATA or ~/.cache/simclr-workbook/data; "
+                        "Fashion-MNIST: /usr/share/datasets/fashion-mnist when present)")
     t.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     t.add_argument("--epochs", type=_positive_int("--epochs"), help="epochs to train (alone: exactly this many, no time budget)")
     t.add_argument("--batch-size", type=_positive_int("--batch-size"), help="N, images per step (2N views)")
@@ -90,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=_nonneg_float("--warmup-epochs"), help="epochs of linear learning-rate warmup")
     t.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), help="L2 weight decay (not on BN and biases)")
     t.add_argument("--subset", type=_positive_int("--subset"), help="train on a random subset of this many images")
-    t.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="seed of weights, batches and views")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of weights, batches and views")
     t.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:<i> or mps")
     t.add_argument("--num-threads", type=_positive_int("--num-threads"), help="torch CPU threads (default: torch's)")
     t.add_argument("--minutes", type=_positive_float("--minutes"),
@@ -108,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("probe", help="kNN + linear probe of a run vs random init vs raw pixels", formatter_class=fmt,
                        allow_abbrev=False)
-    q.add_argument("run", help="run folder written by `simclr pretrain`")
+    q.add_argument("run", type=_folder("run"), help="run folder written by `simclr pretrain`")
     q.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:<i> or mps")
-    q.add_argument("--data-root", help="dataset folder (default: the one the run used)")
+    q.add_argument("--data-root", type=_folder("--data-root"),
+                   help="dataset folder (default: $SIMCLR_DATA or ~/.cache/simclr-workbook/data, as for pretrain; a "
+                        "received run's recorded folder is only named, never read unless given here)")
     q.add_argument("--train-subset", type=_int_at_least("--train-subset", 2), help="probe on this many training images")
     q.add_argument("--test-subset", type=_positive_int("--test-subset"), help="evaluate on this many test images")
     q.add_argument("--k", type=_positive_int("--k"), default=200, help="kNN neighbours")
@@ -123,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write model.pt (f and g, float16), config.json (recipe, steps, command, SHA-256) "
                                    "and probe.json of a run folder to --out; load it with "
                                    "simclr_core.train.pretrained.load_pretrained.")
-    e.add_argument("run", help="run folder written by `simclr pretrain`")
-    e.add_argument("--out", required=True, help="new folder for the exported model")
+    e.add_argument("run", type=_folder("run"), help="run folder written by `simclr pretrain`")
+    e.add_argument("--out", required=True, type=_folder("--out"), help="new (or empty) folder for the exported model")
     e.add_argument("--made-with", default="", help="the command that made the run, recorded in config.json")
     return p
 
@@ -188,7 +209,8 @@ def _device(s: str) -> str:
 def _pretrain(args) -> int:
     from .eval.metrics import format_probe_table
     from .train.config import RunOptions, preset
-    from .train.runs import pretrain, probe_run
+    from .train.probe import probe_run
+    from .train.runs import pretrain
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "temperature": args.temperature, "lr": args.lr,
@@ -205,9 +227,11 @@ def _pretrain(args) -> int:
     recipe = preset(args.preset, args.dataset, seed=args.seed, sync_bn=args.sync_bn, amp=not args.no_amp, **overrides)
     options = RunOptions(out=args.out, data_root=args.data_root, download=args.download, device=args.device,
                          num_threads=args.num_threads, progress=not args.no_progress, time_limit_s=args.time_limit,
-                         resume=args.resume)
+                         resume=args.resume, force=args.force)
     result = pretrain(recipe, options)
-    if result.run_dir is not None and _is_main():
+    if result.rank != 0:  # under torchrun rank 0 reports and probes
+        return 0
+    if result.run_dir is not None:
         steps = sum(h["steps"] for h in result.history)
         last = result.history[-1] if result.history else None
         knn = f", kNN monitor {100 * last['knn_acc']:.2f}%" if last and "knn_acc" in last else ""
@@ -216,20 +240,17 @@ def _pretrain(args) -> int:
               + (f"; last loss {last['loss']:.4f}{knn}" if last else ""), file=sys.stderr)
         if result.stopped_early:
             print(f"continue with: simclr pretrain ... --out {args.out} --resume", file=sys.stderr)
-    if args.probe and not result.stopped_early and _is_main():
+    if args.probe and not result.stopped_early:
         print(format_probe_table(probe_run(args.out, device=args.device, data_root=args.data_root,
                                            progress=not args.no_progress)))
+    elif args.probe:
+        print(f"no probe: the run stopped before its end; probe it with: simclr probe {args.out}", file=sys.stderr)
     return 0
-
-
-def _is_main() -> bool:
-    import os
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _probe(args) -> int:
     from .eval.metrics import format_probe_table
-    from .train.runs import probe_run
+    from .train.probe import probe_run
 
     result = probe_run(args.run, device=args.device, train_subset=args.train_subset, test_subset=args.test_subset,
                        k=args.k, t=args.knn_t, weight_decay=args.weight_decay, data_root=args.data_root,
@@ -243,7 +264,11 @@ def _export(args) -> int:
 
     out = export_pretrained(args.run, args.out, command=args.made_with)
     size = (out / "model.pt").stat().st_size
-    print(f"exported {args.run} -> {out} (model.pt: {size / 2**20:.2f} MiB float16)")
+    print(f"exported {args.run} -> {out} (model.pt: {size / 2**20:.2f} MiB float16)\n"
+          f"load it in Python with:\n"
+          f"    from simclr_core.train.pretrained import load_pretrained\n"
+          f"    pretrained = load_pretrained({str(out)!r})\n"
+          f"    h = pretrained.features(images_uint8)  # (n, C, H, W) uint8 -> (n, d) features")
     return 0
 
 

@@ -64,7 +64,7 @@ def test_pretrain_then_probe_end_to_end(tmp_path, capsys):
     assert main([*common, "--epochs", "2"]) == 2
     assert "already exists" in capsys.readouterr().err
 
-    assert main(["probe", str(out), "--no-progress", "--k", "20"]) == 0
+    assert main(["probe", str(out), "--data-root", str(root), "--no-progress", "--k", "20"]) == 0
     table = capsys.readouterr().out
     result = json.loads((out / "probe.json").read_text())
     names = [r["name"] for r in result["results"]]
@@ -104,7 +104,7 @@ def test_gpu_preset_end_to_end_on_the_cpu(tmp_path, capsys, monkeypatch):
 
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]
-    assert main(["probe", str(tmp_path / "cut"), "--no-progress", "--k", "10"]) == 0
+    assert main(["probe", str(tmp_path / "cut"), "--data-root", str(root), "--no-progress", "--k", "10"]) == 0
     capsys.readouterr()
     result = json.loads((tmp_path / "cut" / "probe.json").read_text())
     assert {r["name"]: r["dim"] for r in result["results"]} == {"SimCLR": 512, "random init": 512, "raw pixels": 3072}

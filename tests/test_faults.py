@@ -67,7 +67,7 @@ def test_random_kills_then_resume_give_the_uninterrupted_weights(cifar_root, tmp
             _, err = proc.communicate()
             assert proc.returncode == 0, err.decode()[-2000:]
             break
-        tmp_files = list(cut.glob(".checkpoint.pt.*.tmp"))
+        tmp_files = list(cut.glob(".simclr-tmp.checkpoint.pt.*"))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         kills += 1
@@ -84,7 +84,7 @@ def test_random_kills_then_resume_give_the_uninterrupted_weights(cifar_root, tmp
     print(f"{kills} kills, {inside} of them during a checkpoint write")
     assert kills >= 2, "the run finished before it could be interrupted: lengthen it"
     assert _epochs(cut) == list(range(6)), _epochs(cut)
-    assert not list(cut.glob(".checkpoint.pt.*.tmp")), "stale temporary files are removed on the next run"
+    assert not list(cut.glob(".simclr-tmp.checkpoint.pt.*")), "stale temporary files are removed on the next run"
     got = load_checkpoint(cut / "checkpoint.pt")
     for k, v in ref["model"].items():
         assert (got["model"][k] == v).all(), f"{k} differs after {kills} kills ({inside} during a checkpoint write)"

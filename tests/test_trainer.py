@@ -15,7 +15,8 @@ from simclr_core.train import loop as loop_mod
 from simclr_core.train.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from simclr_core.train.config import PRESETS, Recipe, preset
 from simclr_core.train.loop import epoch_order
-from simclr_core.train.runs import CHECKPOINT, METRICS, load_run, pretrain, probe_run
+from simclr_core.train.probe import probe_run
+from simclr_core.train.runs import CHECKPOINT, METRICS, load_run, pretrain
 from simclr_core.train.schedule import LARS, build_optimizer, lr_at, param_groups, scaled_lr
 from simclr_core.train.step import build_model, project
 
@@ -197,7 +198,7 @@ def test_low_resolution_views_train_and_probe_at_full_resolution(cifar_root, tmp
     assert seen == {(16, 16)}
     assert r.history[-1]["loss"] < r.history[0]["loss"]
     assert r.history[-1]["knn_acc"] > 0.3  # monitored on the 32x32 test images
-    res = probe_run(out, progress=False, k=20)
+    res = probe_run(out, progress=False, k=20, data_root=str(cifar_root))
     simclr = next(row for row in res["results"] if row["name"] == "SimCLR")
     assert simclr["knn"] > 0.3 and simclr["linear"] > 0.3
 

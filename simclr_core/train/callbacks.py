@@ -2,9 +2,9 @@
 
 - ``KnnMonitor``: after every epoch, the kNN accuracy of the current features on held-out images (label-free
   training, a labelled check; Wu et al. 2018's weighted kNN, ``eval.metrics.knn_accuracy``);
-- ``Checkpointer``: after every complete epoch, an atomic checkpoint (model, optimizer, objective, history, RNG)
-  and one JSON line in metrics.jsonl; metrics.jsonl is always re-written from the checkpoint's history first, so
-  it never holds an epoch twice, whatever the order of interrupts, resumes and deletions;
+- ``Checkpointer``: after every complete epoch, an atomic checkpoint (model, optimizer, objective, history, RNG),
+  then metrics.jsonl re-written (atomically) from the checkpoint's history, so it never holds an epoch twice,
+  whatever the order of interrupts, resumes and deletions; a non-finite epoch loss stops the run with an error;
 - ``ProgressBar``: a tqdm bar with loss, lr and images/s, and one line per epoch;
 - ``TimeLimit``: stop once this much training time has passed (under torchrun every process agrees).
 """
@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import time
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from ..eval.features import extract_features
 from ..eval.metrics import knn_accuracy
 from .checkpoint import rng_state, save_checkpoint
 from .loop import Callback
+from .runfolder import write_text_atomic
 
 __all__ = ["KnnMonitor", "Checkpointer", "ProgressBar", "TimeLimit", "write_jsonl_atomic"]
 
@@ -45,13 +46,8 @@ class KnnMonitor(Callback):
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """One JSON line per row, written through a new temporary file and a rename (never through a link)."""
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 class Checkpointer(Callback):
@@ -71,6 +67,10 @@ class Checkpointer(Callback):
     def on_epoch_end(self, trainer, row: dict) -> None:
         if trainer.rank != 0 or row.get("partial"):
             return
+        if not math.isfinite(row["loss"]):  # a diverged run: checkpointing it would only save NaN weights
+            raise ValueError(f"the loss of epoch {row['epoch'] + 1} is {row['loss']}: training diverged (learning "
+                             f"rate {trainer.lr:.3g}, weight decay {trainer.recipe.weight_decay:g}); lower --lr or "
+                             f"--weight-decay. The last finite checkpoint is kept in {self.ckpt}")
         self.history.append(row)
         save_checkpoint(self.ckpt, {
             "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
@@ -78,8 +78,7 @@ class Checkpointer(Callback):
             "history": self.history, "rng": rng_state(),
         })
         self.saved_epoch = row["epoch"]
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        write_jsonl_atomic(self.metrics, self.history)
 
 
 class ProgressBar(Callback):

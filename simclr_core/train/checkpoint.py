@@ -3,7 +3,7 @@
 A checkpoint is written to a temporary file in the same folder, flushed and fsync'ed, then moved over
 the previous one with ``os.replace`` (atomic on POSIX), and the folder is fsync'ed: a crash at any
 moment leaves either the old complete checkpoint or the new complete one, never half a file (and the next run
-removes the temporary file such a crash leaves). The file ends with a SHA-256 of its contents, checked on load.
+removes the temporary file such a crash leaves, ``runfolder.remove_stale_temp_files``). The file ends with a SHA-256 of its contents, checked on load.
 
 Loading never silently restarts: an unreadable file, a file that is not a checkpoint of this format,
 or one written by a run with a different configuration raises ``CheckpointError`` naming the file
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_fingerprint", "remove_stale_temp_files",
-           "rng_state", "set_rng_state", "FORMAT"]
+from .runfolder import write_bytes_atomic
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "check_fingerprint", "rng_state", "set_rng_state",
+           "FORMAT"]
 
 FORMAT = "simclr-workbook/checkpoint-v2"
 
@@ -36,45 +36,14 @@ _TRAILER = b"SIMCLR-SHA256:"  # the file ends with this tag and the SHA-256 of e
 
 
 def save_checkpoint(path, state: dict) -> Path:
-    """Write ``state`` (plus the format tag and a SHA-256 checksum) to ``path`` atomically."""
+    """Write ``state`` (plus the format tag and a SHA-256 checksum) to ``path`` atomically; a symbolic link at
+    ``path`` is refused (``runfolder.write_bytes_atomic``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buf)
     payload = buf.getvalue()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.write(_TRAILER + hashlib.sha256(payload).digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
-
-
-def remove_stale_temp_files(folder) -> list[Path]:
-    """Delete the temporary files that a process killed inside ``save_checkpoint`` left behind in ``folder``."""
-    removed = []
-    for p in Path(folder).glob(".*.pt.*.tmp"):
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
+    return write_bytes_atomic(path, payload + _TRAILER + hashlib.sha256(payload).digest())
 
 
 def load_checkpoint(path, expect_fingerprint: dict | None = None, map_location="cpu") -> dict:

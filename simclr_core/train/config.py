@@ -14,10 +14,23 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from .. import checks
 from ..data.augment import AugmentConfig
 from ..data.datasets import DATASETS, facts
-from ..nn.models import ENCODERS
+from ..nn.models import ENCODERS, SMALL_CNN_WIDTHS
 from .schedule import LR_SCALINGS, OPTIMIZERS
 
-__all__ = ["Recipe", "RunOptions", "preset", "PRESETS", "PRESET_NAMES", "recipe_from_dict", "options_from_dict"]
+__all__ = ["Recipe", "RunOptions", "preset", "PRESETS", "PRESET_NAMES", "recipe_from_dict", "options_from_dict",
+           "SIZE_LIMITS", "MAX_PARAMETERS"]
+
+# Sizes a config may ask for, checked before anything is allocated (a config.json may come from anyone): generous
+# for any real run (the paper's largest batch is 8192, its widest head 2048), far below what exhausts a machine.
+SIZE_LIMITS = {"epochs": 100_000, "batch_size": 65_536, "proj_dim": 16_384, "proj_hidden": 16_384, "knn_k": 100_000,
+               "subset": 100_000_000, "monitor_train": 100_000_000, "monitor_test": 100_000_000,
+               "max_steps": 1_000_000_000, "blocks": 16, "width": 8_192}
+MAX_PARAMETERS = 100_000_000  # four ResNet-50s (25.6 M each): 400 MB of float32 weights
+
+
+def _at_most(name: str, v: int | None) -> None:
+    if v is not None and v > SIZE_LIMITS[name]:
+        raise ValueError(f"{name} must be at most {SIZE_LIMITS[name]:,}, got {v!r}")
 
 
 @dataclass
@@ -67,13 +80,16 @@ class Recipe:
         checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
         checks.one_of("lr_scaling", self.lr_scaling, LR_SCALINGS)
         for name in ("epochs", "batch_size", "proj_dim", "knn_k"):
-            checks.positive_int(name, getattr(self, name))
+            _at_most(name, checks.positive_int(name, getattr(self, name)))
         for name in ("subset", "monitor_train", "monitor_test", "proj_hidden", "max_steps"):
-            checks.optional(checks.positive_int, name, getattr(self, name))
+            _at_most(name, checks.optional(checks.positive_int, name, getattr(self, name)))
         if self.widths is not None:
             if self.encoder != "small_cnn":
                 raise ValueError(f"widths only applies to encoder 'small_cnn', got encoder {self.encoder!r}")
             checks.int_tuple("widths", self.widths)
+            if len(self.widths) > SIZE_LIMITS["blocks"] or max(self.widths) > SIZE_LIMITS["width"]:
+                raise ValueError(f"widths must be at most {SIZE_LIMITS['blocks']} blocks of at most "
+                                 f"{SIZE_LIMITS['width']} channels, got {self.widths!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size!r}")
         for name in ("temperature", "lr", "knn_t"):
@@ -84,7 +100,8 @@ class Recipe:
         checks.nonnegative_float("weight_decay", self.weight_decay)
         if not checks.nonnegative_float("warmup_epochs", self.warmup_epochs) <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}")
-        checks.nonnegative_int("seed", self.seed)
+        if checks.nonnegative_int("seed", self.seed) >= 2**32:  # seeds torch, numpy and the subset generators
+            raise ValueError(f"seed must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
         for name in ("head", "amp", "channels_last", "fast_layers", "sync_bn"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -93,7 +110,23 @@ class Recipe:
         if self.augment.normalize and len(self.augment.mean) != facts(self.dataset).channels:
             raise ValueError(f"augment.mean has {len(self.augment.mean)} channels, {self.dataset} images have "
                              f"{facts(self.dataset).channels}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"this network would have {self.parameter_count():,} parameters, more than the "
+                             f"{MAX_PARAMETERS:,} allowed (4x ResNet-50); choose smaller widths, proj_hidden or proj_dim")
         return self
+
+    def parameter_count(self) -> int:
+        """The parameters ``build_model`` would create, counted from the sizes alone (nothing is allocated)."""
+        if self.encoder == "small_cnn":
+            n, c = 0, facts(self.dataset).channels
+            for w in self.widths or SMALL_CNN_WIDTHS:
+                n, c = n + 9 * c * w + 2 * w, w  # 3x3 conv without bias, BatchNorm
+        else:  # resnet18_cifar: ~11.2 M parameters, h is 512-d
+            n, c = 11_200_000, 512
+        if self.head:
+            hidden = self.proj_hidden or c
+            n += c * hidden + 2 * hidden + hidden * self.proj_dim + self.proj_dim
+        return n
 
     @property
     def in_channels(self) -> int:
@@ -115,15 +148,19 @@ class RunOptions:
     progress: bool = True
     time_limit_s: float | None = None  # stop (after a checkpoint) once this much training time has passed
     resume: bool = False
+    force: bool = False  # write the run into a non-empty folder that is not a run (none of its files is replaced)
 
     def __post_init__(self):
         if self.out is not None and not (isinstance(self.out, str) and self.out.strip()):
             raise ValueError(f"out must be a folder path or None, got {self.out!r}")
-        checks.optional(checks.positive_int, "num_threads", self.num_threads)
+        if self.data_root is not None and not (isinstance(self.data_root, str) and self.data_root.strip()):
+            raise ValueError(f"data_root (CLI: --data-root) must be a folder path or None (the default folder), "
+                             f"got {self.data_root!r}")
+        checks.optional(checks.int_in_range, "num_threads", self.num_threads, 1, 4096)
         checks.optional(checks.positive_float, "time_limit_s", self.time_limit_s, "seconds")
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {self.device!r}")
-        for name in ("download", "progress", "resume"):
+        for name in ("download", "progress", "resume", "force"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 

@@ -1,9 +1,11 @@
-"""Run folders: ``pretrain`` (a recipe, run to the end, with checkpoints and exact resume), ``load_run``, ``probe_run``.
+"""Run folders: ``pretrain`` (a recipe, run to the end, with checkpoints and exact resume) and ``load_run``.
 
 A run folder holds config.json (the recipe, the run options and the data's identity), metrics.jsonl (one JSON object
-per complete epoch), checkpoint.pt (atomic, written after every complete epoch) and, after a probe, probe.json.
-``pretrain`` assembles the one loop (``train.loop.Trainer``) with the callbacks a run needs; under torchrun it adds
-DDP, rank-sharded batches and the global-batch loss (``train.distributed``).
+per complete epoch), checkpoint.pt (atomic, written after every complete epoch), the lock file that marks it as a
+run (``train.runfolder``) and, after a probe, probe.json. Every file is written through a temporary file and a
+rename, never through a symbolic link. ``pretrain`` assembles the one loop (``train.loop.Trainer``) with the
+callbacks a run needs; under torchrun it adds DDP, rank-sharded batches and the global-batch loss
+(``train.distributed``). ``train.probe`` evaluates a run folder.
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ import torch
 import torch.nn as nn
 
 from ..data.datasets import ImageDataset, data_digest, load_dataset
-from ..eval.features import extract_features, raw_pixel_features
-from ..eval.metrics import compare_representations
 from ..nn.models import SimCLR
 from ..precision import Precision, precision_for
 from . import budget
 from .callbacks import Checkpointer, KnnMonitor, ProgressBar, TimeLimit
-from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, remove_stale_temp_files, set_rng_state
+from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, set_rng_state
 from .config import Recipe, RunOptions, recipe_from_dict
 from .loop import Trainer
+from .runfolder import (RunFolderError, RunLock, claim_folder, read_json_object, refuse_links, remove_stale_temp_files,
+                        write_text_atomic)
 from .step import SimCLRObjective, build_model
 
-__all__ = ["pretrain", "PretrainResult", "load_data", "load_run", "probe_run", "fingerprint", "run_precision",
-           "CHECKPOINT", "METRICS", "CONFIG"]
+__all__ = ["pretrain", "PretrainResult", "load_data", "load_run", "read_run_config", "epochs_trained", "fingerprint",
+           "run_precision", "short_budget_warning", "MIN_USEFUL_EPOCHS", "CHECKPOINT", "METRICS", "CONFIG"]
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.jsonl", "config.json"
 
@@ -47,6 +49,7 @@ class PretrainResult:
     precision: Precision
     stopped_early: bool = False
     extra: dict = field(default_factory=dict)
+    rank: int = 0  # this process's rank under torchrun (0 alone): rank 0 reports and probes
 
     @property
     def encoder(self) -> nn.Module:
@@ -84,28 +87,129 @@ def _monitor(recipe: Recipe, train: ImageDataset, test: ImageDataset) -> KnnMoni
     return KnnMonitor(bank, query, recipe.knn_k, recipe.knn_t, mean, std)
 
 
-def _prepare_out(options: RunOptions) -> Path | None:
+@dataclass
+class _Processes:
+    """Who this process is in the run: its rank among ``world`` processes, its precision policy, and the
+    ``train.distributed`` module under torchrun (None for a single process)."""
+
+    rank: int
+    world: int
+    precision: Precision
+    dist: object | None = None
+
+
+@dataclass
+class _Parts:
+    """What the loop is built from: the model, the uint8 images on their device, the objective, the network the
+    step calls (DDP under torchrun), and the kNN monitor (rank 0)."""
+
+    model: SimCLR
+    images: torch.Tensor
+    objective: object
+    forward_model: nn.Module
+    monitor: KnnMonitor | None
+
+
+def _processes(recipe: Recipe, options: RunOptions) -> _Processes:
+    """Step 1, before any work: the torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK) checked and joined when the
+    environment names more than one process or a rank other than 0; otherwise a single process."""
+    if os.environ.get("WORLD_SIZE", "1").strip() == "1" and os.environ.get("RANK", "0").strip() == "0":
+        return _Processes(0, 1, run_precision(recipe, options.device))
+    from . import distributed as dist
+
+    info = dist.init_distributed(options.device)  # names a malformed or inconsistent variable
+    if recipe.batch_size % info.world_size:
+        raise ValueError(f"batch_size {recipe.batch_size} must be divisible by the number of processes "
+                         f"({info.world_size})")
+    return _Processes(info.rank, info.world_size, run_precision(recipe, info.device), dist if info.world_size > 1 else None)
+
+
+def _open_run_dir(options: RunOptions, procs: _Processes) -> tuple[Path | None, RunLock | None]:
+    """Step 2: the run folder, claimed (a new, empty or run folder; ``force`` for a folder of other files) and locked
+    by rank 0 for the whole run; the checkpoint there must agree with ``resume``."""
     if options.out is None:
-        return None
+        return None, None
     run_dir = Path(options.out).expanduser()
+    if procs.rank != 0:
+        return run_dir, None
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"out {str(run_dir)!r} is a file, not a folder: choose a folder for the run")
-    ckpt = run_dir / CHECKPOINT
-    if ckpt.exists() and not options.resume:
-        raise CheckpointError(f"{ckpt} already exists: pass resume=True (CLI: --resume) to continue that run, "
-                              f"or choose another output folder")
-    if options.resume and not ckpt.exists():
+    if options.resume and not (run_dir / CHECKPOINT).exists():
         raise CheckpointError(f"resume=True (CLI: --resume) but {run_dir} holds no {CHECKPOINT}: to start a fresh run "
                               f"there, drop --resume")
+    claim_folder(run_dir, options.force)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"out {str(run_dir)!r} is not a writable folder ({err.strerror or err})") from None
-    remove_stale_temp_files(run_dir)
-    return run_dir
+        lock = RunLock(run_dir, "resuming" if options.resume else "training")
+    except RunFolderError as err:
+        if not os.access(run_dir, os.W_OK):
+            raise ValueError(f"out {str(run_dir)!r} is not a writable folder") from None
+        raise err from None
+    try:
+        refuse_links(run_dir)
+        if (run_dir / CHECKPOINT).exists() and not options.resume:
+            raise CheckpointError(f"{run_dir / CHECKPOINT} already exists: pass resume=True (CLI: --resume) to "
+                                  f"continue that run, or choose another output folder")
+        remove_stale_temp_files(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock
+
+
+def _build(recipe: Recipe, procs: _Processes, train: ImageDataset, test: ImageDataset, objective) -> _Parts:
+    """Step 3: the model from the recipe's seed (SyncBatchNorm and DDP under torchrun), the objective, the monitor."""
+    if train.images.shape[1] != recipe.in_channels:
+        raise ValueError(f"the training images have {train.images.shape[1]} channels, {recipe.dataset} has {recipe.in_channels}")
+    if len(train) // recipe.batch_size < 1:
+        raise ValueError(f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower batch_size")
+    precision = procs.precision
+    model = build_model(recipe)
+    if recipe.sync_bn and procs.world > 1:
+        if precision.device.type != "cuda":
+            raise ValueError("sync_bn (--sync-bn) needs CUDA devices (SyncBatchNorm is not supported with gloo on CPU)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = precision.prepare(model)
+    images = train.images.to(precision.device) if precision.device.type == "cuda" else train.images  # uint8
+    forward_model, loss_fn = model, None
+    if procs.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        forward_model = DDP(model, device_ids=[precision.device.index] if precision.device.type == "cuda" else None)
+        loss_fn = procs.dist.nt_xent_distributed_unchecked
+    if objective is None:
+        objective = SimCLRObjective(recipe.temperature, loss_fn)
+    elif not hasattr(objective, "loss"):  # a factory: objective(model), e.g. a queue whose keys need the model
+        objective = objective(model)
+    monitor = _monitor(recipe, train, test) if procs.rank == 0 else None
+    return _Parts(model, images, objective, forward_model, monitor)
+
+
+def _restore(run_dir: Path, state: dict, fp: dict, parts: _Parts) -> tuple[list[dict], int]:
+    """Step 4: the checkpoint's weights and objective state into the model; (history, first epoch to run)."""
+    check_fingerprint(run_dir / CHECKPOINT, state, fp)
+    try:
+        parts.model.load_state_dict(state["model"])
+        parts.objective.load_state_dict(state.get("objective", {}))
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit this model: {str(err)[:500]}") from None
+    return list(state.get("history", [])), int(state["epoch"]) + 1
+
+
+def _callbacks(options: RunOptions, procs: _Processes, parts: _Parts, run_dir, fp: dict, history, extra) -> list:
+    cbs = [parts.monitor] if parts.monitor is not None else []
+    if run_dir is not None:
+        cbs.append(Checkpointer(run_dir, fp, history, CHECKPOINT, METRICS))
+    if options.progress and procs.rank == 0:
+        cbs.append(ProgressBar())
+    if options.time_limit_s:
+        cbs.append(TimeLimit(options.time_limit_s))
+    return cbs + list(extra)
+
+
+def _write_config(run_dir: Path, recipe: Recipe, options: RunOptions, fp: dict) -> None:
+    write_text_atomic(run_dir / CONFIG, json.dumps({
+        "recipe": recipe.to_dict(), "options": options.to_dict(),
+        "data": {k: fp[k] for k in ("n_train", "data_digest", "steps_per_epoch")}}, indent=2))
 
 
 def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDataset | None = None,
@@ -113,110 +217,71 @@ def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDat
     """Pretrain SimCLR as ``recipe`` says; resumes from ``options.out/checkpoint.pt`` when ``options.resume``.
 
     ``train``/``test`` may be given directly (otherwise loaded from ``recipe.dataset``). ``objective`` (or a
-    function model -> objective) / ``augment``
-    / ``callbacks`` configure the loop (``train.loop.Trainer``); the kNN monitor, checkpoints, progress bar and
-    time limit are added here as the recipe and options ask.
+    function model -> objective) / ``augment`` / ``callbacks`` configure the loop (``train.loop.Trainer``); the kNN
+    monitor, checkpoints, progress bar and time limit are added here as the recipe and options ask. The steps:
+    processes (torchrun or one), the run folder (claimed and locked), data, build, restore, the budget, fit.
     """
     recipe.validate()
     if not isinstance(options, RunOptions):
         raise ValueError(f"options must be a RunOptions, got {type(options).__name__}")
-    info = dist = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from . import distributed as dist
-
-        info = dist.init_distributed(options.device)
-    rank, world = (info.rank, info.world_size) if info else (0, 1)
-    precision = run_precision(recipe, info.device if info else options.device)
-    if recipe.batch_size % world:
-        raise ValueError(f"batch_size {recipe.batch_size} must be divisible by the number of processes ({world})")
+    procs = _processes(recipe, options)
     if options.num_threads is not None:
         torch.set_num_threads(options.num_threads)
-    run_dir = _prepare_out(options) if rank == 0 else (Path(options.out) if options.out else None)
-    if train is None or test is None:
-        train_ds, test_ds = load_data(recipe, options)
-        train, test = train or train_ds, test or test_ds
-    if train.images.shape[1] != recipe.in_channels:
-        raise ValueError(f"the training images have {train.images.shape[1]} channels, {recipe.dataset} has {recipe.in_channels}")
-    steps_per_epoch = len(train) // recipe.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower batch_size")
-
-    model = build_model(recipe)
-    if recipe.sync_bn and world > 1:
-        if precision.device.type != "cuda":
-            raise ValueError("sync_bn (--sync-bn) needs CUDA devices (SyncBatchNorm is not supported with gloo on CPU)")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = precision.prepare(model)
-    images = train.images.to(precision.device) if precision.device.type == "cuda" else train.images  # uint8
-    state = None
-    if options.resume and run_dir is not None:
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        if recipe.minutes is not None and recipe.max_steps is None:  # keep the schedule the run started with
-            recipe = replace(recipe, max_steps=state["config"].get("max_steps"))
-    monitor = _monitor(recipe, train, test) if rank == 0 else None
-    forward_model, loss_fn = model, None
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        forward_model = DDP(model, device_ids=[precision.device.index] if precision.device.type == "cuda" else None)
-        loss_fn = dist.nt_xent_distributed_unchecked
-    if objective is None:
-        objective = SimCLRObjective(recipe.temperature, loss_fn)
-    elif not hasattr(objective, "loss"):  # a factory: objective(model), e.g. a queue whose keys need the model
-        objective = objective(model)
-
-    def trainer(total_steps=None, start_epoch=0, cbs=()):
-        return Trainer(recipe, model, images, precision, objective=objective, augment=augment, callbacks=cbs,
-                       total_steps=total_steps, start_epoch=start_epoch, rank=rank, world_size=world,
-                       forward_model=forward_model)
-
-    plan = None
-    if recipe.minutes is not None and recipe.max_steps is None:
-        plan = _plan_budget(recipe, trainer(), monitor, world, rank == 0)
-        recipe = replace(recipe, max_steps=plan.steps)
-        if rank == 0:
-            print(plan.describe(), file=sys.stderr, flush=True)
-    fp = fingerprint(recipe, train)
-    history, start_epoch = [], 0
-    if state is not None:
-        check_fingerprint(run_dir / CHECKPOINT, state, fp)
-        try:
-            model.load_state_dict(state["model"])
-            objective.load_state_dict(state.get("objective", {}))
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit this model: {str(err)[:500]}") from None
-        history, start_epoch = list(state.get("history", [])), int(state["epoch"]) + 1
-
-    cbs = []
-    if monitor is not None:
-        cbs.append(monitor)
-    if run_dir is not None:
-        cbs.append(Checkpointer(run_dir, fp, history, CHECKPOINT, METRICS))
-    if options.progress and rank == 0:
-        cbs.append(ProgressBar())
-    if options.time_limit_s:
-        cbs.append(TimeLimit(options.time_limit_s))
-    cbs += list(callbacks)
-    tr = trainer(recipe.max_steps, start_epoch, cbs)
-    if state is not None:
-        try:
-            tr.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit this optimizer: {str(err)[:500]}") from None
-        set_rng_state(state["rng"])
-    if run_dir is not None and rank == 0:
-        (run_dir / CONFIG).write_text(json.dumps({"recipe": recipe.to_dict(), "options": options.to_dict(),
-                                                  "data": {k: fp[k] for k in ("n_train", "data_digest", "steps_per_epoch")}},
-                                                 indent=2))
+    run_dir, lock = None, None
     try:
+        run_dir, lock = _open_run_dir(options, procs)
+        if train is None or test is None:
+            train_ds, test_ds = load_data(recipe, options)
+            train, test = train or train_ds, test or test_ds
+        parts = _build(recipe, procs, train, test, objective)
+        state = load_checkpoint(run_dir / CHECKPOINT) if options.resume and run_dir is not None else None
+        recipe, plan = _fit_budget(recipe, state, procs, parts, augment)
+        fp = fingerprint(recipe, train)
+        history, start_epoch = _restore(run_dir, state, fp, parts) if state is not None else ([], 0)
+        tr = _trainer(recipe, procs, parts, augment, recipe.max_steps, start_epoch,
+                      _callbacks(options, procs, parts, run_dir, fp, history, callbacks))
+        if state is not None:
+            try:
+                tr.optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit this optimizer: "
+                                      f"{str(err)[:500]}") from None
+            set_rng_state(state["rng"])
+        if lock is not None:
+            _write_config(run_dir, recipe, options, fp)
         tr.fit()
-        if dist is not None:
-            dist.barrier()  # rank 0 may still be checkpointing the last epoch
+        if procs.dist is not None:
+            procs.dist.barrier()  # rank 0 may still be checkpointing the last epoch
     finally:
-        if dist is not None:
-            dist.cleanup()
-    return PretrainResult(model, history + tr.history, recipe, run_dir, precision, tr.stopped_early,
-                          extra={"steps_per_epoch": steps_per_epoch, **({} if plan is None else {"budget": dataclasses.asdict(plan)})})
+        if lock is not None:
+            lock.release()
+        if procs.dist is not None:
+            procs.dist.cleanup()
+    extra = {"steps_per_epoch": tr.steps_per_epoch, **({} if plan is None else {"budget": dataclasses.asdict(plan)})}
+    return PretrainResult(parts.model, history + tr.history, recipe, run_dir, procs.precision, tr.stopped_early,
+                          extra=extra, rank=procs.rank)
+
+
+def _trainer(recipe: Recipe, procs: _Processes, parts: _Parts, augment, total_steps=None, start_epoch=0,
+             cbs=()) -> Trainer:
+    return Trainer(recipe, parts.model, parts.images, procs.precision, objective=parts.objective, augment=augment,
+                   callbacks=cbs, total_steps=total_steps, start_epoch=start_epoch, rank=procs.rank,
+                   world_size=procs.world, forward_model=parts.forward_model)
+
+
+def _fit_budget(recipe: Recipe, state: dict | None, procs: _Processes, parts: _Parts, augment):
+    """Step 5: (recipe with max_steps, plan or None). A resumed run keeps the schedule it started with; a new run
+    with ``minutes`` gets the steps that fit (printed, with a warning when they are too few to learn from)."""
+    if recipe.minutes is None or recipe.max_steps is not None:
+        return recipe, None
+    if state is not None:
+        return replace(recipe, max_steps=state["config"].get("max_steps")), None
+    plan = _plan_budget(recipe, _trainer(recipe, procs, parts, augment), parts.monitor, procs.world, procs.rank == 0)
+    if procs.rank == 0:
+        print(plan.describe(), file=sys.stderr, flush=True)
+        if plan.steps < MIN_USEFUL_EPOCHS * plan.steps_per_epoch:
+            print(short_budget_warning(plan.epochs), file=sys.stderr, flush=True)
+    return replace(recipe, max_steps=plan.steps), plan
 
 
 def _plan_budget(recipe: Recipe, trainer: Trainer, monitor, world: int, is_main: bool) -> budget.BudgetPlan:
@@ -235,15 +300,25 @@ def _plan_budget(recipe: Recipe, trainer: Trainer, monitor, world: int, is_main:
     return plan
 
 
+def read_run_config(run_dir) -> dict:
+    """A run folder's config.json as a dict (``RunFolderError`` naming the file when it is malformed)."""
+    cfg_path = Path(run_dir) / CONFIG
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: {cfg_path} is missing (run `simclr pretrain --out "
+                                f"{run_dir}` first)")
+    return read_json_object(cfg_path, "run config", 1024 * 1024)
+
+
 def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
-    """(recipe, model with the last checkpoint's weights, checkpoint state) of a finished or interrupted run."""
+    """(recipe, model with the last checkpoint's weights, checkpoint state) of a finished or interrupted run.
+
+    The recipe is checked (sizes included) before the network is built, so a forged config.json cannot make it
+    allocate more than a sane network."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {cfg_path} is missing (run `simclr pretrain --out {run_dir}` first)")
     try:
-        recipe = recipe_from_dict(json.loads(cfg_path.read_text())["recipe"])
-    except (json.JSONDecodeError, ValueError, TypeError, KeyError) as err:
+        recipe = recipe_from_dict(read_run_config(run_dir)["recipe"])
+    except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{cfg_path} is not a valid run config: {err}") from None
     state = load_checkpoint(run_dir / CHECKPOINT)
     # config.json holds no data digest: the recipe must match, the data fields are taken as stored
@@ -256,46 +331,21 @@ def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
     return recipe, model.to(device), state
 
 
-def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subset: int | None = None,
-              batch_size: int = 512, k: int = 200, t: float = 0.1, weight_decay: float = 1e-4,
-              data_root: str | None = None, progress: bool = True) -> dict:
-    """The linear-evaluation table of a run folder, written to ``run_dir/probe.json``.
+def epochs_trained(state: dict) -> float:
+    """The epochs a checkpoint's run trained, as a fraction when it stopped inside one (50 steps of 469: 0.11)."""
+    steps = sum(int(h.get("steps", 0)) for h in state.get("history", []))
+    per_epoch = state["config"].get("steps_per_epoch")
+    if not isinstance(per_epoch, int) or per_epoch < 1 or not steps:
+        return int(state["epoch"]) + 1
+    epochs = steps / per_epoch
+    return int(epochs) if epochs.is_integer() else round(epochs, 2)
 
-    Three representations under one protocol (kNN and linear probe on the same train/test images): the SimCLR
-    encoder f of the run's last checkpoint, the same architecture at its random initialisation (``build_model``
-    of the run's recipe: the exact weights the run started from), and raw pixels. Features are extracted with the
-    run's precision policy."""
-    recipe, model, state = load_run(run_dir)
-    cfg = json.loads((Path(run_dir) / CONFIG).read_text())
-    root = data_root if data_root is not None else cfg.get("options", {}).get("data_root")
-    precision = run_precision(recipe, device)
-    model = precision.prepare(model)
-    train = load_dataset(recipe.dataset, root, train=True)
-    test = load_dataset(recipe.dataset, root, train=False)
-    if train_subset is not None:
-        train = train.subset(min(train_subset, len(train)), seed=recipe.seed)
-    if test_subset is not None:
-        test = test.subset(min(test_subset, len(test)), seed=recipe.seed)
-    random_init = precision.prepare(build_model(recipe).encoder)
-    mean, std = (recipe.augment.mean, recipe.augment.std) if recipe.augment.normalize else (None, None)
-    reps = [("SimCLR", model.encoder), ("random init", random_init), ("raw pixels", None)]
-    if progress:
-        from tqdm.auto import tqdm
 
-        reps = tqdm(reps, desc="probe", unit="repr")
-    feats = {}
-    for name, enc in reps:
-        if enc is None:
-            feats[name] = (raw_pixel_features(train.images), raw_pixel_features(test.images))
-        else:
-            feats[name] = (extract_features(enc, train.images, batch_size, precision, mean, std),
-                           extract_features(enc, test.images, batch_size, precision, mean, std))
-    rows = compare_representations(feats, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
-    result = {
-        "run": str(run_dir), "dataset": recipe.dataset, "encoder": recipe.encoder, "epochs_trained": int(state["epoch"]) + 1,
-        "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),
-        "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
-        "precision": precision.describe(), "results": [r.__dict__ for r in rows],
-    }
-    Path(run_dir, "probe.json").write_text(json.dumps(result, indent=2))
-    return result
+MIN_USEFUL_EPOCHS = 1.0
+
+
+def short_budget_warning(epochs: float) -> str:
+    """What a run of ``epochs`` (< MIN_USEFUL_EPOCHS) should be told."""
+    return (f"warning: {epochs:.2f} epochs is too short to learn a useful representation: below "
+            f"{MIN_USEFUL_EPOCHS:g} epoch the warmup has barely ended and the kNN accuracy of the encoder stays at or "
+            f"below its random initialisation's; give --minutes enough for at least {MIN_USEFUL_EPOCHS:g} epoch")

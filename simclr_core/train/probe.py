@@ -1,0 +1,95 @@
+"""``probe_run``: the linear-evaluation table of a run folder (kNN and a linear probe), written to probe.json.
+
+The run folder may have come from someone else, so it is read as data: its config.json is checked before anything
+is built (``runs.load_run``), probe.json is written through a temporary file and a rename (a symbolic link there is
+refused), and the dataset is read from the folder the caller names or the default one, never from the path the
+run's config.json records (that path is only mentioned when it differs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..data.datasets import load_dataset
+from ..eval.features import extract_features, raw_pixel_features
+from ..eval.metrics import compare_representations
+from .runfolder import refuse_links, write_text_atomic
+from .runs import epochs_trained, load_run, read_run_config, run_precision
+from .step import build_model
+
+__all__ = ["probe_run", "PROBE"]
+
+PROBE = "probe.json"
+
+
+def _data_root_note(recorded, used) -> str | None:
+    """A line for stderr when the run recorded another data root than the one used here (None when they agree)."""
+    if not isinstance(recorded, str) or not recorded.strip():
+        return None
+    if used is not None and Path(used).expanduser().resolve() == Path(recorded).expanduser().resolve():
+        return None
+    where = repr(str(used)) if used is not None else "the default dataset folder"
+    return (f"note: the run was trained with --data-root {recorded!r}; the probe reads {where} "
+            f"(pass --data-root {recorded!r} to probe on the recorded one)")
+
+
+class _Stages:
+    """Progress as plain lines on stderr ("probe: 2/6 ..."), whether or not stderr is a terminal."""
+
+    def __init__(self, total: int, on: bool):
+        self.total, self.done, self.on, self.t0 = total, 0, on, time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        if self.on:
+            print(f"probe: {self.done}/{self.total} {what} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr,
+                  flush=True)
+
+
+def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subset: int | None = None,
+              batch_size: int = 512, k: int = 200, t: float = 0.1, weight_decay: float = 1e-4,
+              data_root: str | None = None, progress: bool = True) -> dict:
+    """The linear-evaluation table of a run folder, written to ``run_dir/probe.json``.
+
+    Three representations under one protocol (kNN and linear probe on the same train/test images): the SimCLR
+    encoder f of the run's last checkpoint, the same architecture at its random initialisation (``build_model``
+    of the run's recipe: the exact weights the run started from), and raw pixels. Features are extracted with the
+    run's precision policy. ``data_root``: where the dataset is (None: the default folder)."""
+    run_dir = Path(run_dir)
+    refuse_links(run_dir, (PROBE,))  # before minutes of work, not after
+    recipe, model, state = load_run(run_dir)
+    note = _data_root_note(read_run_config(run_dir).get("options", {}).get("data_root"), data_root)
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    precision = run_precision(recipe, device)
+    model = precision.prepare(model)
+    train = load_dataset(recipe.dataset, data_root, train=True)
+    test = load_dataset(recipe.dataset, data_root, train=False)
+    if train_subset is not None:
+        train = train.subset(min(train_subset, len(train)), seed=recipe.seed)
+    if test_subset is not None:
+        test = test.subset(min(test_subset, len(test)), seed=recipe.seed)
+    random_init = precision.prepare(build_model(recipe).encoder)
+    mean, std = (recipe.augment.mean, recipe.augment.std) if recipe.augment.normalize else (None, None)
+    stage = _Stages(5, progress)
+    feats = {"raw pixels": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
+    for name, enc in (("SimCLR", model.encoder), ("random init", random_init)):
+        feats[name] = (extract_features(enc, train.images, batch_size, precision, mean, std),
+                       extract_features(enc, test.images, batch_size, precision, mean, std))
+        stage(f"features of {name} ({len(train)} + {len(test)} images)")
+    feats = {name: feats[name] for name in ("SimCLR", "random init", "raw pixels")}
+    rows = []
+    for name, pair in feats.items():
+        rows += compare_representations({name: pair}, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
+        stage(f"kNN and linear probe of {name}")
+    result = {
+        "run": str(run_dir), "dataset": recipe.dataset, "encoder": recipe.encoder, "epochs_trained": epochs_trained(state),
+        "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),
+        "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
+        "precision": precision.describe(), "results": [r.__dict__ for r in rows],
+    }
+    write_text_atomic(run_dir / PROBE, json.dumps(result, indent=2))
+    return result
