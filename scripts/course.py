@@ -2,6 +2,7 @@
 
     python scripts/course.py generate [ASSIGNMENT ...]   solutions/<a>/ -> exercises/<a>/ (nbgrader generate_assignment)
     python scripts/course.py bundle OUT.zip              zip of exercises/ only, refused if anything leaks
+    python scripts/course.py student-repo DEST           a new git repository for students: no answers in it
     python scripts/course.py check                       exercises/ is exactly what `generate` produces
     python scripts/course.py variant STUDENT_ID [PS ...]  that student's numbers and model answers (ps1-ps3)
 
@@ -19,27 +20,11 @@ import argparse
 import importlib.util
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-                "BEGIN MARK SCHEME", "**Model answer.**", "**Mark scheme")
-STUDENT_README = """SimCLR Workbook - problem sets
-================================
-
-Open each notebook in exercises/<problem set>/ in Jupyter (JupyterLab 4 or Notebook 7), type your student id in
-its first code cell (problem sets 1-3: your numbers are chosen from it), replace every
-`raise NotImplementedError()` with your code and every "YOUR ANSWER HERE" with your answer, and run the tests
-below each answer. Check a whole notebook with the Validate button, or in a terminal:
-
-    nbgrader validate exercises/ps1_similarity_matrix/ps1_similarity_matrix.ipynb
-
-(with the workbook's environment: ~/.cache/simclr-workbook/venv/bin/nbgrader). Hidden tests run when it is graded.
-Submit the notebook file(s) of a problem set, unchanged in name.
-"""
 
 
 def _with_venv_on_path() -> None:
@@ -107,36 +92,23 @@ def generate(names: list[str] | None = None, root: Path = ROOT) -> list[Path]:
     return written
 
 
-def leaks(text: str) -> list[str]:
-    return [m for m in LEAK_MARKERS if m in text]
+def _distribution():
+    """grader.distribution, which builds what students receive from explicit allow-lists."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from grader import distribution
+
+    return distribution
 
 
 def bundle(out: Path, root: Path = ROOT) -> list[str]:
-    """Write the student bundle zip: exercises/ plus a README; refuse if any file holds a solution marker."""
-    ex = root / "exercises"
-    files = sorted(p for p in ex.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
-                   and "__pycache__" not in p.parts)
-    if not any(p.suffix == ".ipynb" for p in files):
-        raise SystemExit(f"no notebooks under {ex}; run `python scripts/course.py generate` first")
-    for p in files:
-        found = leaks(p.read_text(encoding="utf-8", errors="replace"))
-        if found:
-            raise SystemExit(f"refusing to bundle: {p.relative_to(root)} contains {found}")
-    names = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p in files:
-            name = "simclr-workbook-exercises/" + p.relative_to(root).as_posix()
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed time: reproducible zip
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, p.read_bytes())
-            names.append(name)
-        info = zipfile.ZipInfo("simclr-workbook-exercises/README.txt", date_time=(2020, 1, 1, 0, 0, 0))
-        info.external_attr = 0o644 << 16
-        zf.writestr(info, STUDENT_README)
-        names.append(info.filename)
-    return names
+    """Write the student zip: exercises/<ps>/<ps>.ipynb and a README; refused if any of them holds an answer."""
+    return _distribution().bundle(out, root)
+
+
+def student_repo(dest: Path, root: Path = ROOT) -> list[str]:
+    """Create the student repository in ``dest`` (a new git repository: workbook, exercises, library; no answers)."""
+    return _distribution().student_repo(dest, root)
 
 
 def check(root: Path = ROOT) -> list[str]:
@@ -183,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("assignments", nargs="*", help="default: all in solutions/")
     b = sub.add_parser("bundle", help="zip exercises/ for students")
     b.add_argument("out", type=Path)
+    r = sub.add_parser("student-repo", help="create the student repository (workbook, exercises, library) in DEST")
+    r.add_argument("dest", type=Path, help="a new or empty folder")
     sub.add_parser("check", help="fail if exercises/ differs from a fresh generate")
     v = sub.add_parser("variant", help="print a student's numbers and the model answers on them")
     v.add_argument("student", help="the student id, as nbgrader grades it (grading/submitted/<student_id>/)")
@@ -201,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "bundle":
         names = bundle(args.out)
         print(f"wrote {args.out} ({len(names)} files, no solutions)")
+    elif args.cmd == "student-repo":
+        files = student_repo(args.dest)
+        print(f"created the student repository {args.dest} ({len(files)} files, one commit, no answers)")
     else:
         drift = check()
         if drift:

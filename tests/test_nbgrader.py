@@ -153,24 +153,95 @@ def test_bundle_holds_exercises_and_no_solutions(generated, tmp_path):
         for n in names:
             text = zf.read(n).decode("utf-8")
             assert not any(m in text for m in MARKERS), n
-    # a leaking file makes bundle refuse
-    bad = generated / "exercises" / "ps1_similarity_matrix" / "notes.md"
-    bad.write_text("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")
+    # the zip is built from an allow-list: a stray file next to a notebook stays out
+    stray = generated / "exercises" / "ps1_similarity_matrix" / "notes.md"
+    stray.write_text("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")
     try:
-        with pytest.raises(SystemExit, match="refusing to bundle"):
-            course.bundle(tmp_path / "bad.zip", root=generated)
+        assert names == course.bundle(tmp_path / "again.zip", root=generated)
     finally:
-        bad.unlink()
+        stray.unlink()
+    # a released notebook holding an answer makes bundle refuse, and no zip is written
+    nb_path = generated / "exercises" / "ps1_similarity_matrix" / "ps1_similarity_matrix.ipynb"
+    original = nb_path.read_bytes()
+    nb_path.write_bytes(original.replace(b"YOUR ANSWER HERE", b"**Model answer.** 42", 1))
+    try:
+        with pytest.raises(SystemExit, match="refusing to hand out exercises/ps1_similarity_matrix"):
+            course.bundle(tmp_path / "bad.zip", root=generated)
+        assert not (tmp_path / "bad.zip").exists()
+    finally:
+        nb_path.write_bytes(original)
+
+
+# what a student copy of the repository must never hold: answers, hidden tests, mark schemes, answer generators
+INSTRUCTOR_ONLY = ("solutions/", "grader/", "grader_probe/", "tests/", "benchmarks/", "grading/", "site/",
+                   "scripts/course.py", "docs/instructors.md", "jupyter_config/instructor/")
+
+
+# lines a solution shares with the workbook on purpose: notebook 01 works the numerator out on the sheet's numbers,
+# notebook 03 and its explorer call the library's loss
+TAUGHT = {"numerator = math.exp(float(S[i, j]) / tau)", "loss = nt_xent(z1, z2, temperature=tau)"}
+
+
+def test_student_repo_holds_the_workbook_and_no_answers(tmp_path):
+    dest = tmp_path / "student"
+    files = course.student_repo(dest)
+    git = lambda *a: subprocess.run(["git", "-C", str(dest), *a], capture_output=True, text=True, check=True).stdout
+    assert git("ls-files").split() == files and git("status", "--porcelain") == ""
+    assert len(git("log", "--format=%H").split()) == 1
+    leaked = [f for f in files if f.startswith(INSTRUCTOR_ONLY)]
+    assert not leaked, leaked
+    for needed in ("simclr_core/nn/loss.py", "notebooks/00_start_here.ipynb", "scripts/validate.py", "Makefile",
+                   "jupyter_config/student/jupyter_server_config.json", "pyproject.toml", "README.md"):
+        assert needed in files, needed
+    for a in ASSIGNMENTS:
+        rel = f"exercises/{a}/{a}.ipynb"
+        assert (dest / rel).read_bytes() == (ROOT / rel).read_bytes()
+    # no file holds an answer marker or a line of a solution / hidden test (independent of the builder's scan)
+    secret = set()
+    for a in ASSIGNMENTS:
+        for c in nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", 4).cells:
+            secret.update(l.strip() for l in _solution_regions(c.source) if len(l.strip()) >= 25)
+    public = {l.strip() for a in ASSIGNMENTS for l in (ROOT / "exercises" / a / f"{a}.ipynb").read_text().split("\n")}
+    public |= TAUGHT
+    for f in files:
+        text = (dest / f).read_bytes().decode("utf-8", errors="replace")
+        assert not [m for m in MARKERS if m in text], f
+        assert not re.search(r"^\s*(from|import)\s+grader", text, re.M), f"{f} imports the grader"
+        if f.endswith((".py", ".ipynb", ".md")):
+            hits = [s for s in secret if s in text and s not in public]
+            assert not hits, f"{f} holds solution lines: {hits[:3]}"
+    assert "solutions/" not in (dest / "README.md").read_text()
+    with pytest.raises(SystemExit, match="not empty"):  # never writes into an existing folder with files
+        course.student_repo(dest)
+
+
+def test_student_repo_is_built_from_the_allow_list_and_refuses_leaks(tmp_path):
+    root = tmp_path / "instructor"
+    for rel, text in {"simclr_core/__init__.py": "", "notebooks/00.ipynb": "{}", "exercises/ps/ps.ipynb": "{}",
+                      "solutions/ps/ps.ipynb": "### BEGIN SOLUTION", "grader/problems.py": "answers",
+                      "notes/private.md": "mine", "scripts/course.py": "variant"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    files = course.student_repo(tmp_path / "ok", root=root)
+    assert files == ["README.md", "exercises/ps/ps.ipynb", "notebooks/00.ipynb", "simclr_core/__init__.py"]
+    for planted, text in [("notebooks/01.ipynb", '"### BEGIN HIDDEN TESTS"'),
+                          ("simclr_core/answers.py", "from grader.problems import describe"),
+                          ("exercises/ps/notes.md", "**Mark scheme (2 pts)**")]:
+        (root / planted).write_text(text)
+        with pytest.raises(SystemExit, match=f"refusing to hand out {planted}"):
+            course.student_repo(tmp_path / planted.replace("/", "_"), root=root)
+        (root / planted).unlink()
+    (root / "notebooks" / "link.ipynb").symlink_to(root / "solutions" / "ps" / "ps.ipynb")
+    with pytest.raises(SystemExit, match="not a regular file"):
+        course.student_repo(tmp_path / "linked", root=root)
 
 
 # ------------------------------------------------------------------------------------------ validate
 @pytest.mark.slow
-def test_validate_passes_solutions_and_fails_releases(generated, monkeypatch):
+def test_validate_passes_solutions_and_fails_releases(generated):
     from nbgrader.validator import Validator
 
-    # the solutions' hidden cells import grader_probe from the repository root
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    for a in ASSIGNMENTS:
+    for a in ASSIGNMENTS:  # the solutions validate as they are: no hidden cell needs anything of the grader
         v = Validator()
         v.execute_retries = 0
         res_src = v.validate(str(generated / "solutions" / a / f"{a}.ipynb"))
