@@ -53,18 +53,22 @@ c.Autograde.sanitize_preprocessors = [
     "grader.preprocessors.QuietOverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-# Feedback shows each check's verdict, never the hidden part of a test cell.
+# Feedback shows each check's verdict, never the hidden part of a test cell; what the student wrote is sanitized
+# (grader.sanitize) and the page carries a Content-Security-Policy, so nothing in it runs when opened.
 c.GenerateFeedback.preprocessors = [
     "grader.guards.RefuseUnsafeFiles",
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "grader.sanitize.SanitizeSubmission",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.GenerateFeedback.exporter_class = "grader.sanitize.FeedbackExporter"
 c.Autograde.autograde_preprocessors = [
     "grader.preprocessors.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "grader.preprocessors.TrustedChecks",
     "nbgrader.preprocessors.LimitOutput",
+    "grader.sanitize.SanitizeSubmission",  # nothing a submission wrote runs in the Formgrader or the feedback
     "nbgrader.preprocessors.SaveAutoGrades",
     "grader.status.FlagForReview",
     "nbgrader.preprocessors.AssignLatePenalties",
