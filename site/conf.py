@@ -6,6 +6,8 @@ tree and runs sphinx-build on it; see that script for the layout and the smoke m
 
 import os
 
+from simclr_core.teaching.smoke import SMOKE_NOTICE_HTML, is_smoke
+
 project = "The SimCLR Workbook"
 author = "The SimCLR Workbook authors"
 copyright = "the SimCLR Workbook authors, MIT licence"
@@ -48,6 +50,10 @@ html_theme_options = {
     "home_page_in_toc": True,
     "use_download_button": True,  # each page offers its .ipynb (executed) for download
 }
+# a smoke build (scripts/build_site.py --smoke sets SIMCLR_SMOKE=1 for the kernels and for Sphinx alike) says so at
+# the top of every page: its numbers come from a few steps on tiny data, while the pages' text describes the full run
+if is_smoke():
+    html_theme_options["announcement"] = SMOKE_NOTICE_HTML
 html_last_updated_fmt = None
 html_copy_source = False
 
