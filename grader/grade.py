@@ -102,8 +102,9 @@ def submitted(course: Course, assignment: str, only: list[str]) -> list[Job]:
 
 
 def take_in(course: Course, jobs: list[Job], cells) -> list[Job]:
-    """The jobs intake accepts; the others are recorded as needing review."""
-    good = []
+    """The jobs intake accepts; the others are recorded as needing review, and their students added to the
+    gradebook (so that the export and the Formgrader list them)."""
+    good, refused = [], []
     for job in jobs:
         try:
             why = intake.check_submission(course.folder("submitted", job.student, job.assignment), cells)
@@ -111,9 +112,14 @@ def take_in(course: Course, jobs: list[Job], cells) -> list[Job]:
             why = f"its folder cannot be read ({e.strerror})"
         if why:
             intake.write_review(course.grading, job.assignment, job.student, why)
+            refused.append(job.student)
         else:
             intake.clear_review(course.grading, job.assignment, job.student)
             good.append(job)
+    with Gradebook(course.coursedir.db_url, course.coursedir.course_id) as gb:
+        for student in refused:
+            if intake.SAFE_ID.match(student):
+                gb.update_or_create_student(student)
     return good
 
 
@@ -164,6 +170,10 @@ def grade(course: Course, assignment: str, only: list[str]) -> None:
     cells = released(course, assignment)
     everyone = submitted(course, assignment, [])
     jobs = [j for j in everyone if not only or j.student in only]
+    gone = set(intake.reviewed_students(course.grading, assignment)) - {j.student for j in everyone}
+    for student in gone:  # a refused folder since removed: nothing left to review
+        if not only or student in only:
+            intake.clear_review(course.grading, assignment, student)
     good = take_in(course, jobs, cells)
     left_out = sorted({j.student for j in everyone} - {j.student for j in good})
     print(f"{assignment}: {len(jobs)} submitted, {len(jobs) - len(good)} refused at intake, grading {len(good)}",

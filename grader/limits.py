@@ -8,7 +8,8 @@
 * processes and open files: ``RLIMIT_NPROC`` (counted inside the sandbox's user namespace; the kernel does not
   apply it to processes of root, so grading as root leaves only the sandbox's pid namespace and time limits to
   contain a fork bomb), ``RLIMIT_NOFILE``; no core dumps;
-* time: ``Execute.timeout`` per cell (nbgrader_config.py) and ``notebook_seconds`` for the whole notebook;
+* time: ``Execute.timeout`` per cell (nbgrader_config.py) and ``notebook_seconds`` for a kernel's whole notebook;
+  ``run_seconds`` for a plain command of the grading (coreutils ``timeout`` kills it and its sandbox);
 * output: ``output_bytes`` of outputs per notebook are kept, the rest dropped and noted.
 
 Inside, the code runs as uid/gid 1000 with no capabilities and a seccomp filter (libseccomp, Debian package
@@ -18,12 +19,14 @@ namespaces, kernel keyrings, BPF, io_uring...). Without libseccomp the sandbox s
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import errno
 import functools
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +44,8 @@ class Limits:
     processes: int = 64
     open_files: int = 256
     output_bytes: int = 2 * MiB
-    notebook_seconds: int = 90
+    notebook_seconds: int = 90  # a grading kernel's whole notebook (nbgrader_config.py: Execute.timeout per cell)
+    run_seconds: int = 240  # a plain command of the grading (``grader.sandbox.run_argv``), then it is killed
 
     def prlimit_args(self) -> list[str]:
         """util-linux ``prlimit`` options setting these limits (soft = hard) on the command it runs."""
@@ -53,7 +57,11 @@ DEFAULT = Limits()
 
 
 def size_text(n: int) -> str:
-    return f"{n / GiB:g} GiB" if n >= GiB else f"{n / MiB:g} MiB"
+    """Bytes as people write them: 2 GiB, 256 MiB, 1 KiB (one decimal at most)."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{round(n / size, 1):g} {unit}"
+    return f"{n} bytes"
 
 
 # system calls a notebook has no use for, refused with EPERM; the others are allowed
@@ -118,7 +126,9 @@ def write_seccomp_filter(path: Path) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _filter_of_process(pid: int) -> Path | None:
-    path = Path(tempfile.mkdtemp(prefix=f"simclr-grading-seccomp-{pid}-")) / "filter.bpf"
+    folder = tempfile.mkdtemp(prefix=f"simclr-grading-seccomp-{pid}-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "filter.bpf"
     return path if write_seccomp_filter(path) else None
 
 

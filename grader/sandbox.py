@@ -52,11 +52,14 @@ def python_roots() -> list[str]:
     return sorted(r for r in roots if os.path.isdir(r))
 
 
-def _launcher(limits: Limits) -> list[str]:
-    """What runs bwrap: ``prlimit`` with the limits and, where libseccomp exists, a shell that opens the compiled
+def _launcher(limits: Limits, seconds: int | None) -> list[str]:
+    """What runs bwrap: ``prlimit`` with the limits, after ``seconds`` killed by ``timeout`` (bwrap's
+    --die-with-parent ends the sandbox with it) and, where libseccomp exists, a shell that opens the compiled
     seccomp filter on ``SECCOMP_FD`` for bwrap's ``--seccomp`` (an argv cannot carry an open file otherwise)."""
     prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
     cmd = [prlimit, *limits.prlimit_args(), "--"]
+    if seconds:
+        cmd = [shutil.which("timeout") or "/usr/bin/timeout", "--signal=KILL", str(seconds), *cmd]
     filt = seccomp_filter()
     if filt is not None:
         cmd = ["/bin/sh", "-c", f'exec {SECCOMP_FD}<"$0" && exec "$@"', str(filt), *cmd]
@@ -64,7 +67,7 @@ def _launcher(limits: Limits) -> list[str]:
 
 
 def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[str],
-                  limits: Limits = DEFAULT) -> list[str]:
+                  limits: Limits = DEFAULT, seconds: int | None = None) -> list[str]:
     """The launcher and bwrap options (everything before the command): ``workdir`` is a fresh tmpfs, the only
     writable folder but ``/tmp``; of ``env`` only the variables of ``FORWARDED_ENV``; ``extra_binds``: more bwrap
     bind options."""
@@ -76,7 +79,7 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
     if workdir == REPO or workdir in REPO.parents:
         raise ValueError(f"refusing to sandbox {workdir}: it would expose the course folder {REPO}")
     disk = str(limits.disk_bytes)
-    cmd = [*_launcher(limits), bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
+    cmd = [*_launcher(limits, seconds), bwrap, "--unshare-all", "--unshare-user", "--disable-userns",
            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--new-session",
            "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/tmp"]
     if seccomp_filter() is not None:
@@ -104,9 +107,10 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
 def run_argv(inner: list[str], workdir: Path, env: dict) -> list[str]:
     """The argv that runs the plain command ``inner`` (no Jupyter kernel) in the same sandbox, under the same
     limits, as a grading kernel: its folder is a fresh size-capped tmpfs mounted at the path ``workdir`` (nothing
-    of the host's ``workdir`` is visible or written), of ``env`` only ``FORWARDED_ENV`` reaches it. More bwrap
-    options may be appended before the command when ``inner`` is empty."""
-    return _sandbox_argv(workdir, env, []) + list(inner)
+    of the host's ``workdir`` is visible or written), of ``env`` only ``FORWARDED_ENV`` reaches it, and it is
+    killed after ``Limits.run_seconds``. More bwrap options may be appended before the command when ``inner`` is
+    empty."""
+    return _sandbox_argv(workdir, env, [], seconds=DEFAULT.run_seconds) + list(inner)
 
 
 def disposable_copy(src: Path, dst: Path) -> list[str]:

@@ -40,7 +40,7 @@ print("PRIVILEGES uid", os.getuid(), "CapEff", _st["CapEff"], "Seccomp", _st["Se
 """,
 }
 # the first cell (the student id) registers a hook that runs before every cell
-HEAD = {"slow_hook": "import time\nget_ipython().events.register('pre_run_cell', lambda *a: time.sleep(3))\n",
+HEAD = {"slow_hook": "import time\nget_ipython().events.register('pre_run_cell', lambda *a: time.sleep(8))\n",
         "patched_json_dumps": "import json\njson.dumps = lambda *a, **k: '{'\n"}
 FORGED = {"kernel_died_in": "q1_1_answer", "answers_for_other_students": {"q1_1_terms": ["correct"]},
           "timed_out": 5, "edited_tests": "q1_2", "limits": {"memory": 3}}
@@ -82,14 +82,18 @@ def _notebook(root: Path, kind: str):
     elif kind == "unknown_grade_id":
         _cell(nb, "q1_2_answer").metadata["nbgrader"]["grade_id"] = "q9_answer"
     elif kind == "duplicated_grade_id":
-        nb.cells.append(copy.deepcopy(_cell(nb, "q1_2_answer")))
+        twin = copy.deepcopy(_cell(nb, "q1_2_answer"))
+        twin.id = "twin-of-q1-2-answer"  # a cell id of its own: only the grade id is duplicated
+        nb.cells.append(twin)
     elif kind == "answer_marked_grade":
         _cell(nb, "q1_2_answer").metadata["nbgrader"].update(grade=True, points=100)
     return nb
 
 
-def submit(root: Path, kind: str) -> Path:
-    folder = root / "grading" / "submitted" / kind / A1
+def submit(root: Path, kind: str, folder: Path | None = None) -> Path:
+    """Write the submission ``kind``, built from the course at ``root``, into ``folder`` (default: the course's
+    ``grading/submitted/<kind>/ps1_similarity_matrix``); returns the folder."""
+    folder = folder or root / "grading" / "submitted" / kind / A1
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{A1}.ipynb"
     if kind == "invalid_json":
