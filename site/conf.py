@@ -4,9 +4,10 @@ The build script stages this folder, notebooks/ (with notebooks/results/) and ex
 tree and runs sphinx-build on it; see that script for the layout and the smoke mode.
 """
 
+import json
 import os
 
-from simclr_core.teaching.smoke import SMOKE_NOTICE_HTML, is_smoke
+from simclr_core.teaching.smoke import SMOKE_NOTICE_HTML, is_smoke, mark_results_prose
 
 project = "The SimCLR Workbook"
 author = "The SimCLR Workbook authors"
@@ -58,7 +59,16 @@ html_last_updated_fmt = None
 html_copy_source = False
 
 
+def _mark_results_prose(app, docname, source):
+    """Smoke build: the markdown cells of a notebook that interpret its results (tagged ``results-prose``) open with
+    a note that they describe the full run; ``source[0]`` is the notebook's JSON as read from disk."""
+    if docname.startswith("notebooks/") and mark_results_prose(nb := json.loads(source[0])):
+        source[0] = json.dumps(nb, ensure_ascii=False)
+
+
 def setup(app):
+    if is_smoke():
+        app.connect("source-read", _mark_results_prose)
     # MathJax on every page, not only on those with an equation in their text: the navigation bar of every page has
     # one (the temperature tau in 02's title), and the local copy costs no request to another host
     app.set_html_assets_policy("always")

@@ -1,10 +1,13 @@
 """Smoke mode says it is smoke: in a smoke run (SIMCLR_SMOKE=1) every results cell of notebooks 05-10 starts with
-the banner of ``simclr_core.teaching.smoke``, and the smoke site says so on top of every page; outside smoke mode
-the banner shows nothing.
+the banner of ``simclr_core.teaching.smoke``, and the smoke site says so on top of every page and above the prose
+that interprets results; outside smoke mode the banner shows nothing and the site is unmarked.
 
 The executed notebooks are those of the session's one smoke build of the site (``conftest.smoke_executed``)."""
 
+import importlib.util
+import json
 import re
+from pathlib import Path
 from unittest import mock
 
 import nbformat
@@ -12,6 +15,7 @@ import pytest
 
 from simclr_core.teaching import smoke
 
+ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["05_cifar10_pretrain_probe", "06_augmentation_ablation", "07_small_batches",
              "08_visualizing_representations", "09_simclr_vs_supervised", "10_distributed"]
 # cells whose figures or numbers are the same in a smoke run and in the full run, so they get no banner; named by a
@@ -90,6 +94,57 @@ def test_the_environment_is_read_when_called():
         assert smoke.smoke_banner() is None
 
 
+# ---- the prose that interprets results
+
+
+def _markdown(source, *tags):
+    return nbformat.v4.new_markdown_cell(source, metadata={"tags": list(tags)} if tags else {})
+
+
+def test_marked_prose_opens_with_the_note_under_its_heading():
+    nb = nbformat.v4.new_notebook(cells=[_markdown("\n## 4. What the measurement shows\nSimCLR wins.", smoke.PROSE_TAG),
+                                         _markdown("**Why h beats z.** Invariance.", smoke.PROSE_TAG, "other"),
+                                         _markdown("## 1. Data\nNot about results."), _cell("x = 1")])
+    before = [c.source for c in nb.cells]
+    assert smoke.mark_results_prose(nb) == 2
+    first, second = nb.cells[0].source, nb.cells[1].source
+    assert first == "\n## 4. What the measurement shows\n\n" + smoke.PROSE_NOTE + "SimCLR wins."
+    assert second == smoke.PROSE_NOTE + before[1]
+    assert [c.source for c in nb.cells[2:]] == before[2:]  # untagged cells and code cells are left alone
+    assert smoke.mark_results_prose(nb) == 2 and nb.cells[0].source == first  # marking twice changes nothing
+    assert "full run" in smoke.PROSE_NOTE and "完整运行" in smoke.PROSE_NOTE
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_prose_that_interprets_results_is_tagged(name):
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    tagged = [c for c in nb.cells if smoke.PROSE_TAG in c.metadata.get("tags", [])]
+    assert tagged and all(c.cell_type == "markdown" for c in tagged), (
+        f"{name}: tag the markdown cells that interpret its results {smoke.PROSE_TAG!r} (the smoke site marks them)")
+
+
+def _site_conf(monkeypatch, value: str):
+    monkeypatch.setenv("SIMCLR_SMOKE", value)
+    spec = importlib.util.spec_from_file_location("site_conf", ROOT / "site" / "conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    app = mock.Mock()
+    conf.setup(app)
+    return conf, [c.args for c in app.connect.call_args_list]
+
+
+def test_the_site_configuration_marks_a_smoke_build_only(monkeypatch):
+    conf, hooks = _site_conf(monkeypatch, "1")
+    assert conf.html_theme_options["announcement"] == smoke.SMOKE_NOTICE_HTML
+    assert hooks == [("source-read", conf._mark_results_prose)]
+    nb = nbformat.v4.new_notebook(cells=[_markdown("## Results\ntext", smoke.PROSE_TAG)])
+    source = [json.dumps(nb)]
+    conf._mark_results_prose(None, "notebooks/06_augmentation_ablation", source)
+    assert smoke.PROSE_CSS_CLASS in json.loads(source[0])["cells"][0]["source"]
+    conf, hooks = _site_conf(monkeypatch, "0")
+    assert "announcement" not in conf.html_theme_options and hooks == []
+
+
 # ---- the checker, on hand-made notebooks: it must catch a results cell without the banner
 
 
@@ -134,8 +189,6 @@ def test_every_results_cell_of_a_smoke_run_starts_with_the_banner(name, smoke_ex
 
 @pytest.mark.slow
 def test_the_smoke_site_says_so_on_every_page(smoke_site):
-    import json
-
     info = json.loads((smoke_site / "html" / "build_info.json").read_text())
     if info["mode"] != "smoke":
         pytest.skip("SIMCLR_SITE_BUILD names a full build")
@@ -145,3 +198,4 @@ def test_the_smoke_site_says_so_on_every_page(smoke_site):
     for name in NOTEBOOKS:
         text = (smoke_site / "html" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
         assert f'class="{smoke.CSS_CLASS}"' in text, f"{name}.html shows no smoke banner above its results"
+        assert smoke.PROSE_CSS_CLASS in text, f"{name}.html: the prose that interprets results is not marked"

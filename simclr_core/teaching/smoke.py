@@ -1,7 +1,8 @@
 """Smoke mode: the notebooks run on synthetic or tiny data for a few steps (``SIMCLR_SMOKE=1``, set by CI and by
 ``scripts/build_site.py --smoke``), only to show that every cell runs. Their numbers then say nothing about SimCLR,
-while the prose beside them describes the full run; so every results cell starts with :func:`show_smoke_banner`,
-and the smoke build of the site puts :data:`SMOKE_NOTICE_HTML` at the top of every page (``site/conf.py``).
+while the prose beside them describes the full run. So every results cell starts with :func:`show_smoke_banner`,
+and the smoke build of the site (``site/conf.py``) puts :data:`SMOKE_NOTICE_HTML` at the top of every page and
+:data:`PROSE_NOTE` at the top of every markdown cell tagged :data:`PROSE_TAG` (:func:`mark_results_prose`).
 
     from simclr_core.teaching.smoke import is_smoke, show_smoke_banner
     SMOKE = is_smoke()        # the setup cell
@@ -29,11 +30,20 @@ _STYLE = ("border: 3px solid #c62828; background: #fff3e0; color: #4a1c00; paddi
 
 # the smoke build of the site shows this at the top of every page (pydata/sphinx-book theme "announcement")
 SMOKE_NOTICE_HTML = (
-    f'<div class="{CSS_CLASS}-page">SMOKE BUILD: every notebook on this site ran on synthetic or tiny data for a '
-    "few steps (SIMCLR_SMOKE=1). Their numbers and figures mean nothing, and the text beside them describes the "
-    "full run, not them. Build the real site with <code>make site</code>.<br>"
-    "冒烟测试构建:本网站的每个笔记本都只在合成数据或极少的数据上运行了几步(SIMCLR_SMOKE=1)。其中的数字和图没有任何意义,"
-    "旁边的文字描述的是完整运行的结果,而不是它们。用 <code>make site</code> 构建真正的网站。</div>")
+    f'<div class="{CSS_CLASS}-page">SMOKE BUILD: the notebooks on this site ran in smoke mode (SIMCLR_SMOKE=1): '
+    "a few training steps on synthetic or tiny data, smaller sweeps elsewhere. The numbers under a red smoke-run "
+    "banner mean nothing, and the text beside them describes the full run. Build the real site with "
+    "<code>make site</code>.<br>"
+    "冒烟测试构建:本网站的笔记本都以冒烟测试模式运行(SIMCLR_SMOKE=1):在合成数据或极少的数据上只训练几步,其余部分的扫描范围也更小。"
+    "红色冒烟测试横幅下的数字没有任何意义,旁边的文字描述的是完整运行的结果。用 <code>make site</code> 构建真正的网站。</div>")
+
+
+# markdown cells that interpret measured results carry this tag; the smoke site puts PROSE_NOTE at their top
+PROSE_TAG = "results-prose"
+PROSE_CSS_CLASS = f"{CSS_CLASS}-prose"
+PROSE_NOTE = (f":::{{admonition}} Smoke build · 冒烟测试构建\n:class: warning {PROSE_CSS_CLASS}\n"
+              "The text below describes the results of the full run, not the smoke numbers on this page.\n\n"
+              "下面的文字描述的是完整运行的结果,而不是本页上冒烟测试得到的数字。\n:::\n\n")
 
 
 def is_smoke(environ: Mapping[str, str] | None = None) -> bool:
@@ -73,3 +83,25 @@ def show_smoke_banner(environ: Mapping[str, str] | None = None) -> None:
         from IPython.display import display  # only needed where there is a banner to show
 
         display(banner)
+
+
+def mark_results_prose(nb: dict) -> int:
+    """Put :data:`PROSE_NOTE` (a MyST admonition) at the top of every markdown cell tagged :data:`PROSE_TAG` in a
+    notebook's JSON, under the cell's heading line when it starts with one; returns how many cells it marked.
+    Marking twice changes nothing."""
+    marked = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown" or PROSE_TAG not in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if PROSE_CSS_CLASS not in text:
+            lines = text.splitlines(keepends=True)
+            first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+            if first < len(lines) and lines[first].startswith("#"):  # under the cell's heading
+                head, rest = "".join(lines[: first + 1]).rstrip("\n") + "\n\n", "".join(lines[first + 1:])
+            else:
+                head, rest = "", text
+            text = head + PROSE_NOTE + rest
+        cell["source"] = text
+        marked += 1
+    return marked
