@@ -343,7 +343,7 @@ class BatchAugment(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         # On the CPU these are many small element-wise ops: one thread avoids OpenMP barrier overhead,
-        # which dominates them on a busy laptop (measured: 2 threads up to 10x slower than 1 under load).
+        # which dominates them on a busy laptop.
         if isinstance(x, torch.Tensor) and x.device.type == "cpu" and self.cpu_threads is not None:
             prev = torch.get_num_threads()
             if prev != self.cpu_threads:

@@ -3,8 +3,8 @@
 ``write_fake_cifar10(root, n_train, n_test, seed)`` writes data_batch_1..5, test_batch and batches.meta
 with the real keys ("data" (n, 3072) uint8 in CHW order, "labels", "batch_label", "filenames";
 "label_names" in the meta file), so ``simclr_core.data.load_dataset("cifar10", root)`` reads it.
-(torchvision's CIFAR10 class itself rejects any file whose md5 differs from the real archive; data.py
-falls back to reading the pickles directly.)
+(torchvision's CIFAR10 class itself rejects any file whose md5 differs from the real archive;
+``simclr_core.data.datasets`` reads the pickles itself.)
 
 The images have class-dependent structure a small encoder can learn: class c is a sinusoidal grating
 at orientation c * 18 degrees with a class-specific colour tint, a random phase, a random position of

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 
 from ..precision import parse_device, resolve_device
-from .common import (FIG5_OPS, PRESETS, FinetuneRun, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
+from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
 from .small_batch import run_small_batch, variants as small_batch_variants
@@ -36,7 +36,7 @@ from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
            "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
-           "save_result", "load_or_run", "build_model", "default_views", "probe_of", "FinetuneRun",
+           "save_result", "load_or_run", "build_model", "default_views", "probe_of",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views"]
 
 

@@ -156,8 +156,6 @@ def pretrain_short(train, views, run: ShortRun, device="cpu", progress: bool = T
 
 # ------------------------------------------------------------------ 3. supervised training (Q6 baseline)
 
-FinetuneRun = SupervisedRecipe
-
 
 def finetune(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, run: SupervisedRecipe,
              views, device="cpu", progress: bool = True) -> nn.Sequential:

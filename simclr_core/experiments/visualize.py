@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -14,15 +14,25 @@ from .common import (Preset, ShortRun, build_model, default_views, histogram, lo
                      probe_of, views_of_test)
 from .stats import over_seeds
 
-VISUALIZE_VARIANTS = ("SimCLR", "random init", "collapsed (no negatives)")
+@dataclass(frozen=True)
+class Variant:
+    """One encoder of notebook 08: ``label`` names it in the results; the flags say how it is made."""
+
+    label: str
+    trained: bool = True  # False: the run's random init, never trained
+    negatives: bool = True  # False: -cos(z1, z2) only, for which a constant map is optimal (collapse)
+
+
+VARIANTS = (Variant("SimCLR"), Variant("random init", trained=False), Variant("collapsed (no negatives)", negatives=False))
+VISUALIZE_VARIANTS = tuple(v.label for v in VARIANTS)
 DIAGNOSTICS = ("alignment", "uniformity", "mean_per_dim_std", "effective_rank")
 
 
-def _model(name: str, preset: Preset, train, seed: int, device, dataset: str, cache):
+def _model(variant: Variant, preset: Preset, train, seed: int, device, dataset: str, cache):
     run = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths, seed=seed)
-    if name == "random init":
+    if not variant.trained:
         return build_model(train.images.shape[1], run, dataset).to(device), None
-    if name.startswith("collapsed"):  # -cos(z1, z2) only: a constant map is optimal
+    if not variant.negatives:
         run = replace(run, negatives=False, steps=preset.collapse_steps)
     return pretrain_short(train, None, run, device, progress=False, dataset=dataset, cache=cache)[0], run
 
@@ -78,11 +88,11 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
     views = default_views(dataset)
     n_map = min(preset.embed_points, len(test))
     out = {}
-    bar = tqdm(total=len(VISUALIZE_VARIANTS) * len(preset.seeds), disable=not progress, desc="08 (variants x seeds)")
-    for name in VISUALIZE_VARIANTS:
+    bar = tqdm(total=len(VARIANTS) * len(preset.seeds), disable=not progress, desc="08 (variants x seeds)")
+    for variant in VARIANTS:
         rows, first = [], {}
         for seed in preset.seeds:
-            model, run = _model(name, preset, train, seed, device, dataset, cache)
+            model, run = _model(variant, preset, train, seed, device, dataset, cache)
             scores = probe_of(model.encoder, train, test, device, preset.probe_iter)
             h1, h2, z1, z2 = views_of_test(model, test, views, device)
             h = extract_features(model.encoder, test.images[:n_map], 1024, device)  # (n, d) un-augmented
@@ -97,12 +107,12 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
                     first[space] = {"pos_hist": histogram(pos), "neg_hist": histogram(neg), "D": d["D"],
                                     "one_over_sqrt_D": d["one_over_sqrt_D"]}
             if "maps" not in first:
-                first["maps"] = _maps(h) if name != "collapsed (no negatives)" else {"tsne": None, "umap": None}
+                first["maps"] = _maps(h) if variant.negatives else {"tsne": None, "umap": None}
                 first["closest_pairs"] = pairs
                 first["run"] = asdict(run) if run is not None else None
             rows.append(row)
             bar.update()
-        out[name] = {**over_seeds(rows), **first}
+        out[variant.label] = {**over_seeds(rows), **first}
     bar.close()
     return {**meta("visualize", preset, dataset, device, t0), "labels": test.targets[:n_map].tolist(),
             "classes": list(test.classes), "hist_range": [0.0, 2.0], "variants": out}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -58,8 +58,19 @@ def _classes(ds, keep: range):
     return ds.images[idx], ds.targets[idx] - keep.start
 
 
-def _probe_and_finetune(encoders: dict, scratch: nn.Module, tr, te, n_classes, preset, seed, sup_views, sup_size,
-                        device, fine_tune: tuple) -> dict:
+@dataclass(frozen=True)
+class Encoder:
+    """An encoder under test and the result labels of what is done with it: a linear probe always, a kNN
+    classifier and fine-tuning when their labels are given."""
+
+    module: nn.Module
+    probe: str
+    knn: str | None = None
+    finetuned: str | None = None
+
+
+def _probe_and_finetune(encoders: list[Encoder], scratch: nn.Module, tr, te, n_classes, preset, seed, sup_views,
+                        sup_size, device) -> dict:
     """One seed, every fraction: {fraction: {method: accuracy}} on (images, labels) pairs tr and te."""
     from ..data.datasets import ImageDataset
     from ..eval.features import extract_features, raw_pixel_features
@@ -67,8 +78,8 @@ def _probe_and_finetune(encoders: dict, scratch: nn.Module, tr, te, n_classes, p
 
     (Xtr, ytr), (Xte, yte) = tr, te
     test = ImageDataset(Xte, yte, tuple(str(c) for c in range(n_classes)), "test")
-    feats = {name: (extract_features(m, Xtr, 1024, device), extract_features(m, Xte, 1024, device))
-             for name, m in encoders.items()}
+    feats = {e.probe: (extract_features(e.module, Xtr, 1024, device), extract_features(e.module, Xte, 1024, device))
+             for e in encoders}
     feats["raw pixels (linear probe)"] = (raw_pixel_features(Xtr), raw_pixel_features(Xte))
     out = {}
     for frac in FRACTIONS:
@@ -76,12 +87,13 @@ def _probe_and_finetune(encoders: dict, scratch: nn.Module, tr, te, n_classes, p
         idx = _label_subset(n, len(Xtr), seed)
         row = {name: linear_probe(ftr[idx], ytr[idx], fte, yte, max_iter=preset.probe_iter, device=device)
                for name, (ftr, fte) in feats.items()}
-        ftr, fte = next(iter(feats.values()))  # the first encoder's h: a kNN classifier needs no training at all
-        row[next(iter(feats)).replace("linear probe", "kNN")] = knn_accuracy(ftr[idx], ytr[idx], fte, yte, k=min(200, n))
+        for e in (e for e in encoders if e.knn):  # a kNN classifier needs no training at all
+            ftr, fte = feats[e.probe]
+            row[e.knn] = knn_accuracy(ftr[idx], ytr[idx], fte, yte, k=min(200, n))
         rec = _supervised(preset, n, seed)
-        for name in fine_tune:
-            clf = finetune(copy.deepcopy(encoders[name]), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
-            row[name.replace(" h (linear probe)", " fine-tuned")] = _accuracy(clf, test, device, sup_size)
+        for e in (e for e in encoders if e.finetuned):
+            clf = finetune(copy.deepcopy(e.module), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
+            row[e.finetuned] = _accuracy(clf, test, device, sup_size)
         clf = finetune(copy.deepcopy(scratch), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
         row["supervised from scratch"] = _accuracy(clf, test, device, sup_size)
         out[str(frac)] = {"n_labels": n, **row}
@@ -124,25 +136,23 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
         nohead, _ = pretrain_short(train, None, replace(run, head=False), device, progress=False, dataset=dataset,
                                    cache=cache)
         fresh = build_model(C, run, dataset).encoder.to(device)  # the init every run of this seed starts from
-        encoders = {"SimCLR h (linear probe)": simclr.encoder,
-                    "SimCLR z = g(h) (linear probe)": nn.Sequential(simclr.encoder, simclr.head),
-                    "no-head SimCLR h (linear probe)": nohead.encoder,
-                    "random-init h (linear probe)": fresh}
+        encoders = [Encoder(simclr.encoder, "SimCLR h (linear probe)", "SimCLR h (kNN)", "SimCLR fine-tuned"),
+                    Encoder(nn.Sequential(simclr.encoder, simclr.head), "SimCLR z = g(h) (linear probe)"),
+                    Encoder(nohead.encoder, "no-head SimCLR h (linear probe)"),
+                    Encoder(fresh, "random-init h (linear probe)")]
         in_domain.append(_probe_and_finetune(encoders, fresh, (train.images, train.targets),
-                                             (test.images, test.targets), K, preset, seed, sup_views, sup_size, device,
-                                             fine_tune=("SimCLR h (linear probe)",)))
+                                             (test.images, test.targets), K, preset, seed, sup_views, sup_size, device))
         # transfer: SimCLR on the source images without labels, supervised on them with labels, same init
         src_run = replace(run, steps=max(1, preset.steps // 2))  # half the images: half the steps, ~15 epochs
         simclr_src, _ = pretrain_short(src_ds, None, src_run, device, progress=False, dataset=dataset, cache=cache)
         sup_rec = SupervisedRecipe(steps=src_run.steps, batch_size=preset.batch_size, seed=seed)
         sup_src = finetune(copy.deepcopy(fresh), *src_tr, len(src), sup_rec, sup_views, device, False)[0]
-        encoders = {"SimCLR-pretrained h (linear probe)": simclr_src.encoder,
-                    "supervised-pretrained h (linear probe)": sup_src,
-                    "random-init h (linear probe)": fresh}
+        encoders = [Encoder(simclr_src.encoder, "SimCLR-pretrained h (linear probe)", "SimCLR-pretrained h (kNN)",
+                            "SimCLR-pretrained fine-tuned"),
+                    Encoder(sup_src, "supervised-pretrained h (linear probe)", finetuned="supervised-pretrained fine-tuned"),
+                    Encoder(fresh, "random-init h (linear probe)")]
         transfer.append(_probe_and_finetune(encoders, fresh, _classes(train, tgt), _classes(test, tgt), len(tgt),
-                                            preset, seed, sup_views, sup_size, device,
-                                            fine_tune=("SimCLR-pretrained h (linear probe)",
-                                                       "supervised-pretrained h (linear probe)")))
+                                            preset, seed, sup_views, sup_size, device))
         if seed == preset.seeds[0]:
             first = simclr
         bar.update()

@@ -22,10 +22,10 @@ class Conv3x3(nn.Conv2d):
 
     so the layer is a dense one with a (4 O, 4 C) weight assembled from W's taps: 16 C x O products per image,
     where a convolution over the zero-padded map computes 36 (20 of them multiply padding). Same parameters and
-    state_dict as nn.Conv2d, same result up to float rounding (tests/test_models.py). On the Fashion-MNIST cpu
-    preset (16x16 views, so the 128 -> 1024 last block sees 2x2 maps) the whole training step is 1.30x faster than
-    with nn.Conv2d on a 2-core CPU (``benchmarks/bench_step.py``). Other map sizes, and other devices than the CPU
-    (not measured there), take nn.Conv2d's path.
+    state_dict as nn.Conv2d, same result up to float rounding (tests/test_models.py). The Fashion-MNIST cpu
+    preset's 16x16 views give the 128 -> 1024 last block 2x2 maps, where this pays on a CPU
+    (``benchmarks/bench_step.py`` times it; docs/benchmarks.md records the figures). Other map sizes, and other
+    devices than the CPU, take nn.Conv2d's path.
     """
 
     def __init__(self, c_in: int, c_out: int):
@@ -53,8 +53,7 @@ class GlobalAvgPool(nn.Module):
 
     Same values as nn.AdaptiveAvgPool2d(1) + nn.Flatten(); the sum's backward hands the ReLU before it a
     broadcast gradient that the CPU's channels_last kernels take fast, where the pooling's backward first
-    writes a divided NCHW copy. On the Fashion-MNIST cpu preset the whole training step is 1.07x faster than with
-    the nn modules (2-core CPU, ``benchmarks/bench_step.py``)."""
+    writes a divided NCHW copy (``benchmarks/bench_step.py`` times the difference)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.sum((2, 3)) / (x.shape[2] * x.shape[3])  # (B, C)

@@ -6,8 +6,8 @@ fine-tuning), z = g(h) is where the contrastive loss is applied (Sec. 2.1, Fig. 
   stride-1 first convolution, no max-pool), returning 512-d features h.
 - ``small_cnn``: a 4-block CNN that trains at a few hundred images/s on a laptop CPU. Its 2x2 max-pools round
   up (``ceil_mode``), so an odd-sized map keeps its last row and column: a 28x28 Fashion-MNIST image pools
-  28 -> 14 -> 7 -> 4, where flooring gave 3 and dropped the bottom and right of the 7x7 map (measured: +0.4 kNN /
-  +0.5 linear-probe points on held-out images, docs/tuning.md). Plain nn layers only: the presets swap in
+  28 -> 14 -> 7 -> 4, where flooring would give 3 and drop the bottom and right of the 7x7 map (docs/tuning.md
+  compares the two on held-out images). Plain nn layers only: the presets swap in
   the equal but faster layers of ``simclr_core.nn.fast_layers``.
 - ``ProjectionHead``: the paper's 2-layer MLP (Linear-BN-ReLU-Linear, as in the reference
   implementation of SimCLR v1) to a 128-d z.

@@ -1,9 +1,8 @@
-"""Fitting a pretraining run into a time budget: ``TrainConfig.minutes`` -> ``max_steps``.
+"""Fitting a pretraining run into a time budget: ``Recipe.minutes`` (``simclr_core.train.config``) -> ``max_steps``.
 
-The same cpu-preset step runs at very different speeds on different 2-core machines: on Fashion-MNIST, 2800
-images/s where the CPU computes bfloat16 natively (AVX512-BF16) and 790 images/s on an AVX2-only CPU in float32
-(the README's measurements), so a fixed number of epochs that takes 8 minutes on one laptop takes 24 on another.
-With ``minutes`` set, the trainer plans the run before it starts:
+The same step runs at very different speeds on different 2-core machines (a CPU that computes bfloat16 natively
+against one that does not differs several-fold; docs/benchmarks.md records them), so a fixed number of epochs
+that fits one laptop's budget overruns another's. With ``minutes`` set, the trainer plans the run before it starts:
 
 1. time a few training steps on a *copy* of the model (its own optimizer, batches and random stream; the real
    model, optimizer and generators are untouched, so the run is the same as one given ``max_steps`` directly),

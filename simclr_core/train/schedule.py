@@ -111,9 +111,8 @@ def build_optimizer(name: str, model: nn.Module, lr: float, momentum: float, wei
     """``sgd`` (torch SGD with momentum) or ``lars``; BN/bias parameters get no weight decay in both.
 
     SGD runs torch's fused kernel when every parameter is on the CPU or a CUDA device (one pass over each
-    tensor instead of several; the update is the same). On the Fashion-MNIST cpu preset the whole training
-    step is 1.02x faster than with torch's default per-tensor loop (2-core CPU, ``benchmarks/bench_step.py``; 1.04x
-    with the narrower 16-32-64-1024 CNN): about the run-to-run noise.
+    tensor instead of several; the update is the same; ``benchmarks/bench_step.py`` times it against torch's
+    default per-tensor loop).
     """
     groups = param_groups(model, weight_decay)
     if name == "sgd":

@@ -2,7 +2,7 @@
 
 Chen et al. 2020 (arXiv:2002.05709), Sec. 3 and Fig. 5: no single augmentation suffices; the
 composition of random crop and colour distortion matters most, because crops alone let the network
-match views by their colour histograms (Fig. 6). The pipeline is ``simclr_core.augment.build_transform``
+match views by their colour histograms (Fig. 6). The pipeline is ``simclr_core.data.augment.build_transform``
 (defaults: the paper's CIFAR-10 recipe, Appendix B.9); this module only draws views with a fixed seed
 and shows them.
 
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ...data.augment import AugmentConfig, build_transform
 from ...data.datasets import DatasetUnavailable, default_root, load_dataset
-from ..plotting import DISPLAY_WIDTH_PX
+from ..plotting import DISPLAY_WIDTH_PX, text_pt
 from .figure_image import FigureImage
 from .one_thread import one_thread
 from .snapshot import SnapshotMixin
@@ -107,7 +107,7 @@ class AugmentationExplorer(SnapshotMixin, widgets.VBox):
         if cfg is None:
             cfg = AugmentConfig(size=int(images.shape[-1]))
         if not isinstance(cfg, AugmentConfig):
-            raise ValueError(f"cfg must be a simclr_core.augment.AugmentConfig, got {type(cfg).__name__}")
+            raise ValueError(f"cfg must be a simclr_core.data.augment.AugmentConfig, got {type(cfg).__name__}")
         self.images, self.base_cfg, self.n_views, self.seed = images, cfg, n_views, seed
         self.draw, self._held = 0, False
 
@@ -139,7 +139,7 @@ class AugmentationExplorer(SnapshotMixin, widgets.VBox):
             ax.set_xticks([]), ax.set_yticks([])
             if b == 0:  # short titles when many narrow columns
                 names = ("original", f"view {v}") if n_views <= 8 else ("orig.", str(v))
-                ax.set_title(names[v > 0], fontsize=10)
+                ax.set_title(names[v > 0], fontsize=text_pt("note"))
         self.plot.set_dynamic(self.artists.flat)  # a new draw changes the pixels only
         empty = lambda width: widgets.Box(layout=widgets.Layout(width=width))  # noqa: E731
         grid = [c["crop"], c["crop_scale"], empty(P_W), c["flip"], empty(PARAM_W), empty(P_W),

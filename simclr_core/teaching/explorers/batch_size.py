@@ -11,7 +11,7 @@ make the softmax task harder. Two references sit next to the measured loss L(N):
   log(2N - 1): a small batch caps what the loss can certify.
 
 N = 1 leaves no negatives: the positive is the only candidate, so the loss and its gradient are exactly 0
-(exercise Q3). The marked point's loss and gradient come from ``simclr_core.loss.nt_xent`` and autograd; the
+(exercise Q3). The marked point's loss and gradient come from ``simclr_core.nn.loss.nt_xent`` and autograd; the
 curves over N (41 batch sizes, recomputed on every tau) from ``prefix_curves``, the same gradient written out.
 """
 
@@ -25,7 +25,7 @@ import torch
 
 from ... import checks
 from ...nn.loss import nt_xent, positive_pairs, unit_rows
-from ..plotting import fmt, plain_tick_labels
+from ..plotting import fmt, plain_tick_labels, text_pt
 from .figure_image import FigureImage
 from .one_thread import one_thread
 from .snapshot import SnapshotMixin
@@ -124,7 +124,7 @@ class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
                                                  description="τ", readout_format=TAU_READOUT, continuous_update=False)
         self.table = widgets.HTML()
         self.plot = FigureImage(figsize=(9.4, 4.0))
-        self.ax_loss, self.ax_grad = self.plot.figure.subplots(1, 2)
+        self.ax_loss, self.ax_grad = self.plot.figure.subplots(1, 2, width_ratios=[1.7, 1])  # the loss panel carries a 3-line legend
         self.state: dict = {}
         self._tick_widths = None  # characters of the widest y tick label per panel, as last laid out
         super().__init__([widgets.HBox([self.n_slider, self.tau_slider]), self.table, self.plot.widget])
@@ -169,9 +169,9 @@ class BatchSizeExplorer(SnapshotMixin, widgets.VBox):
         (self.grad_line,) = axg.plot(self.Ns, self.uniform_curve, color="#7570b3", lw=2)
         (self.grad_marker,) = axg.plot([], [], "o", color=MARKER_COLOR, ms=8)
         axg.set_xscale("log"), axg.set_xlabel("N"), axg.set_ylabel("‖∂L/∂z‖ (all 2N embeddings)")
-        axg.set_title("gradient norm (autograd);\nN = 1 gives exactly 0", fontsize=11)
+        axg.set_title("gradient norm (autograd);\nN = 1 gives exactly 0", fontsize=text_pt("title"))
         plain_tick_labels(ax, axg)
-        self.readout = self.plot.figure.suptitle(" ", fontsize=12)  # the numbers at the slider's N
+        self.readout = self.plot.figure.suptitle(" ", fontsize=text_pt("heading"))  # the numbers at the slider's N
         self.plot.set_dynamic([self.loss_marker, self.grad_marker, self.readout])
 
     def set_tau(self, change=None) -> None:

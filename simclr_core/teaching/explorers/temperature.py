@@ -5,7 +5,7 @@ candidate k != i with logits sim(z_i, z_k) / tau, and pays l(i, j) = -log p_i(j)
 the softmax (hard negatives dominate, the loss of a correctly ranked positive goes to 0); large tau
 flattens it towards the uniform softmax, whose loss is log(2N - 1) whatever the similarities (the
 paper's Table 5 sweeps tau in {0.05, ..., 1}). All numbers shown come from
-``simclr_core.loss.info_nce_from_similarity``; the default matrix is the seed exercise's (``simclr_core.seed``).
+``simclr_core.nn.loss.info_nce_from_similarity``; the default matrix is the seed exercise's (``simclr_core.teaching.sheet``).
 
 Read bottom-up: pure helpers (no widgets) first, then the widget that shows them.
 """
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ... import checks
 from ...nn.loss import info_nce_from_similarity, nt_xent, positive_pairs
-from ..plotting import fmt, plain_tick_labels
+from ..plotting import fmt, plain_tick_labels, text_pt
 from ..sheet import SEED_POSITIVES, SEED_S
 from .figure_image import FigureImage
 from .one_thread import one_thread
@@ -149,7 +149,8 @@ class TemperatureExplorer(SnapshotMixin, widgets.VBox):
         self.uniform_prob_line = self.ax_bars.axhline(1 / (n - 1), color="grey", ls=":", lw=1.2)
         self.ax_bars.set_ylabel("softmax probability  p_i(k)")
         n_texts = self.n_bars if self.n_bars <= 12 else 1  # a value over every bar when they fit, else over the positive only
-        self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=10) for _ in range(n_texts)]
+        self.bar_texts = [self.ax_bars.text(0, 0, "", ha="center", va="bottom", fontsize=text_pt("note")) for _ in range(n_texts)]
+        self.title_pt = text_pt("title")  # the style in force when the figure was made (the projector's, on a lecture page)
         self.ax_curve.plot(self.taus, self.curves.mean(axis=1), color="black", lw=2, label="batch loss L (mean over 2N anchors)")
         (self.anchor_line,) = self.ax_curve.plot(self.taus, self.curves[:, 0], color=POSITIVE_COLOR, ls="--", label="anchor loss")
         self.ax_curve.axhline(self.uniform_loss, color="grey", ls=":", label=f"uniform softmax: log(2N-1) = {self.uniform_loss:.3g}")
@@ -196,11 +197,14 @@ class TemperatureExplorer(SnapshotMixin, widgets.VBox):
                 f'<td {cell} class="simclr-anchor-loss" data-anchor="{r}">{fmt(s["losses"][r], ".4f")}</td>'
                 f"<td {cell}>{math.exp(-s['losses'][r]):.4f}</td></tr>"
             )
+        phrase = '<span class="simclr-phrase" style="white-space:nowrap">'
         more = "" if n <= 16 else f"<p>({n} anchors; the table lists the selected anchor and its positive)</p>"
         return (
-            f'<div style="font-size:15px"><b>τ = <span class="simclr-tau" data-value="{s["tau"]!r}">{tau_text(s["tau"])}</span></b> &nbsp; '
-            f'batch loss L = mean<sub>i</sub> l(i, j) = <b><span class="simclr-batch-loss">{fmt(s["loss"], ".4f")}</span></b>'
-            f" &nbsp; (uniform softmax: log(2N-1) = {self.uniform_loss:.4f})</div>"
+            # three phrases, each kept on one line (white-space: nowrap), so a narrow column breaks between them only
+            f'<div class="simclr-readout" style="font-size:15px">{phrase}<b>τ = <span class="simclr-tau" data-value="{s["tau"]!r}">'
+            f'{tau_text(s["tau"])}</span></b></span> &nbsp; {phrase}batch loss L = mean<sub>i</sub> l(i, j) = '
+            f'<b><span class="simclr-batch-loss">{fmt(s["loss"], ".4f")}</span></b></span>'
+            f" &nbsp; {phrase}(uniform softmax: log(2N-1) = {self.uniform_loss:.4f})</span></div>"
             f'<table style="border-collapse:collapse; font-size:14px"><tr><th {cell}>anchor i</th><th {cell}>positive j</th>'
             f"<th {cell}>sim(i, j)</th><th {cell}>l(i, j)</th><th {cell}>p<sub>i</sub>(j) = exp(-l)</th></tr>"
             + "".join(body) + "</table>" + more
@@ -230,7 +234,7 @@ class TemperatureExplorer(SnapshotMixin, widgets.VBox):
             text.set_text(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}")
             text.set_color(POSITIVE_COLOR if shown[b] == jx else "black")
         self.ax_bars.set_title(f"anchor {self.labels[i]} at τ = {tau_text(tau)}:\n{what}\n"
-                               f"orange: positive {self.labels[j]}; dotted: uniform 1/(2N-1)", fontsize=11)
+                               f"orange: positive {self.labels[j]}; dotted: uniform 1/(2N-1)", fontsize=self.title_pt)
         self.batch_marker.set_data([tau], [s["loss"]])
         self.anchor_marker.set_data([tau], [s["losses"][i]])
         self.tau_line.set_xdata([tau, tau])
