@@ -19,7 +19,15 @@ from simclr_core.data.cifar_pickle import UnsafePickle, load_cifar_pickle
 from simclr_core.data.datasets import load_dataset
 from simclr_core.data.synthetic import write_fake_cifar10
 
-BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: the probes' small L-BFGS steps are ~40x slower with two threads on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture()
@@ -141,3 +149,172 @@ def test_an_empty_data_root_is_an_error_not_the_current_folder(monkeypatch, tmp_
     monkeypatch.setenv("SIMCLR_DATA", "")
     with pytest.raises(ValueError, match="SIMCLR_DATA is set but empty"):
         load_dataset("cifar10", None, train=False)
+
+
+# ---------------------------------------------------------------- run folders and exported models from others
+
+from simclr_core.cli import main  # noqa: E402
+from simclr_core.train import runfolder  # noqa: E402
+from simclr_core.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from simclr_core.train.pretrained import export_pretrained, load_pretrained  # noqa: E402
+from simclr_core.train.probe import probe_run  # noqa: E402
+from simclr_core.train.runfolder import LOCK, RunFolderError  # noqa: E402
+from simclr_core.train.runs import load_run, pretrain  # noqa: E402
+from tests.trainer_helpers import tiny  # noqa: E402
+
+NESTED = "[" * 200_000 + "]" * 200_000  # json.loads raises RecursionError on it
+
+
+@pytest.fixture(scope="module")
+def finished(cifar_root, tmp_path_factory):
+    """A finished 1-epoch run of the tiny CNN (4 steps), and its export; tests work on copies."""
+    out = tmp_path_factory.mktemp("received") / "run"
+    pretrain(*tiny(cifar_root, out, epochs=1))
+    export_pretrained(out, out.parent / "model")
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _forge_checkpoint(run: Path, **recipe_changes) -> None:
+    """Rewrite config.json and checkpoint.pt consistently (the checkpoint's SHA-256 is recomputed, as anyone can)."""
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["recipe"].update(recipe_changes)
+    (run / "config.json").write_text(json.dumps(cfg))
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["config"].update(recipe_changes)
+    save_checkpoint(run / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+
+
+def test_a_received_runs_data_root_is_not_followed(finished, cifar_root, tmp_path, monkeypatch, capsys):
+    run = _copy(finished, tmp_path / "run")
+    evil = write_fake_cifar10(tmp_path / "evil", n_train=20, n_test=10)
+    marker = tmp_path / "pwned"
+    _dump(_folder(evil) / "data_batch_1", {"x": _RunsACommand(marker)})
+    _dump(_folder(evil) / "test_batch", {"x": _RunsACommand(marker)})
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["options"]["data_root"] = str(evil)
+    (run / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("SIMCLR_DATA", str(cifar_root))  # the user's own default data
+    result = probe_run(run, device="cpu", k=5, progress=False)
+    assert result["n_train"] == 200 and not marker.exists()
+    err = capsys.readouterr().err
+    assert f"the run was trained with --data-root {str(evil)!r}" in err and "default dataset folder" in err
+    # traversal: the recorded path is only named, never read
+    cfg["options"]["data_root"] = "../../etc"
+    (run / "config.json").write_text(json.dumps(cfg))
+    probe_run(run, device="cpu", k=5, progress=False)
+    assert "'../../etc'" in capsys.readouterr().err
+    # the folder the run recorded, given by the user: no note
+    cfg["options"]["data_root"] = str(cifar_root)
+    (run / "config.json").write_text(json.dumps(cfg))
+    probe_run(run, device="cpu", k=5, progress=False, data_root=str(cifar_root))
+    assert "note" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "checkpoint.pt", LOCK])
+def test_a_symlinked_file_of_a_received_run_is_never_written_through(finished, cifar_root, tmp_path, name):
+    run = _copy(finished, tmp_path / "run")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file")
+    if name == "checkpoint.pt":  # keep a checkpoint to resume from, but behind a link
+        (run / name).rename(tmp_path / "real.pt")
+        (run / name).symlink_to(tmp_path / "real.pt")
+        victim = tmp_path / "real.pt"
+    else:
+        (run / name).unlink()
+        (run / name).symlink_to(victim)
+    before = victim.read_bytes()
+    with pytest.raises(RunFolderError, match=f"{name} is a symbolic link"):
+        pretrain(*tiny(cifar_root, run, epochs=2, resume=True))
+    assert victim.read_bytes() == before
+
+
+def test_a_symlinked_probe_json_is_refused_before_the_probe(finished, cifar_root, tmp_path):
+    run = _copy(finished, tmp_path / "run")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file")
+    (run / "probe.json").symlink_to(victim)
+    with pytest.raises(RunFolderError, match="probe.json is a symbolic link"):
+        probe_run(run, device="cpu", k=5, progress=False, data_root=str(cifar_root))
+    assert victim.read_text() == "the user's file"
+
+
+def test_the_atomic_writer_refuses_links_and_special_files(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "link").symlink_to(victim)
+    with pytest.raises(RunFolderError, match="link is a symbolic link"):
+        runfolder.write_text_atomic(tmp_path / "link", "x")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(RunFolderError, match="not a regular file"):
+        runfolder.write_text_atomic(tmp_path / "dir", "x")
+    assert victim.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["dir", "link", "victim"]
+    runfolder.write_text_atomic(tmp_path / "new.json", "{}")
+    assert (tmp_path / "new.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("changes,needle", [
+    ({"proj_dim": 10**9}, "proj_dim must be at most 16,384, got 1000000000"),
+    ({"widths": [100000, 100000]}, "widths must be at most 16 blocks of at most 8192 channels"),
+    ({"widths": [8192] * 4}, "parameters, more than the 100,000,000 allowed"),
+    ({"batch_size": 10**12}, "batch_size must be at most"),
+])
+def test_memory_bombs_in_a_forged_run_config_are_refused_before_allocation(finished, tmp_path, changes, needle):
+    run = _copy(finished, tmp_path / "run")
+    _forge_checkpoint(run, **changes)  # consistent: the checksum alone cannot tell
+    with pytest.raises(ValueError, match=needle):
+        load_run(run)
+    assert main(["probe", str(run), "--device", "cpu"]) == 2
+
+
+def test_malformed_json_is_a_clear_error(finished, tmp_path, capsys):
+    run = _copy(finished, tmp_path / "run")
+    for text, needle in [(NESTED, "nested too deeply"), ("{", "Expecting property name"), ("[1, 2]", "not an object"),
+                         (b"\xff\xfe".decode("latin1"), "not a valid run config")]:
+        (run / "config.json").write_text(text, encoding="latin1" if text.startswith("\xff") else "utf-8")
+        with pytest.raises(RunFolderError, match=needle):
+            load_run(run)
+        assert main(["probe", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert "config.json" in err and "Traceback" not in err
+    model = _copy(finished.parent / "model", tmp_path / "model")
+    (model / "probe.json").write_text(NESTED)
+    _resum(model)
+    with pytest.raises(RunFolderError, match="probe.json is not a valid probe result: its JSON is nested too deeply"):
+        load_pretrained(model)
+
+
+def _resum(model: Path) -> None:
+    """Recompute SHA256SUMS, as a forger would."""
+    import hashlib
+
+    names = [n for n in ("config.json", "metrics.jsonl", "model.pt", "probe.json") if (model / n).exists()]
+    (model / "SHA256SUMS").write_text("".join(f"{hashlib.sha256((model / n).read_bytes()).hexdigest()}  {n}\n"
+                                              for n in names))
+
+
+def test_an_exported_model_checks_its_config_digest_and_sizes(finished, tmp_path):
+    model = _copy(finished.parent / "model", tmp_path / "model")
+    assert load_pretrained(model).recipe.widths == (8, 16)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["recipe"]["augment"]["mean"] = [0.9, 0.9, 0.9]  # silently other features, weights untouched
+    cfg["recipe"]["augment"]["normalize"] = True
+    cfg["recipe"]["augment"]["std"] = [0.1, 0.1, 0.1]
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="config.json does not match the SHA-256 recorded in .*SHA256SUMS"):
+        load_pretrained(model)
+    cfg["recipe"]["proj_dim"] = 10**9  # forged digests too: the sizes still stop it
+    (model / "config.json").write_text(json.dumps(cfg))
+    _resum(model)
+    with pytest.raises(ValueError, match="proj_dim must be at most"):
+        load_pretrained(model)
+    (model / "SHA256SUMS").unlink()
+    with pytest.raises(ValueError, match="re-export it with `simclr export RUN_DIR"):
+        load_pretrained(model)
+    (model / "SHA256SUMS").write_text("0" * 64 + "  ../../etc/passwd\n")
+    with pytest.raises(ValueError, match="is not '<sha256>  <file>'"):
+        load_pretrained(model)

@@ -43,9 +43,10 @@ class _Stages:
         self.total, self.done, self.on, self.t0 = total, 0, on, time.perf_counter()
 
     def __call__(self, what: str) -> None:
+        """Announce the next stage (so a slow one shows what it is doing)."""
         self.done += 1
         if self.on:
-            print(f"probe: {self.done}/{self.total} {what} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr,
+            print(f"probe {self.done}/{self.total} (at {time.perf_counter() - self.t0:.0f} s): {what}", file=sys.stderr,
                   flush=True)
 
 
@@ -74,17 +75,18 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
         test = test.subset(min(test_subset, len(test)), seed=recipe.seed)
     random_init = precision.prepare(build_model(recipe).encoder)
     mean, std = (recipe.augment.mean, recipe.augment.std) if recipe.augment.normalize else (None, None)
-    stage = _Stages(5, progress)
+    stage = _Stages(6, progress)
     feats = {"raw pixels": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
     for name, enc in (("SimCLR", model.encoder), ("random init", random_init)):
+        stage(f"features of {name} ({len(train)} + {len(test)} images)")
         feats[name] = (extract_features(enc, train.images, batch_size, precision, mean, std),
                        extract_features(enc, test.images, batch_size, precision, mean, std))
-        stage(f"features of {name} ({len(train)} + {len(test)} images)")
     feats = {name: feats[name] for name in ("SimCLR", "random init", "raw pixels")}
     rows = []
     for name, pair in feats.items():
+        stage(f"kNN and linear probe of {name} ({pair[0].shape[1]}-d)")
         rows += compare_representations({name: pair}, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
-        stage(f"kNN and linear probe of {name}")
+    stage("written to probe.json")
     result = {
         "run": str(run_dir), "dataset": recipe.dataset, "encoder": recipe.encoder, "epochs_trained": epochs_trained(state),
         "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),

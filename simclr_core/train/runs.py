@@ -316,8 +316,9 @@ def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
     allocate more than a sane network."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG
+    cfg = read_run_config(run_dir)
     try:
-        recipe = recipe_from_dict(read_run_config(run_dir)["recipe"])
+        recipe = recipe_from_dict(cfg["recipe"])
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{cfg_path} is not a valid run config: {err}") from None
     state = load_checkpoint(run_dir / CHECKPOINT)
