@@ -22,9 +22,11 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from .limits import DEFAULT, size_text
 
 STATUS_KEY = "simclr_grading"
-# errno of an OSError the sandbox's limits cause: no space on its tmpfs (28), file too large (27), no more
-# processes (11); Python writes them "[Errno N] ..."
-LIMIT_ERRNOS = {"28": "disk", "27": "disk", "11": "processes"}
+# errno of an error the sandbox's limits cause: no memory (12), no space on its tmpfs (28), file too large (27), no
+# more processes (11); Python writes them "[Errno N] ...", PyTorch's allocator "... Error code N (...)"
+LIMIT_ERRNOS = {"12": "memory", "28": "disk", "27": "disk", "11": "processes"}
+TORCH_ERRNO = "Error code "
+OS_ERRORS = ("OSError", "BlockingIOError", "PermissionError")
 
 
 class StripGradingMetadata(NbGraderPreprocessor):
@@ -111,9 +113,11 @@ def limit_hits(nb, gid) -> dict[str, list[str]]:
             if out.get("output_type") != "error":
                 continue
             ename, evalue = str(out.get("ename", "")), str(out.get("evalue", ""))
-            kind = "memory" if ename in ("MemoryError", "OutOfMemoryError") or "not enough memory" in evalue else None
-            if kind is None and evalue.startswith("[Errno "):
+            kind = "memory" if ename in ("MemoryError", "OutOfMemoryError") else None
+            if kind is None and ename in OS_ERRORS and evalue.startswith("[Errno "):
                 kind = LIMIT_ERRNOS.get(evalue[7:].split("]")[0])
+            if kind is None and ename == "RuntimeError" and TORCH_ERRNO in evalue:
+                kind = LIMIT_ERRNOS.get(evalue.split(TORCH_ERRNO)[-1].split(" ")[0].rstrip("."))
             if kind:
                 hits.setdefault(kind, []).append(gid(cell) or f"#{k + 1}")
                 break

@@ -279,3 +279,20 @@ def test_the_sandbox_command_applies_every_limit(tmp_path):
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["a.txt"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_errors_a_limit_causes_are_named():
+    from grader.guards import limit_hits
+
+    nb = nbformat.v4.new_notebook()
+    errors = [("RuntimeError", "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)"),
+              ("MemoryError", ""), ("OSError", "[Errno 28] No space left on device"),
+              ("BlockingIOError", "[Errno 11] Resource temporarily unavailable"), ("ValueError", "[Errno 28] x"),
+              ("RuntimeError", "Error code 28 is not a limit of this cell"), ("OSError", "[Errno 2] No such file")]
+    for ename, evalue in errors:
+        cell = nbformat.v4.new_code_cell("pass")
+        cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])]
+        nb.cells.append(cell)
+    # the errno decides, in the errors of the operating system and of PyTorch's allocator only
+    assert limit_hits(nb, lambda c: None) == {"memory": ["#1", "#2"], "disk": ["#3", "#6"], "processes": ["#4"]}
