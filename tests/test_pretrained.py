@@ -20,15 +20,20 @@ def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     root = write_fake_cifar10(tmp / "data", n_train=200, n_test=60, seed=1)
     out = tmp / "run"
+    threads = torch.get_num_threads()  # one thread: the probe's tiny L-BFGS steps only wait for a second one
     assert main(["pretrain", "--dataset", "cifar10", "--data-root", str(root), "--out", str(out), "--widths", "8,16",
-                 "--batch-size", "50", "--no-progress", "--seed", "3", "--epochs", "2", "--probe"]) == 0
+                 "--batch-size", "50", "--no-progress", "--seed", "3", "--epochs", "2", "--probe",
+                 "--num-threads", "1"]) == 0
+    torch.set_num_threads(threads)
     return out
 
 
 def test_export_then_load_gives_the_runs_network(run_dir, tmp_path, capsys):
     out = tmp_path / "model"
     assert main(["export", str(run_dir), "--out", str(out), "--made-with", "simclr pretrain ..."]) == 0
-    assert "MiB float16" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "MiB float16" in printed and f"pretrained = load_pretrained({str(out)!r})" in printed
+    assert "from simclr_core.train.pretrained import load_pretrained" in printed
     _, model, state = load_run(run_dir)
     p = load_pretrained(out)
     ref = model.state_dict()
@@ -99,3 +104,20 @@ def test_features_are_the_standardised_encoder_output(run_dir, tmp_path):
     assert not torch.equal(fresh.features(x), p.features(x))
     from simclr_core.train.step import build_model
     torch.testing.assert_close(fresh.features(x), extract_features(build_model(p.recipe).encoder, x, 8))
+
+
+def test_export_never_overwrites_a_folder_it_did_not_write(run_dir, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("the user's")
+    with pytest.raises(ValueError, match="a folder of other files .config.json., not one this library wrote"):
+        export_pretrained(run_dir, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json"] and (mine / "config.json").read_text() == "the user's"
+    other_run = tmp_path / "other_run"
+    import shutil
+
+    shutil.copytree(run_dir, other_run)
+    with pytest.raises(ValueError, match="not one this library wrote"):  # a run folder is not an export folder
+        export_pretrained(run_dir, other_run)
+    again = export_pretrained(run_dir, export_pretrained(run_dir, tmp_path / "m"))  # an earlier export: replaced
+    assert load_pretrained(again).info["steps_trained"] == 8

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..data.datasets import ImageDataset, data_digest, load_dataset
+from ..data.datasets import ImageDataset, data_digest, default_root, load_dataset
 from ..nn.models import SimCLR
 from ..precision import Precision, precision_for
 from . import budget
@@ -224,6 +224,8 @@ def pretrain(recipe: Recipe, options: RunOptions = RunOptions(), train: ImageDat
     recipe.validate()
     if not isinstance(options, RunOptions):
         raise ValueError(f"options must be a RunOptions, got {type(options).__name__}")
+    if options.data_root is None and (train is None or test is None):
+        default_root()  # an empty SIMCLR_DATA is named before the run folder is touched
     procs = _processes(recipe, options)
     if options.num_threads is not None:
         torch.set_num_threads(options.num_threads)
@@ -342,11 +344,13 @@ def epochs_trained(state: dict) -> float:
     return int(epochs) if epochs.is_integer() else round(epochs, 2)
 
 
-MIN_USEFUL_EPOCHS = 1.0
+# Fashion-MNIST cpu preset, kNN of 10,000 test images: 0.11 epochs scored below the random initialisation, 0.26
+# within noise of it, 0.5 and 1 epoch clearly above it (the warmup of the presets lasts 0.25-0.5 epochs).
+MIN_USEFUL_EPOCHS = 0.5
 
 
 def short_budget_warning(epochs: float) -> str:
     """What a run of ``epochs`` (< MIN_USEFUL_EPOCHS) should be told."""
-    return (f"warning: {epochs:.2f} epochs is too short to learn a useful representation: below "
-            f"{MIN_USEFUL_EPOCHS:g} epoch the warmup has barely ended and the kNN accuracy of the encoder stays at or "
-            f"below its random initialisation's; give --minutes enough for at least {MIN_USEFUL_EPOCHS:g} epoch")
+    return (f"warning: {epochs:.2f} epochs is too short to learn anything: below {MIN_USEFUL_EPOCHS:g} epochs the "
+            f"learning-rate warmup has barely ended and the encoder's kNN accuracy stays at or below its random "
+            f"initialisation's; give --minutes enough for at least {MIN_USEFUL_EPOCHS:g} epochs (or use --epochs)")
