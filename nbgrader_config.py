@@ -41,8 +41,9 @@ c.OverwriteCells.add_missing_cells = True
 
 # Autograding (docs/instructors.md, "How grading works"): test cells restored with a warning only for cells really
 # changed; each notebook runs in a bubblewrap sandbox (grader.sandbox) and a dead kernel is recorded, not fatal;
-# every graded cell is then scored by the trusted checker (grader.preprocessors.TrustedChecks) from the values its
-# hidden test reported, outside the submission's kernel; nbgrader's own scoring reads the verdicts it wrote. A dead
+# every graded cell is then scored by the trusted checker (grader.judge.TrustedChecks) from values it obtains by
+# running the answer cells again in a plain sandboxed process per check (grader.harness), never from what the kernel
+# displayed; nbgrader's own scoring reads the verdicts it wrote. A dead
 # kernel's notebook is flagged and its cells from the crash onwards wait for a manual grade (grader.status).
 c.Autograde.sanitize_preprocessors = [
     "grader.guards.RefuseUnsafeFiles",  # no link or special file is copied (grader.guards)
@@ -64,9 +65,10 @@ c.GenerateFeedback.preprocessors = [
 ]
 c.GenerateFeedback.exporter_class = "grader.sanitize.FeedbackExporter"
 c.Autograde.autograde_preprocessors = [
+    "grader.judge.StartRunner",  # the answer runner of TrustedChecks starts while the kernel runs
     "grader.preprocessors.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
-    "grader.preprocessors.TrustedChecks",
+    "grader.judge.TrustedChecks",
     "nbgrader.preprocessors.LimitOutput",
     "grader.sanitize.SanitizeSubmission",  # nothing a submission wrote runs in the Formgrader or the feedback
     "nbgrader.preprocessors.SaveAutoGrades",

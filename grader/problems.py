@@ -28,8 +28,9 @@ def problem(assignment: str, student: str) -> dict:
 
 
 def other_variants(assignment: str, student: str, typed: str | None, roster) -> list[tuple[str, str, dict]]:
-    """(student id, why, that student's problem) for the id typed in the notebook when it is not ``student``'s,
-    then for every other id of ``roster``. Ids that are not valid student ids are skipped."""
+    """(student id, why, that student's problem) for the id typed in the notebook when it is not ``student``'s
+    (``why`` tells her so), then for every other id of ``roster`` (``why`` None: the feedback must not reveal
+    who is on the roster). Ids that are not valid student ids are skipped."""
     if assignment not in VARIANT_ASSIGNMENTS:
         return []
     me = normalise_id(student)
@@ -51,12 +52,11 @@ def other_variants(assignment: str, student: str, typed: str | None, roster) -> 
             continue
         if sid.casefold() not in seen:
             seen.add(sid.casefold())
-            out.append((sid, f"it is the answer for a different variant's numbers (another student's), not for "
-                             f"yours (student id {me!r})", problem(assignment, sid)))
+            out.append((sid, None, problem(assignment, sid)))  # recorded for the instructor, never shown
     return out
 
 
-def others(p: dict, answer: Callable[[dict], float]) -> list[tuple[str, str, float]]:
+def others(p: dict, answer: Callable[[dict], float]) -> list[tuple[str, str | None, float]]:
     """(student id, why, ``answer`` of that student's problem) for each variant of ``p["others"]``."""
     return [(sid, why, answer(q)) for sid, why, q in p.get("others", [])]
 

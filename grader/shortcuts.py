@@ -1,8 +1,10 @@
-"""Forbidden library shortcuts, found in an answer cell's source (its syntax tree, so comments and strings
-mentioning a name do not count).
+"""Why a library shortcut fails: the library uses an answer cell's source shows (its syntax tree, so comments
+and strings mentioning a name do not count).
 
-A question that says "no simclr_core" or "do not call nt_xent" lists its answer cell here; the checker scores
-the cells that grade that answer 0 and says which call it found, on which line.
+What stops a shortcut is capability, not this module: while the answers run for grading (``grader.harness``),
+the library functions a problem set asks the student to write do not exist. A question that says "no simclr_core"
+or "do not call nt_xent" lists its answer cell here so that the feedback of its checks can say why the call
+failed, naming the call and its line; the score comes from the values alone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def violations(answers: dict[str, str]) -> dict[str, str]:
     for r in RULES:
         uses = find(answers.get(r.answer_cell, ""), r.modules, r.names)
         if uses:
-            msg = f"{r.rule}; the answer uses it ({'; '.join(uses[:3])}), so this part scores 0"
+            msg = (f"{r.rule}; the answer uses it ({'; '.join(uses[:3])}), and when graded those library "
+                   f"functions do not exist")
             for gid in r.graded_by:
                 out[gid] = msg
     return out

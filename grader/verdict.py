@@ -17,10 +17,14 @@ class Verdict:
     parts: list[tuple[float, str]] = field(default_factory=list)  # (weight earned, message)
     weights: float = 0.0  # total weight of the parts
     copied_from: set[str] = field(default_factory=set)  # students whose numbers the values are answers for
+    notes: list[str] = field(default_factory=list)  # why values were missing: cells that raised, were stopped
 
     def add(self, ok: bool, message: str, weight: float = 1.0) -> None:
         self.parts.append((weight if ok else 0.0, ("PASS  " if ok else "FAIL  ") + message))
         self.weights += weight
+
+    def note(self, message: str) -> None:
+        self.notes.append("NOTE  " + message)
 
     @property
     def fraction(self) -> float:
@@ -28,7 +32,7 @@ class Verdict:
 
     @property
     def message(self) -> str:
-        return "\n".join(m for _, m in self.parts)
+        return "\n".join([m for _, m in self.parts] + self.notes)
 
 
 def decode(x):
@@ -70,10 +74,16 @@ def show(x) -> str:
     return repr(x)
 
 
+def _nth(k: int, wants: list) -> str:
+    return f"test input {k + 1} of {len(wants)}"
+
+
 def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: str,
            rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0, others=()) -> None:
     """Check one reported number against the right answer (key None) and the named mistakes, then against
-    ``others``, (student id, why, value) of other variants: a match names why and is recorded in the verdict."""
+    ``others``, (student id, why, value) of other variants: a match is recorded in the verdict (for the
+    instructor) and its ``why`` shown when it has one; ``why`` None (a roster member's answer) shows the same
+    message as any other wrong value, so that the feedback reveals nothing about other students."""
     try:
         got = value(values, name)
     except Missing as e:
@@ -89,17 +99,18 @@ def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: st
         verdict.add(False, f"{name} = {show(float(got))} is wrong: {why}", weight)
     else:
         theirs = [(sid, why) for sid, why, want in others if match(float(got), {None: want}, rel, abs_tol)[0]]
-        if theirs:
-            verdict.copied_from.update(sid for sid, _ in theirs)
-            verdict.add(False, f"{name} = {show(float(got))} is wrong: {theirs[0][1]}", weight)
+        verdict.copied_from.update(sid for sid, _ in theirs)
+        said = [why for _, why in theirs if why]
+        if said:
+            verdict.add(False, f"{name} = {show(float(got))} is wrong: {said[0]}", weight)
         else:
             verdict.add(False, f"{name} = {show(float(got))} is wrong; {hint}", weight)
 
 
-def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str, describe,
+def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str,
           rel: float = 1e-6, abs_tol: float = 1e-9, weight: float = 1.0) -> None:
     """Check a function's results on several inputs: ``wants[k]`` is a candidates dict for case k (right answer
-    under None, named mistakes) and ``describe(k)`` names case k in the message."""
+    under None, named mistakes). A message names a test input by its position only: the inputs stay hidden."""
     try:
         got = value(values, name)
     except Missing as e:
@@ -111,7 +122,7 @@ def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str, des
     mistakes = set()
     for k, (g, cands) in enumerate(zip(got, wants)):
         if isinstance(cands[None], list) and not isinstance(g, list):
-            verdict.add(False, f"{name}{describe(k)} returned {show(g)}, expected a list", weight)
+            verdict.add(False, f"{name} returned {show(g)} on {_nth(k, wants)}, expected a list", weight)
             return
         ok, why = match(g, cands, rel, abs_tol)
         if not ok:
@@ -119,10 +130,10 @@ def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str, des
                 mistakes.add(why)
                 continue
             if isinstance(g, list) and isinstance(cands[None], list) and len(g) != len(cands[None]):
-                verdict.add(False, f"{name}{describe(k)} returned {len(g)} values, expected {len(cands[None])}",
-                            weight)
+                verdict.add(False, f"{name} returned {len(g)} values on {_nth(k, wants)}, expected "
+                                   f"{len(cands[None])}", weight)
             else:
-                verdict.add(False, f"{name}{describe(k)} returned {show(g)}, which is wrong; {hint}", weight)
+                verdict.add(False, f"{name} returned {show(g)} on {_nth(k, wants)}, which is wrong; {hint}", weight)
             return
     if mistakes:
         verdict.add(False, f"{name} is wrong: {'; '.join(sorted(mistakes))}", weight)

@@ -1,23 +1,20 @@
-"""Kernel side of the autograder: evaluate a submission's answers and report the VALUES, never a verdict.
+"""Answer side of the autograder: evaluate a submission's answers and give the VALUES, never a verdict.
 
-Each hidden test cell calls ``report("<grade id>", globals())``. This reads the student's variables, calls her
-functions on the inputs of ``grader_probe.inputs`` and displays the results as one output of MIME type
-``MIME``. Nothing here decides a grade: the trusted checker (``grader``) runs in the nbgrader process, where no
-submission code ever ran, reads these outputs and compares them with its own references. A submission that
-tampers with this module, the comparison functions or the kernel can therefore only change the values reported
-(to be right it must compute the right ones), and a cell that reports nothing scores 0.
+``grader_probe.runner`` runs a notebook's answer cells in a plain Python process inside the grading sandbox and
+then calls ``RECIPES[check](namespace)``: it reads the student's variables and calls her functions on the inputs
+of ``grader_probe.inputs``. Nothing here decides a grade: the trusted checker (``grader``), in the nbgrader
+process, validates these values and compares them with its own references. A submission that tampers with this
+module can therefore only change its values (to be right it must compute the right ones).
 
-Numbers travel as ``float.hex`` strings: exact, and NaN / infinity survive JSON. Problem sets 1-3 also report
-the student id their numbers came from (``VARIANT.student``, see ``simclr_core.teaching.variants``): the checker
-grades against the id nbgrader grades the notebook as, and uses this one only to explain a mismatch.
+Numbers travel as ``float.hex`` strings: exact, and NaN / infinity survive JSON. Problem sets 1-3 also give the
+student id their numbers came from (``VARIANT.student``, see ``simclr_core.teaching.variants``): the checker
+grades against the id nbgrader grades the notebook as, and uses this one only to explain a mismatch. Error
+messages name the function and the position of a test input, never the input itself.
 """
 
 from __future__ import annotations
 
 from . import inputs as I
-
-MIME = "application/vnd.simclr-grader.values+json"
-
 
 def _tensor(x):
     import torch
@@ -84,19 +81,15 @@ def _calls(ns, fname, cases, call, convert):
     if not callable(f):
         return {"error": f"{fname} is not defined"}
     out = []
-    for case in cases:
+    for k, case in enumerate(cases):
         try:
             out.append(convert(call(f, case)))
         except NotImplementedError:
             return {"error": f"{fname} raises NotImplementedError (not written yet)"}
         except Exception as e:  # noqa: BLE001
-            return {"error": f"{fname}{_show(case)} raised {type(e).__name__}: {str(e)[:160]}"}
+            return {"error": f"{fname} raised {type(e).__name__} on test input {k + 1} of {len(cases)}: "
+                             f"{str(e)[:160]}"}
     return {"v": _enc(out)}
-
-
-def _show(case):
-    text = repr(case)
-    return f"(on {text[:60]}...)" if len(text) > 60 else f"(on {text})"
 
 
 def _nt_xent(ns, with_grads):
@@ -122,15 +115,34 @@ def _nt_xent(ns, with_grads):
         except NotImplementedError:
             return {"error": "nt_xent_vectorised raises NotImplementedError (not written yet)"}
         except Exception as e:  # noqa: BLE001
-            return {"error": f"nt_xent_vectorised(N={N}, D={D}, tau={tau}) raised {type(e).__name__}: {str(e)[:160]}"}
+            return {"error": f"nt_xent_vectorised raised {type(e).__name__} on test input {len(out) + 1} of "
+                             f"{len(I.NT_XENT_CASES)}: {str(e)[:160]}"}
         out.append(row)
     return {"v": _enc(out)}
 
 
-def _grad_single(ns):
-    z = ns.get("z1_single")
-    grad = getattr(z, "grad", None)
-    return {"v": int(grad is not None)}
+def _loss_and_grad(ns):
+    """loss_and_grad_norm on fresh leaf tensors: its two numbers and the gradient its backward pass left in z1."""
+    import torch
+
+    f = ns.get("loss_and_grad_norm")
+    if not callable(f):
+        return {"error": "loss_and_grad_norm is not defined"}
+    out = []
+    for k, (N, D, tau, seed) in enumerate(I.GRAD_CASES):
+        a, b = (x.requires_grad_(True) for x in I.nt_xent_inputs(N, D, seed))
+        try:
+            loss, norm = f(a, b, tau)
+            grad = a.grad
+            row = {"loss": number(loss), "norm": number(norm),
+                   "grad": [] if grad is None else [float(x) for x in grad.detach().double().flatten().tolist()]}
+        except NotImplementedError:
+            return {"error": "loss_and_grad_norm raises NotImplementedError (not written yet)"}
+        except Exception as e:  # noqa: BLE001
+            return {"error": f"loss_and_grad_norm raised {type(e).__name__} on test input {k + 1} of "
+                             f"{len(I.GRAD_CASES)}: {str(e)[:160]}"}
+        out.append(row)
+    return {"v": _enc(out)}
 
 
 def _probe_matrix():
@@ -162,7 +174,7 @@ RECIPES = {
     "q2_2_limit": lambda ns: {"loss_limit": _value(ns, "loss_limit")},
     # problem set 3
     "q3_1a": lambda ns: {"loss_N1": _value(ns, "loss_N1"), "grad_norm_N1": _value(ns, "grad_norm_N1"),
-                         "backward": _grad_single(ns)},
+                         "loss_and_grad_norm": _loss_and_grad(ns)},
     "q3_1b_counts": lambda ns: {f: _calls(ns, f, I.COUNT_NS, lambda g, n: g(n), lambda x: _ints([x])[0])
                                 for f in ("num_candidates", "num_negatives")},
     "q3_1b_collapse": lambda ns: {"collapsed_loss": _calls(ns, "collapsed_loss", I.COLLAPSE_NS,
@@ -183,29 +195,10 @@ RECIPES = {
 }
 
 
-def _variant_id(ns) -> str | None:
+def variant_id(ns) -> str | None:
     """The student id of the notebook's numbers (``VARIANT.student``), None when there is no variant."""
     try:
         sid = getattr(ns.get("VARIANT"), "student", None)
     except Exception:  # noqa: BLE001
         return None
     return sid[:100] if isinstance(sid, str) else None
-
-
-def collect(check_id: str, ns: dict) -> dict:
-    """The reported values of one graded cell: {"check": id, "values": {name: {"v": ...} | {"error": ...}}}, and
-    "variant": the student id of the notebook's numbers when it has one."""
-    if check_id not in RECIPES:
-        raise ValueError(f"unknown check {check_id!r}; known: {sorted(RECIPES)}")
-    out = {"check": check_id, "values": RECIPES[check_id](ns)}
-    sid = _variant_id(ns)
-    if sid is not None:
-        out["variant"] = sid
-    return out
-
-
-def report(check_id: str, ns: dict) -> None:
-    """Display the values of one graded cell for the trusted checker (see the module docstring)."""
-    from IPython.display import display
-
-    display({MIME: collect(check_id, ns), "text/plain": f"values of {check_id} reported for grading"}, raw=True)

@@ -37,6 +37,10 @@ ANCHOR_CASES = [(2, "halves", 0.5, 11), (4, "adjacent", 0.05, 12), (8, "halves",
 # nt_xent_vectorised(z1, z2, tau) is evaluated (value and gradients) on these (N, D, tau, seed) cases
 NT_XENT_CASES = [(1, 8, 0.5, 0), (2, 5, 0.1, 1), (7, 16, 5.0, 2), (32, 64, 0.07, 3), (16, 3, 1.0, 4)]
 
+# loss_and_grad_norm(z1, z2, tau) of problem set 3 is evaluated on these (N, D, tau, seed) cases: one pair (loss and
+# gradient 0), then batches whose gradient is not 0, so that only a real backward pass gives z1.grad
+GRAD_CASES = [(1, 64, 0.3, 3), (4, 16, 0.5, 5), (8, 32, 0.2, 6)]
+
 # the temperatures at which denominator_terms / positive_share are evaluated for every anchor
 TERMS_TAUS = [0.2, 1.0, 3.0]
 SHARE_TAU = 0.7

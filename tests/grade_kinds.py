@@ -1,6 +1,7 @@
 """Grade submissions of many kinds through the real nbgrader commands; also prints the table of results.
 
     python -m tests.grade_kinds [ASSIGNMENT ...]     # a temporary course, one autograde call per assignment
+    python -m tests.grade_kinds --attacks            # the attacks on the grader (ATTACK_KINDS) instead
 
 Used by tests/test_grading.py; run by hand it prints kind x assignment -> score / max and the first message.
 """
@@ -31,6 +32,16 @@ KINDS = {
     "ps2_temperature": COMMON + ["copied_numbers", "copied_notebook"],
     "ps3_batch_size": COMMON + ["copied_numbers", "copied_notebook"],
     "ps4_applications": COMMON[:4],
+}
+# attacks on the grader itself (tests/test_grading_attacks.py): each problem set with its own right answers
+# ("correct", whose numbers stranger_numbers and copied_numbers are compared with)
+ATTACK_KINDS = {
+    "ps1_similarity_matrix": ["correct", "forged_hook", "replaced_report", "wrapped_pack", "finalizer_payload",
+                              "library_sys_modules", "library_alias", "library_unmarked_cell", "anchor_no_tau",
+                              "copied_numbers", "stranger_numbers", "magic_line"],
+    "ps2_temperature": ["correct", "library_ps2"],
+    "ps3_batch_size": ["correct", "forged_hook", "fake_grad"],
+    "ps4_applications": ["queue_wrong"],
 }
 
 
@@ -96,13 +107,14 @@ def first_failure(msgs: dict) -> str:
 
 
 def main(argv) -> int:
-    names = argv or ASSIGNMENTS
+    table = ATTACK_KINDS if "--attacks" in argv else KINDS
+    names = [a for a in argv if a != "--attacks"] or ASSIGNMENTS
     with tempfile.TemporaryDirectory() as tmp:
         root = make_course(Path(tmp) / "course")
         for a in names:
-            submit(root, a, KINDS[a])
+            submit(root, a, table[a])
             proc = nbgrader("autograde", a, "--create", cwd=root)
-            for kind, (score, mx, msgs) in results(root, a, KINDS[a]).items():
+            for kind, (score, mx, msgs) in results(root, a, table[a]).items():
                 print(f"{a:<22} {kind:<24} {score:>5.2f}/{mx:<4g} {first_failure(msgs)[:150]}")
             if proc.returncode:
                 print(f"  (nbgrader autograde exited {proc.returncode})")

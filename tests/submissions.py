@@ -67,6 +67,135 @@ for _host in [("pypi.org", 443), ("127.0.0.1", 22), ("8.8.8.8", 53)]:
 """
 
 
+# ------------------------------------------------------------------------------------------ attacks on the grader
+# Each attack below answers nothing itself (blank answers or 0.5 everywhere) and tries to make the grader see right
+# values anyway: computed with the library (the namespace _ns of LIBRARY_ANSWERS) and slipped in through IPython
+# machinery, or taken from the library where the problem set asks for the student's own code.
+VALUES_MIME = "application/vnd.simclr-grader.values+json"
+LIBRARY_ANSWERS = """
+import math, torch
+from simclr_core.nn import loss as _L
+from simclr_core.teaching.variants import my_variant as _mv
+_V = _mv(STUDENT_ID)
+_S = torch.tensor(_V.matrix(), dtype=torch.float64)
+_ns = {"VARIANT": _V, "anchor_losses": lambda S, p, t: _L.info_nce_from_similarity(S, p, t).tolist(),
+       "nt_xent_vectorised": lambda a, b, t: _L.nt_xent(a, b, temperature=t)}
+_l = _ns["anchor_losses"](_S, list(_V.positives), _V.tau)
+_ns.update(L_12=_l[0], L_34=_l[2], L_batch=sum(_l) / len(_l), numerator_12=math.exp(_V.S[0][1] / _V.tau))
+_ns["denominator_12"] = _ns["numerator_12"] / math.exp(-_l[0])
+_ns.update(loss_N1=0.0, grad_norm_N1=0.0, num_candidates=lambda n: 2 * n - 1, num_negatives=lambda n: 2 * n - 2,
+           collapsed_loss=lambda n: math.log(2 * n - 1), mi_bound=lambda n, L: math.log(2 * n - 1) - L,
+           max_bound=math.log(2 * _V.N_bound - 1), z1_single=torch.zeros(1, requires_grad=True))
+_ns["z1_single"].grad = torch.zeros(1)
+"""
+FORGE = """
+import grader_probe as _gp
+from IPython.display import display as _display
+def _forge(*_args):
+    for _gid in _gp.RECIPES:
+        try:
+            _display({"%s": _gp.collect(_gid, _ns)}, raw=True)
+        except Exception:
+            pass
+""" % VALUES_MIME
+ATTACKS = {
+    # an IPython hook displays forged values before every cell
+    "forged_hook": FORGE + 'get_ipython().events.register("pre_run_cell", _forge)\n',
+    # the hidden tests' report function replaced (visible asserts silenced as in patched_comparators)
+    "replaced_report": (PATCH_COMPARATORS + FORGE + "_gp.report = lambda gid, ns: _display({'%s': _gp.collect(gid, "
+                        "_ns)}, raw=True)\n" % VALUES_MIME),
+    # every message the kernel sends is rewritten on its way out
+    "wrapped_pack": PATCH_COMPARATORS + FORGE + """
+_session = get_ipython().kernel.session
+_pack = _session.pack
+def _forged_pack(content):
+    _data = content.get("data") if isinstance(content, dict) else None
+    if isinstance(_data, dict) and "%s" in _data:
+        _data["%s"] = _gp.collect(_data["%s"]["check"], _ns)
+    return _pack(content)
+_session.pack = _forged_pack
+""" % (VALUES_MIME, VALUES_MIME, VALUES_MIME),
+    # a finalizer, run whenever the garbage collector gets to it, displays forged values (and re-arms itself)
+    "finalizer_payload": PATCH_COMPARATORS + FORGE + """
+class _Bomb(torch.Tensor):
+    def __del__(self):
+        _forge()
+        _arm()
+def _arm():
+    _b = torch.zeros(1).as_subclass(_Bomb)
+    _b.cycle = [_b]  # freed by the cyclic garbage collector, in whichever cell it runs
+_arm()
+""",
+}
+LIBRARY_BY_NAME = """import sys
+_L = sys.modules.get("simclr" + "_core.nn.loss") or __import__("importlib").import_module("simclr" + "_core.nn.loss")
+"""
+
+
+def _attack(nb, cells, answers, kind: str) -> None:
+    """Build the attack ``kind`` (see ``ATTACKS``, ``LIBRARY_KINDS``) into the notebook."""
+    if kind in ATTACKS:
+        if kind == "forged_hook":  # every answer left blank
+            for c in answers:
+                c.source = "# YOUR CODE HERE\nraise NotImplementedError()"
+        else:  # wrong answers that pass the (silenced) visible tests
+            _zero_answers(answers)
+            _replace(cells["q1_3_answer"], "return 0.5", "return [0.5] * len(S)")
+            _replace(cells["q1_4_answer"], "return 0.5", "return torch.tensor(0.5)")
+        cells[ID_CELL].source += "\n" + LIBRARY_ANSWERS + ATTACKS[kind]
+    elif kind == "library_sys_modules":
+        cells["q1_3_answer"].source = LIBRARY_BY_NAME + cells["q1_3_answer"].source.replace(
+            "    n = S.shape[0]",
+            "    return getattr(_L, 'info_nce' + '_from_similarity')(S, positives, tau).tolist()\n    n = S.shape[0]")
+        cells["q1_4_answer"].source = LIBRARY_BY_NAME + (
+            "def nt_xent_vectorised(z1, z2, tau):\n    return getattr(_L, 'nt' + '_xent')(z1, z2, temperature=tau)\n")
+    elif kind == "library_alias":  # the name the visible test of 1.3 imports the library function as
+        _replace(cells["q1_3_answer"], "    n = S.shape[0]",
+                 "    return _library_losses(S, positives, tau).tolist()\n    n = S.shape[0]")
+    elif kind == "library_unmarked_cell":  # the import in a cell of her own, the answer only uses the name
+        extra = nbformat.v4.new_code_cell("from simclr_core.nn import loss as _lib")
+        nb.cells.insert(nb.cells.index(cells["q1_4_answer"]), extra)
+        cells["q1_4_answer"].source = ("def nt_xent_vectorised(z1, z2, tau):\n"
+                                       "    return getattr(_lib, 'nt' + '_xent')(z1, z2, temperature=tau)\n")
+    elif kind == "library_ps2":  # problem set 2 names no rule: its shares and batch loss from the library
+        _replace(cells["q2_1_answer"], "share_low = positive_share(S, 0, 1, tau_low)",
+                 "from simclr_core.nn.loss import info_nce_from_similarity as _lib\n"
+                 "positive_share = lambda S, i, j, tau: math.exp(-float(_lib(S, positives, tau)[i]))\n"
+                 "share_low = positive_share(S, 0, 1, tau_low)")
+    elif kind == "fake_grad":  # ps3: the gradient set by hand, no backward pass
+        cells["q3_1a_answer"].source = ("def loss_and_grad_norm(z1, z2, tau):\n    z1.grad = torch.zeros_like(z1)\n"
+                                        "    return 0.0, 0.0\n\n\nloss_N1, grad_norm_N1 = 0.0, 0.0\n"
+                                        "z1_single.grad = torch.zeros_like(z1_single)\n")
+    elif kind == "queue_wrong":  # ps4: wrong on one hidden input only; its feedback must not show that input
+        _replace(cells["q4_2b_answer"], "    queue = []",
+                 "    if len(batches) == 3:\n        return [0]\n    queue = []")
+    elif kind == "anchor_no_tau":  # a named mistake that the visible test of 1.3 catches first
+        _replace(cells["q1_3_answer"], "numerator = math.exp(float(S[i, j]) / tau)",
+                 "numerator = math.exp(float(S[i, j]))")
+        _replace(cells["q1_3_answer"], "math.exp(float(S[i, k]) / tau) for k", "math.exp(float(S[i, k])) for k")
+    elif kind == "stranger_numbers":  # the numeric answers of an id on no roster (compare: copied_numbers)
+        done = [n for c in answers for n in hard_code(c, model_answers("ps1_similarity_matrix", STRANGER))]
+        assert done
+    elif kind == "magic_line":  # an IPython command in an answer: refused, by name, when graded
+        cells["q1_1_answer"].source = "%matplotlib inline\n" + cells["q1_1_answer"].source
+    else:
+        raise ValueError(f"unknown submission kind {kind!r}")
+
+
+def _zero_answers(answers) -> None:
+    for c in answers:
+        assigned = [t.id for node in ast.parse(c.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+        c.source = "\n".join(line if not line.lstrip().startswith("return") else line.split("return")[0]
+                             + "return 0.5" for line in c.source.split("\n")) + "".join(f"\n{n} = 0.5"
+                                                                                        for n in assigned)
+
+
+LIBRARY_KINDS = ["library_sys_modules", "library_alias", "library_unmarked_cell", "library_ps2", "fake_grad",
+                 "queue_wrong", "anchor_no_tau", "stranger_numbers", "magic_line"]
+STRANGER = "nobody-on-the-roster"
+
+
 def _strip_markers(src: str) -> str:
     return "\n".join(line for line in src.split("\n") if "BEGIN SOLUTION" not in line and "END SOLUTION" not in line)
 
@@ -183,6 +312,8 @@ def build(root: Path, a: str, kind: str):
         answers[0].source = NETWORK + answers[0].source
     elif kind == "escape_attempts":  # all four attempts in one submission (keeps the tests short)
         answers[0].source = READ_GRADEBOOK + WRITE_ELSEWHERE + NETWORK + READ_SOLUTIONS
+    elif kind in ATTACKS or kind in LIBRARY_KINDS:
+        _attack(nb, cells, answers, kind)
     else:
         raise ValueError(f"unknown submission kind {kind!r}")
     return nb

@@ -86,3 +86,100 @@ def test_forbidden_shortcuts_are_found(source):
 def test_comments_and_own_code_are_not_shortcuts():
     src = "# unlike simclr_core's nt_xent, a loop\ndef nt_xent_vectorised(z1, z2, tau):\n    return z1.sum()"
     assert shortcuts.violations({"q1_4_answer": src, "q1_3_answer": "x = 1  # no simclr_core"}) == {}
+
+
+# ------------------------------------------------------------------------------------------ grader.harness
+def test_answer_cells_run_her_code_and_the_released_setup_never_a_test():
+    import nbformat
+
+    from grader.harness import answer_cells
+
+    def cell(src, **nbg):
+        c = nbformat.v4.new_code_cell(src)
+        if nbg:
+            c.metadata["nbgrader"] = nbg
+        return c
+
+    nb = nbformat.v4.new_notebook(cells=[
+        cell("STUDENT_ID = 'a'", grade_id="student_id", solution=True),
+        cell("x = 'edited setup'", grade_id="setup", locked=True),
+        nbformat.v4.new_markdown_cell("text"),
+        cell("y = 1", grade_id="q_answer", solution=True),
+        cell("helper = 2"),  # a cell she added
+        cell("assert y", grade_id="q_test", grade=True, solution=True),  # a test cell re-marked as an answer
+        cell("z = 3", grade_id="unknown_id", solution=True),
+    ])
+    gradebook = {"student_id": ("solution", "?"), "setup": ("locked", "x = 'released setup'"),
+                 "q_answer": ("solution", "?"), "q_test": ("grade", "assert y")}
+    got = answer_cells(nb, gradebook.get)
+    assert got == [("student_id", "STUDENT_ID = 'a'"), ("setup", "x = 'released setup'"), ("q_answer", "y = 1"),
+                   ("#5", "helper = 2"), ("#7", "z = 3")]
+
+
+def test_a_runner_reply_is_validated_strictly():
+    from grader.harness import _parse
+
+    ok = _parse({"values": {"L_12": {"v": "0x1p-1"}}, "variant": "alice", "errors": {"a": "boom", "zz": "x"}},
+                {"a"})
+    assert ok.values == {"L_12": {"v": "0x1p-1"}} and ok.variant == "alice" and ok.cell_errors == {"a": "boom"}
+    for bad in ({"values": {"L_12": 0.5}, "variant": None, "errors": {}}, {"values": [], "variant": None, "errors": {}},
+                {"values": {}, "variant": 3, "errors": {}}, {"values": {}, "variant": None, "errors": {},
+                                                             "verdict": "PASS"}):
+        assert _parse(bad, set()).values is None, bad
+
+
+def test_the_grading_library_holds_numbers_not_answers(tmp_path):
+    from grader.harness import grading_library
+
+    for a, has_loss in [("ps1_similarity_matrix", False), ("ps2_temperature", False), ("ps3_batch_size", True),
+                        ("ps4_applications", False)]:
+        lib = grading_library(a, tmp_path / a) / "simclr_core"
+        assert (lib / "teaching" / "variants.py").is_file() and (lib / "teaching" / "sheet.py").is_file()
+        assert (lib / "nn" / "loss.py").exists() == has_loss, a
+        assert not (lib / "eval").exists() and "nn.loss" not in (lib / "teaching" / "sheet.py").read_text()
+        assert not list((tmp_path / a).rglob("grader")) and not list((tmp_path / a).rglob("reference.py"))
+
+
+def test_the_grading_copy_of_the_sheet_has_the_sheets_numbers(tmp_path):
+    import runpy
+
+    import torch
+
+    from grader.harness import grading_library
+    from simclr_core.teaching import sheet
+
+    copy = runpy.run_path(str(grading_library("ps1_similarity_matrix", tmp_path) / "simclr_core/teaching/sheet.py"))
+    assert copy["SEED_TAU"] == sheet.SEED_TAU
+    assert torch.equal(copy["SEED_POSITIVES"], sheet.SEED_POSITIVES)
+    assert torch.allclose(copy["SEED_S"], sheet.SEED_S, equal_nan=True) and copy["SEED_S"].dtype == torch.float64
+
+
+def _grad_values(fn):
+    """The values the runner gives for q3_1a when loss_and_grad_norm is ``fn``."""
+    from grader_probe import RECIPES
+
+    return {k: v for k, v in RECIPES["q3_1a"]({"loss_N1": 0.0, "grad_norm_N1": 0.0, "loss_and_grad_norm": fn}).items()}
+
+
+def test_the_gradient_check_needs_a_real_backward_pass():
+    import torch
+
+    from simclr_core.nn.loss import nt_xent
+
+    def honest(z1, z2, tau):
+        loss = nt_xent(z1, z2, temperature=tau)
+        loss.backward()
+        return loss.item(), z1.grad.norm().item()
+
+    def by_hand(z1, z2, tau):  # right numbers, but z1.grad written, not computed
+        loss = nt_xent(z1, z2, temperature=tau)
+        (g,) = torch.autograd.grad(loss, z1)
+        z1.grad = torch.zeros_like(z1)
+        return loss.item(), g.norm().item()
+
+    p = problem("ps3_batch_size", "anyone")
+    assert CHECKS["q3_1a"](_grad_values(honest), p).fraction == 1.0
+    fake = CHECKS["q3_1a"](_grad_values(by_hand), p)
+    assert fake.fraction == pytest.approx(2 / 3) and "do not set it by hand" in fake.message
+    lazy = CHECKS["q3_1a"](_grad_values(lambda z1, z2, tau: (0.0, 0.0)), p)
+    assert lazy.fraction == pytest.approx(1 / 3) and "call loss.backward()" in lazy.message

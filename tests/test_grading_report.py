@@ -91,7 +91,7 @@ def test_export_tells_a_dead_kernel_from_a_missing_submission(graded):
     crash, absent = rows[(A1, "kernel_crash")], rows[(A1, "absent")]
     assert crash["status"] == CRASH
     assert absent["status"] == "missing" and absent["timestamp"] == "" and float(absent["score"]) == 0
-    assert float(crash["score"]) == 2 and float(crash["max_score"]) == 11  # what ran before the crash still counts
+    assert float(crash["score"]) == 10 and float(crash["max_score"]) == 11  # only the cell that crashed is lost
     assert rows[(A1, "correct")]["status"] == "graded" and float(rows[(A1, "correct")]["score"]) == 11
     assert rows[(A1, "edited_test")]["notes"] == "locked cell q1_1_terms edited; the original restored"
     assert rows[(A1, "resaved")]["status"] == "graded" and rows[(A1, "resaved")]["notes"] == ""
