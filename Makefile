@@ -39,11 +39,14 @@ notebook:
 instructor:
 	@$(MAKE) --no-print-directory lab ROLE=instructor OPEN=
 
-# Lecture mode: the explorers one per page (lecture/), code hidden, sized for a projector, served by Voila; it opens the
-# list of pages in the browser (press F11 for full screen). Extra flags: make lecture LECTURE_ARGS="--no-browser --port 8870".
-# (Voila runs as root without an extra flag.)
+# Lecture mode: the explorers one per page (lecture/), code hidden, sized for a 1920 x 1080 projector, served by Voila; it
+# opens the index of pages (English and Chinese titles) in the browser (press F11 for full screen). Its settings
+# (lecture/config/voila.py: the index, kernels of closed pages shut down) go first on JUPYTER_CONFIG_PATH. Extra flags:
+# make lecture LECTURE_ARGS="--no-browser --port 8870". (Voila runs as root without an extra flag.)
 lecture:
-	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && exec "$$venv/bin/voila" $(LECTURE_ARGS) "$(CURDIR)/lecture"
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
+	export JUPYTER_CONFIG_PATH="$(CURDIR)/lecture/config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" && \
+	exec "$$venv/bin/voila" $(LECTURE_ARGS) "$(CURDIR)/lecture"
 
 # Test files run TEST_JOBS at a time (pytest-xdist, one file per worker: a file's fixtures are built once);
 # TEST_JOBS=0 runs everything in this one process.
@@ -71,10 +74,10 @@ bundle:
 # Instructors: grade every submission in grading/submitted/ of the problem sets PS (default: all four), each in a
 # bubblewrap sandbox, then print the summary (python -m grader.grade; docs/instructors.md). A submission that cannot be
 # graded is listed as "needs review: <reason>" and the others are graded; exercises/ is never written.
-# One student: make grade PS=ps1_similarity_matrix STUDENT=alice
+# A submission graded since it was handed in is not graded again unless FORCE=1. One student: STUDENT=alice
 grade:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	python -m grader.grade $(PS) $(foreach s,$(STUDENT),--student $(s))
+	python -m grader.grade $(PS) $(foreach s,$(STUDENT),--student $(s)) $(if $(filter 1,$(FORCE)),--force)
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done

@@ -131,7 +131,7 @@ def jupyterlab_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, conf
 
 
 @contextmanager
-def voila_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
+def voila_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0, extra_args: tuple[str, ...] = ()):
     """Run Voila on the folder ``notebook_dir`` (as ``make lecture`` does); yields the base URL.
 
     The kernels import ``simclr_core`` from this checkout (PYTHONPATH), whichever checkout the shared virtual
@@ -140,8 +140,10 @@ def voila_server(notebook_dir: Path, tmp: Path, timeout: float = 60.0):
     port = free_port()
     env = _jupyter_env(tmp)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    if (notebook_dir / "config").is_dir():  # the lecture's Voila settings, as make lecture puts them first
+        env["JUPYTER_CONFIG_PATH"] = str(notebook_dir / "config")
     cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
-           "--show_tracebacks=True", str(notebook_dir)]
+           "--show_tracebacks=True", *extra_args, str(notebook_dir)]
     base = f"http://127.0.0.1:{port}"
     with _server(cmd, notebook_dir, env, tmp / "voila.log", f"{base}/", "Voila", timeout):
         yield base

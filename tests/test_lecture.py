@@ -23,9 +23,11 @@ import nbformat
 import pytest
 
 from simclr_core.teaching import plotting
-from simclr_core.teaching.explorers import temperature_explorer
+import torch
+
+from simclr_core.teaching.explorers import augmentation_explorer, batch_size_explorer, temperature_explorer
 from simclr_core.teaching.explorers.temperature import TAU_LOG_STEP
-from simclr_core.teaching.lecture import PROJECTOR_CSS, on_projector
+from simclr_core.teaching.lecture import CONTROL_ZOOM, PROJECTOR_CSS, lecture_page_config, lecture_pages, on_projector
 
 from .browser_helpers import OFFLINE, chromium, require_browser, voila_server
 
@@ -34,6 +36,8 @@ LECTURE = REPO / "lecture"
 PAGES = sorted(LECTURE.glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback|\bError\b|Exception|There was an error")
 FIGSIZE_WIDTH_IN = 9.4  # the temperature explorer's figure width (inches)
+MIN_FIGURE_TEXT_PX = 26  # a projector figure's smallest text at its own size: >= 24 px shown at >= 92 % of its width
+ROOM_PX = 24  # the smallest text legible from the back of a room on a 1920 x 1080 projector
 
 
 @pytest.fixture
@@ -54,10 +58,48 @@ def test_on_projector_draws_at_the_projector_dpi_and_switches_back(projector):
 
     png = Image.open(io.BytesIO(bytes(explorer.plot.widget.value)))
     assert png.width == round(FIGSIZE_WIDTH_IN * 100 * scale)
-    assert f"zoom: {scale:g}" in PROJECTOR_CSS
+    assert f"zoom: {CONTROL_ZOOM:g}" in PROJECTOR_CSS
     plotting.use_projector_style(False)
-    assert mpl.rcParams["figure.dpi"] == 100
+    assert mpl.rcParams["figure.dpi"] == 100 and mpl.rcParams["xtick.labelsize"] == plotting.STYLE["xtick.labelsize"]
     assert Image.open(io.BytesIO(bytes(temperature_explorer().plot.widget.value))).width == round(FIGSIZE_WIDTH_IN * 100)
+
+
+def _texts_px(figure) -> list[tuple[float, str]]:
+    """(size in px at the figure's own dpi, text) of every visible, non-empty text the figure draws."""
+    figure.canvas.draw()
+    return sorted((t.get_fontsize() * figure.dpi / 72, t.get_text()) for t in figure.findobj(mpl.text.Text)
+                  if t.get_visible() and t.get_text().strip() and t.get_window_extent().width > 0)
+
+
+@pytest.mark.parametrize("make", [lambda: temperature_explorer(), lambda: batch_size_explorer(N=4, D=16),
+                                  lambda: augmentation_explorer(images=torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))],
+                         ids=["temperature", "batch_size", "augmentation"])
+def test_every_text_of_a_projector_figure_is_large_enough_for_the_back_of_a_room(make, projector):
+    """At its own size every text of an explorer's projector figure is >= MIN_FIGURE_TEXT_PX, so it stays >= 24 px on
+    the page as long as the page shows the figure at >= 24 / MIN_FIGURE_TEXT_PX of its width (the browser test)."""
+    plotting.use_projector_style()
+    small = [(round(px, 1), t) for px, t in _texts_px(make().plot.figure) if px < MIN_FIGURE_TEXT_PX]
+    assert not small, f"texts under {MIN_FIGURE_TEXT_PX} px on the projector: {small[:5]}"
+    plotting.use_projector_style(False)
+    assert min(px for px, _ in _texts_px(make().plot.figure)) < MIN_FIGURE_TEXT_PX  # the notebooks keep their sizes
+
+
+def test_the_index_lists_every_page_with_the_titles_of_its_first_heading(tmp_path):
+    pages = lecture_pages(LECTURE)
+    assert [p.path for p in pages] == [p.name for p in PAGES]
+    for page in pages:
+        title = nbformat.read(LECTURE / page.path, as_version=4).cells[0].source.splitlines()[0]
+        assert title == f"# {page.english} · {page.chinese}"
+    # Voila's hook: the folder's pages on its index, nothing added to a notebook's page
+    settings = {"contents_manager": type("CM", (), {"root_dir": str(LECTURE)})()}
+    assert lecture_page_config({}, settings=settings, notebook_path="")["simclrLecturePages"][0]["chinese"] == pages[0].chinese
+    assert lecture_page_config({"x": 1}, settings=settings, notebook_path=pages[0].path) == {"x": 1}
+    # a page without a heading, or not JSON, is listed by its file name; a missing folder is an error naming it
+    (tmp_path / "b.ipynb").write_text('{"cells": [{"cell_type": "markdown", "source": "no heading"}]}')
+    (tmp_path / "a.ipynb").write_text("not json")
+    assert [(p.english, p.chinese) for p in lecture_pages(tmp_path)] == [("a", None), ("b", None)]
+    with pytest.raises(ValueError, match="missing"):
+        lecture_pages(tmp_path / "missing")
 
 
 def test_there_are_lecture_pages_with_bilingual_titles():

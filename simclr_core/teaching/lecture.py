@@ -11,24 +11,41 @@ table goes beside its figure, so that slider, numbers and figure fit one 1920 x 
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 from IPython.display import HTML, display
 
 from .plotting import PROJECTOR_SCALE, use_projector_style
 
-__all__ = ["PROJECTOR_CSS", "on_projector"]
+__all__ = ["CONTROL_ZOOM", "PROJECTOR_CSS", "on_projector", "LecturePage", "lecture_pages", "lecture_page_config"]
 
+CONTROL_ZOOM = 1.85  # the widgets' 13 px labels and 14 px tables come out 24-26 px, as the figure's smallest text
+# Two columns where an explorer has a table of numbers: the numbers at the left, the figure at the right, shown at
+# (nearly) its own width, so that the whole explorer fits one 1920 x 1080 screen with no scrolling.
+_BESIDE = ".simclr-lecture.simclr-temperature-explorer.widget-vbox, .simclr-lecture.simclr-batch-size-explorer.widget-vbox"
 PROJECTOR_CSS = f"""
-.simclr-lecture > :not(.widget-image) {{ zoom: {PROJECTOR_SCALE:g}; }}
-.simclr-lecture > .widget-image {{ margin-top: 8px; }}
-.simclr-lecture.simclr-temperature-explorer.widget-vbox {{
+.simclr-lecture > :not(.widget-image) {{ zoom: {CONTROL_ZOOM:g}; }}
+{_BESIDE.replace(", ", " > :first-child, ")} > :first-child {{ grid-column: 1 / -1; }}
+{_BESIDE} {{
   display: grid; grid-template-columns: min-content minmax(0, 1fr); column-gap: 16px; align-items: start;
 }}
-.simclr-lecture.simclr-temperature-explorer > :first-child {{ grid-column: 1 / -1; }}
-.simclr-lecture.simclr-temperature-explorer th {{ white-space: nowrap; }}
-body[data-voila] .jp-RenderedHTMLCommon {{ font-size: 24px; line-height: 1.4; }}
-body[data-voila] .jp-RenderedHTMLCommon h1 {{ font-size: 40px; margin: 0 0 0.3em; }}
+.simclr-lecture.simclr-batch-size-explorer > .widget-html {{ width: 13.5em; }}
+.simclr-lecture td, .simclr-lecture th {{ padding: 1px 5px !important; }}
+/* p_i(j) = exp(-l) repeats l(i, j), and the figure's orange bar shows it for the anchor chosen: the column goes, the
+   figure gets its width */
+.simclr-lecture.simclr-temperature-explorer td:nth-child(5), .simclr-lecture.simclr-temperature-explorer th:nth-child(5) {{
+  display: none;
+}}
+.simclr-lecture th {{ white-space: nowrap; }}
+/* the augmentation pipeline's Python repr (two long lines) says what the controls above it show */
+.simclr-lecture .simclr-pipeline {{ display: none; }}
+body[data-voila] .jp-RenderedHTMLCommon {{ font-size: 24px; line-height: 1.35; }}
+body[data-voila] .jp-RenderedHTMLCommon h1 {{ font-size: 40px; margin: 0 0 0.2em; }}
+body[data-voila] .jp-RenderedHTMLCommon p {{ margin-bottom: 0.3em; }}
 body[data-voila] .jp-RenderedHTMLCommon code {{ font-size: 22px; }}
-body[data-voila] #rendered_cells {{ padding: 4px 24px; }}
+body[data-voila] #rendered_cells {{ padding: 4px 20px; }}
 """
 
 
@@ -39,3 +56,48 @@ def on_projector(make_explorer, /, *args, **kwargs):
     explorer = make_explorer(*args, **kwargs)
     explorer.add_class("simclr-lecture")
     return explorer
+
+
+TITLE_SEPARATOR = " · "  # a lecture page's first line: "# English title · 中文标题"
+
+
+@dataclass(frozen=True)
+class LecturePage:
+    path: str  # relative to the lecture folder, with "/" (a URL path)
+    english: str
+    chinese: str | None
+
+
+def _title(nb_path: Path) -> tuple[str, str | None]:
+    """(English, Chinese or None) from the first heading of the notebook's first markdown cell; the file name when
+    there is no such heading (an index is never empty because one page lacks a title)."""
+    try:
+        cells = json.loads(nb_path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):  # unreadable or not JSON: listed by its file name, as Voila would
+        return nb_path.stem, None
+    first = next((c for c in cells if c.get("cell_type") == "markdown"), None)
+    source = first.get("source", "") if first else ""
+    lines = "".join(source).splitlines() if isinstance(source, list) else str(source).splitlines()
+    heading = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
+    if not heading:
+        return nb_path.stem, None
+    english, _, chinese = heading.partition(TITLE_SEPARATOR)
+    return english.strip(), chinese.strip() or None
+
+
+def lecture_pages(folder: Path) -> list[LecturePage]:
+    """The notebooks of ``folder`` (not its subfolders), in file-name order, with their titles."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"lecture folder {str(folder)!r} is not a directory")
+    return [LecturePage(p.name, *_title(p)) for p in sorted(folder.glob("*.ipynb")) if not p.name.startswith(".")]
+
+
+def lecture_page_config(page_config: dict, *, settings: dict, notebook_path: str = "", **_) -> dict:
+    """Voila's ``page_config_hook`` (lecture/voila.py): on a folder's index, the pages and their titles, which the
+    lecture's ``tree.html`` lists; other pages' config is returned unchanged."""
+    root = settings["contents_manager"].root_dir  # the folder Voila serves (its settings' server_root_dir is "/")
+    folder = Path(root) / (notebook_path or "")
+    if folder.is_dir():
+        page_config["simclrLecturePages"] = [asdict(p) for p in lecture_pages(folder)]
+    return page_config

@@ -11,10 +11,10 @@
   wider ones down. Figures of the workbook are laid out at most that wide at 100 dpi, and the smallest text
   (tick labels, legends: 10 pt) is 10 / 72 * 100 = 14 px, so every text stays >= ``MIN_TEXT_PX`` on screen.
 - Projector: ``use_projector_style()`` switches the kernel to ``PROJECTOR_STYLE`` (the lecture pages, ``make lecture``):
-  the same sizes in points, drawn at ``PROJECTOR_SCALE`` = 1.5 times the dpi, so every figure and every text in it
-  comes out 1.5 times as many pixels (the smallest text 10 / 72 * 150 = 21 px) with the layout of the notebooks
-  unchanged (larger points in the same inches would crowd the explorers' legends and labels). Every later
-  ``use_workbook_style()`` in that kernel (the explorers call it) keeps the projector's sizes.
+  ``PROJECTOR_SCALE`` = 1.5 times the dpi and ``PROJECTOR_EXTRA_PT`` = 3 more points for every text, so the smallest
+  text is 13 / 72 * 150 = 27 px, legible from the back of a room on a 1920 x 1080 projector. Every later
+  ``use_workbook_style()`` in that kernel (the explorers call it) keeps the projector's sizes. Texts the explorers
+  size themselves take their size from these rc parameters (``text_pt``), never a number of their own.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import matplotlib as mpl
 from matplotlib import font_manager, ticker
 
 __all__ = ["DISPLAY_WIDTH_PX", "MIN_TEXT_PX", "STYLE", "PROJECTOR_SCALE", "PROJECTOR_STYLE", "cjk_font", "use_workbook_style",
-           "use_projector_style", "plain_tick_labels", "fmt"]
+           "use_projector_style", "text_pt", "plain_tick_labels", "fmt"]
 
 DISPLAY_WIDTH_PX = 950  # the widest an image is shown in JupyterLab's notebook at its default layout on a laptop
 MIN_TEXT_PX = 10  # smallest legible text on screen (font size in px after the browser's scaling)
@@ -39,9 +39,15 @@ STYLE = {
     "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10, "legend.title_fontsize": 10,
     "axes.formatter.useoffset": False,  # no "+1e-10" offset text over the axes
 }
-# The lecture pages on a projector: the only place where its sizes are set.
+# The lecture pages on a projector: the only place where its sizes are set. A figure has 1.5 times the pixels, and
+# every text in it PROJECTOR_EXTRA_PT more points: the smallest (13 pt at 150 dpi) is 27 px, >= 24 px on a
+# 1920 x 1080 screen as long as the page shows the figure at >= 89 % of its width.
 PROJECTOR_SCALE = 1.5
-PROJECTOR_STYLE = {**STYLE, "figure.dpi": STYLE["figure.dpi"] * PROJECTOR_SCALE}  # differs from STYLE in the dpi only
+PROJECTOR_EXTRA_PT = 3
+_TEXT_SIZES = ("font.size", "axes.titlesize", "axes.labelsize", "figure.titlesize", "xtick.labelsize", "ytick.labelsize",
+               "legend.fontsize", "legend.title_fontsize")
+PROJECTOR_STYLE = {**STYLE, "figure.dpi": STYLE["figure.dpi"] * PROJECTOR_SCALE,
+                   **{k: STYLE[k] + PROJECTOR_EXTRA_PT for k in _TEXT_SIZES}}
 
 
 def _known_families() -> set[str]:
@@ -84,6 +90,15 @@ def use_projector_style(on: bool = True) -> None:
     """Switch this kernel to the projector's sizes (``PROJECTOR_STYLE``), or back with ``on=False``; then apply them."""
     mpl.rcParams["figure.dpi"] = (PROJECTOR_STYLE if on else STYLE)["figure.dpi"]
     use_workbook_style()
+
+
+def text_pt(role: str) -> float:
+    """The size in points of a text of ``role`` in the style in force ("title": axes.labelsize, "note": legend.fontsize,
+    "heading": axes.titlesize): annotations drawn by the explorers grow with the projector's sizes like the rest."""
+    keys = {"title": "axes.labelsize", "note": "legend.fontsize", "heading": "axes.titlesize"}
+    if role not in keys:
+        raise ValueError(f"role must be one of {sorted(keys)}, got {role!r}")
+    return float(mpl.rcParams[keys[role]])
 
 
 def fmt(x: float, spec: str) -> str:
