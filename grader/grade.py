@@ -140,12 +140,21 @@ def graded_since(course: Course, job: Job, t0: float, cells) -> str | None:
     return None
 
 
+def up_to_date(course: Course, job: Job, cells) -> bool:
+    """Whether every notebook of the submission has an autograded notebook written after it (then it is not
+    graded again unless asked: its manual grades and reviews stay as they are)."""
+    sub, done = (course.folder(k, job.student, job.assignment) for k in ("submitted", "autograded"))
+    pairs = [(sub / f"{n}.ipynb", done / f"{n}.ipynb") for n in cells if (sub / f"{n}.ipynb").is_file()]
+    return bool(pairs) and all(d.is_file() and d.stat().st_mtime >= s.stat().st_mtime for s, d in pairs)
+
+
 def batch_timeout(n: int) -> float:
     return n * (DEFAULT.notebook_seconds + 60) + 300
 
 
 def autograde(course: Course, jobs: list[Job], excluded: list[str], cells) -> None:
-    """nbgrader autograde for ``jobs`` (one problem set); each failure is retried alone and recorded."""
+    """nbgrader autograde for ``jobs`` (one problem set, all of them graded again, none of ``excluded``); each
+    failure is retried alone and recorded."""
     if not jobs:
         return
     assignment, t0 = jobs[0].assignment, time.time()
@@ -166,7 +175,7 @@ def autograde(course: Course, jobs: list[Job], excluded: list[str], cells) -> No
             intake.write_review(course.grading, assignment, job.student, f"{why}: {_last_error(proc)}")
 
 
-def grade(course: Course, assignment: str, only: list[str]) -> None:
+def grade(course: Course, assignment: str, only: list[str], force: bool = False) -> None:
     cells = released(course, assignment)
     everyone = submitted(course, assignment, [])
     jobs = [j for j in everyone if not only or j.student in only]
@@ -175,16 +184,23 @@ def grade(course: Course, assignment: str, only: list[str]) -> None:
         if not only or student in only:
             intake.clear_review(course.grading, assignment, student)
     good = take_in(course, jobs, cells)
-    left_out = sorted({j.student for j in everyone} - {j.student for j in good})
-    print(f"{assignment}: {len(jobs)} submitted, {len(jobs) - len(good)} refused at intake, grading {len(good)}",
-          flush=True)
-    autograde(course, good, left_out, cells)
+    todo = [j for j in good if force or not up_to_date(course, j, cells)]
+    for job in good:
+        if job not in todo:  # graded before: only what may have reached its folder since is checked
+            why = graded_since(course, job, 0.0, cells)
+            if why:
+                intake.write_review(course.grading, assignment, job.student, why)
+    left_out = sorted({j.student for j in everyone} - {j.student for j in todo})
+    print(f"{assignment}: {len(jobs)} submitted, {len(jobs) - len(good)} refused at intake, "
+          f"{len(good) - len(todo)} graded before and unchanged, grading {len(todo)}", flush=True)
+    autograde(course, todo, left_out, cells)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m grader.grade", description=__doc__.split("\n\n")[0])
     ap.add_argument("assignments", nargs="+", help="problem sets, e.g. ps1_similarity_matrix")
     ap.add_argument("--student", action="append", default=[], help="grade only this student (repeatable)")
+    ap.add_argument("--force", action="store_true", help="grade again submissions graded since they were handed in")
     ap.add_argument("--root", default=".", help="the course root (the folder of nbgrader_config.py)")
     args = ap.parse_args(argv)
     root = Path(args.root).resolve()
@@ -192,7 +208,7 @@ def main(argv=None) -> int:
     problems = []
     for a in args.assignments:
         try:
-            grade(course, a, args.student)
+            grade(course, a, args.student, args.force)
         except LookupError as e:
             problems.append(str(e))
             print(f"{a}: {e}", file=sys.stderr)

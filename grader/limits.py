@@ -5,9 +5,10 @@
   MemoryError / RuntimeError inside the submission;
 * disk: the sandbox's writable folders are tmpfs of ``disk_bytes`` each (nothing reaches the grading disk) and no
   file may grow beyond that (``RLIMIT_FSIZE``);
-* processes and open files: ``RLIMIT_NPROC`` (counted inside the sandbox's user namespace; the kernel does not
-  apply it to processes of root, so grading as root leaves only the sandbox's pid namespace and time limits to
-  contain a fork bomb), ``RLIMIT_NOFILE``; no core dumps;
+* processes and open files: ``RLIMIT_NPROC`` (the kernel counts every process and thread of the grading user
+  against it, so it is set to those running at launch plus ``processes``; it does not apply it to root at all, so
+  grading as root leaves only the sandbox's pid namespace and time limits to contain a fork bomb),
+  ``RLIMIT_NOFILE``; no core dumps;
 * time: ``Execute.timeout`` per cell (nbgrader_config.py) and ``notebook_seconds`` for a kernel's whole notebook;
   ``run_seconds`` for a plain command of the grading (coreutils ``timeout`` kills it and its sandbox);
 * output: ``output_bytes`` of outputs per notebook are kept, the rest dropped and noted.
@@ -47,10 +48,26 @@ class Limits:
     notebook_seconds: int = 90  # a grading kernel's whole notebook (nbgrader_config.py: Execute.timeout per cell)
     run_seconds: int = 240  # a plain command of the grading (``grader.sandbox.run_argv``), then it is killed
 
-    def prlimit_args(self) -> list[str]:
-        """util-linux ``prlimit`` options setting these limits (soft = hard) on the command it runs."""
+    def prlimit_args(self, tasks_now: int) -> list[str]:
+        """util-linux ``prlimit`` options setting these limits (soft = hard) on the command it runs;
+        ``tasks_now``: the processes and threads the user runs already (``user_tasks``), which the kernel counts
+        against ``RLIMIT_NPROC`` too."""
         return [f"--data={self.memory_bytes}", f"--as={self.address_space_bytes}", f"--fsize={self.disk_bytes}",
-                f"--nproc={self.processes}", f"--nofile={self.open_files}", "--core=0"]
+                f"--nproc={tasks_now + self.processes}", f"--nofile={self.open_files}", "--core=0"]
+
+
+def user_tasks() -> int:
+    """Processes and threads of this real user id now: the kernel counts all of them against ``RLIMIT_NPROC``
+    (in the sandbox's user namespace and in the one above it), so the sandbox's allowance is added to them."""
+    uid, total = str(os.getuid()), 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields.get("Uid", "").split()[:1] == [uid]:
+            total += int(fields.get("Threads", "1").strip() or 1)
+    return total
 
 
 DEFAULT = Limits()

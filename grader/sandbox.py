@@ -25,7 +25,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from .limits import DEFAULT, Limits, seccomp_filter
+from .limits import DEFAULT, Limits, seccomp_filter, user_tasks
 
 REPO = Path(__file__).resolve().parent.parent
 READ_ONLY_SYSTEM = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
@@ -57,7 +57,7 @@ def _launcher(limits: Limits, seconds: int | None) -> list[str]:
     --die-with-parent ends the sandbox with it) and, where libseccomp exists, a shell that opens the compiled
     seccomp filter on ``SECCOMP_FD`` for bwrap's ``--seccomp`` (an argv cannot carry an open file otherwise)."""
     prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
-    cmd = [prlimit, *limits.prlimit_args(), "--"]
+    cmd = [prlimit, *limits.prlimit_args(user_tasks()), "--"]
     if seconds:
         cmd = [shutil.which("timeout") or "/usr/bin/timeout", "--signal=KILL", str(seconds), *cmd]
     filt = seccomp_filter()

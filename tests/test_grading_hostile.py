@@ -22,7 +22,7 @@ import pytest
 
 from grader import intake, status
 from grader.guards import StripGradingMetadata, unsafe_entries
-from grader.limits import DEFAULT
+from grader.limits import DEFAULT, user_tasks
 
 from . import grade_kinds as G
 from . import hostile_submissions as H
@@ -267,8 +267,11 @@ def test_the_sandbox_command_applies_every_limit(tmp_path):
     argv = run_argv(["true"], tmp_path / "work", {"SIMCLR_STUDENT_ID": "x", "SECRET": "y"})
     joined = " ".join(argv)
     for option in ("--cap-drop ALL", "--uid 1000", "--disable-userns", f"--data={DEFAULT.memory_bytes}",
-                   f"--nproc={DEFAULT.processes}", f"--size {DEFAULT.disk_bytes} --tmpfs {tmp_path / 'work'}"):
+                   f"--size {DEFAULT.disk_bytes} --tmpfs {tmp_path / 'work'}"):
         assert option in joined, option
+    # the kernel counts every task of the user against RLIMIT_NPROC: the sandbox's allowance comes on top
+    running = int(joined.split("--nproc=")[1].split()[0]) - DEFAULT.processes
+    assert running > 0 and abs(running - user_tasks()) <= max(50, user_tasks() // 2), (running, user_tasks())
     assert "SECRET" not in joined
     src = tmp_path / "src"
     src.mkdir()
@@ -296,3 +299,15 @@ def test_the_errors_a_limit_causes_are_named():
         nb.cells.append(cell)
     # the errno decides, in the errors of the operating system and of PyTorch's allocator only
     assert limit_hits(nb, lambda c: None) == {"memory": ["#1", "#2"], "disk": ["#3", "#6"], "processes": ["#4"]}
+
+
+@pytest.mark.slow
+def test_grading_again_leaves_what_was_graded(course):
+    root, first, _, _, _ = course
+    again = subprocess.run([sys.executable, "-m", "grader.grade", A1], cwd=root, env=G.env(), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    graded = 1 + len(GRADED)
+    assert f"{A1}: {graded + len(REFUSED)} submitted, {len(REFUSED)} refused at intake, {graded} graded before " \
+           "and unchanged, grading 0" in again.stdout, again.stdout
+    assert _summary(again) == _summary(first)
