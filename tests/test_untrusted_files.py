@@ -202,12 +202,23 @@ def test_a_received_runs_data_root_is_not_followed(finished, cifar_root, tmp_pat
     result = probe_run(run, device="cpu", k=5, progress=False)
     assert result["n_train"] == 200 and not marker.exists()
     err = capsys.readouterr().err
-    assert f"the run was trained with --data-root {str(evil)!r}" in err and "default dataset folder" in err
+    assert f"the run was trained with --data-root {str(evil)!r}" in err
+    assert f"the default dataset folder {str(cifar_root)!r}" in err
     # traversal: the recorded path is only named, never read
     cfg["options"]["data_root"] = "../../etc"
     (run / "config.json").write_text(json.dumps(cfg))
     probe_run(run, device="cpu", k=5, progress=False)
     assert "'../../etc'" in capsys.readouterr().err
+    for odd in ("~nobody_here/x", "a\x00b", 5):  # names no folder here, or is not a path: named or ignored, no crash
+        cfg["options"]["data_root"] = odd
+        (run / "config.json").write_text(json.dumps(cfg))
+        probe_run(run, device="cpu", k=5, progress=False)
+    # the recorded folder is also the default one: no note
+    cfg["options"]["data_root"] = str(cifar_root)
+    (run / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()
+    probe_run(run, device="cpu", k=5, progress=False)
+    assert "note" not in capsys.readouterr().err
     # the folder the run recorded, given by the user: no note
     cfg["options"]["data_root"] = str(cifar_root)
     (run / "config.json").write_text(json.dumps(cfg))

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from .. import checks
 from .cifar_pickle import batch_arrays, class_names, load_cifar_pickle
 
-__all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "DATASETS", "FACTS", "DatasetFacts", "facts",
+__all__ = ["ImageDataset", "DatasetUnavailable", "load_dataset", "default_root", "dataset_root", "DATASETS", "FACTS", "DatasetFacts", "facts",
            "SYSTEM_FASHION_MNIST", "data_digest"]
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -128,12 +128,18 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
         raise ValueError("root (CLI: --data-root) is empty: give the dataset folder, or leave it out for the default")
     if root is not None and Path(root).expanduser().exists() and not Path(root).expanduser().is_dir():
         raise ValueError(f"root {str(root)!r} is a file, not a folder")
-    if name == "cifar10":
-        root = Path(root).expanduser() if root is not None else default_root()
-        return _load_cifar10(root, train, download)
-    if root is None:
-        root = SYSTEM_FASHION_MNIST if _raw_idx_files(SYSTEM_FASHION_MNIST, train) else default_root()
-    return _load_fashion_mnist(Path(root).expanduser(), train, download)
+    root = dataset_root(name, root, train)
+    return _load_cifar10(root, train, download) if name == "cifar10" else _load_fashion_mnist(root, train, download)
+
+
+def dataset_root(name: str, root: str | os.PathLike | None = None, train: bool = True) -> Path:
+    """The folder ``load_dataset(name, root, train)`` reads: ``root`` itself, or the default for ``name``
+    (Fashion-MNIST: /usr/share/datasets/fashion-mnist when it holds the files, else ``default_root()``)."""
+    if root is not None:
+        return Path(root).expanduser()
+    if name == "fashion-mnist" and _raw_idx_files(SYSTEM_FASHION_MNIST, train):
+        return SYSTEM_FASHION_MNIST
+    return default_root()
 
 
 def _unavailable(name: str, root: Path, how: str, reason: str, downloaded: bool) -> DatasetUnavailable:

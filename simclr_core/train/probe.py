@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.datasets import load_dataset
+from ..data.datasets import dataset_root, load_dataset
 from ..eval.features import extract_features, raw_pixel_features
 from ..eval.metrics import compare_representations
 from .runfolder import refuse_links, write_text_atomic
@@ -25,13 +25,16 @@ __all__ = ["probe_run", "PROBE"]
 PROBE = "probe.json"
 
 
-def _data_root_note(recorded, used) -> str | None:
+def _data_root_note(recorded, used, dataset: str) -> str | None:
     """A line for stderr when the run recorded another data root than the one used here (None when they agree)."""
     if not isinstance(recorded, str) or not recorded.strip():
         return None
-    if used is not None and Path(used).expanduser().resolve() == Path(recorded).expanduser().resolve():
-        return None
-    where = repr(str(used)) if used is not None else "the default dataset folder"
+    try:
+        if dataset_root(dataset, used).resolve() == Path(recorded).expanduser().resolve():
+            return None
+    except (ValueError, RuntimeError, OSError):  # "~nobody/x", a NUL byte: a path that names no folder here
+        pass
+    where = repr(str(used)) if used is not None else f"the default dataset folder {str(dataset_root(dataset))!r}"
     return (f"note: the run was trained with --data-root {recorded!r}; the probe reads {where} "
             f"(pass --data-root {recorded!r} to probe on the recorded one)")
 
@@ -62,7 +65,9 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
     run_dir = Path(run_dir)
     refuse_links(run_dir, (PROBE,))  # before minutes of work, not after
     recipe, model, state = load_run(run_dir)
-    note = _data_root_note(read_run_config(run_dir).get("options", {}).get("data_root"), data_root)
+    options = read_run_config(run_dir).get("options")
+    recorded = options.get("data_root") if isinstance(options, dict) else None
+    note = _data_root_note(recorded, data_root, recipe.dataset)
     if note:
         print(note, file=sys.stderr, flush=True)
     precision = run_precision(recipe, device)
