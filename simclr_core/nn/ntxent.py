@@ -13,9 +13,10 @@ of the positives, dl/dL = P - Y, so
 
     dl/du_anchor = (P - Y) c / tau,   dl/dc = (P - Y)^T u_anchor / tau.
 
-When the anchors are all 2N rows and there are no extra keys, the two meet in one product (P + P^T) u, because
-Y is symmetric (i <-> j(i) is a pairing): the backward pass is one matrix product, and no (2N, 2N) gradient of
-the logits is ever built. The unit rows' own gradient, (I - u u^T) / ||z||, is applied last.
+When the anchors are all 2N rows and there are no extra keys, the two meet: du = (P u + P^T u - 2 u_j(i)) / tau,
+because Y is symmetric (i <-> j(i) is a pairing): the backward pass is one matrix product with P + P^T (built
+by a contiguous transposed copy, which torch blocks for the cache, plus an in-place add), and no (2N, 2N)
+gradient of the logits is ever built. The unit rows' own gradient, (I - u u^T) / ||z||, is applied last.
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ class _NTXent(torch.autograd.Function):
             else:
                 logits[torch.arange(a.shape[0], device=z.device), anchors] = float("-inf")
                 labels = (anchors + n2 // 2).remainder_(n2)  # (A,) j(i) at global rows
-            logp = torch.log_softmax(logits, dim=1)  # (A, 2N + K)
+            # l_i = logsumexp_k L[i, k] - L[i, j(i)] with logsumexp = m_i - log max_k P[i, k], m_i the row's largest
+            # logit: max_k P[i, k] = exp(m_i - logsumexp) >= 1 / (2N + K) never underflows, and m_i - L[i, j(i)] >= 0
+            # is a plain difference, so the loss is exact for any tau the checks admit
+            top = logits.amax(dim=1)  # (A,) m_i
+            positive = logits.gather(1, labels[:, None]).squeeze(1)  # (A,) L[i, j(i)]
+            probs = torch.softmax(logits, dim=1)  # (A, 2N + K) P
             del logits
-            losses = logp.gather(1, labels[:, None]).squeeze(1).neg_()  # (A,) l_i
-            probs = logp.exp_()  # (A, 2N + K) P, in the log-softmax's memory
+            losses = (top - positive).sub_(probs.amax(dim=1).log_())  # (A,) l_i
         ctx.save_for_backward(u, probs, labels, scale, norm, anchors, keys)
         ctx.tau, ctx.reduction = tau, reduction
         if reduction == "mean":
@@ -83,7 +88,9 @@ class _NTXent(torch.autograd.Function):
         else:
             w = grad.to(u) / (ctx.tau * (n_anchors if ctx.reduction == "mean" else 1))  # () one weight
         if anchors is None and keys is None and w.dim() == 0:
-            du = torch.mm(probs + probs.t(), u)  # (2N, D) (P + P^T) u: both roles of every row in one product
+            both = probs.t().contiguous().add_(probs)  # (2N, 2N) P^T + P: a blocked transpose, then one product
+            du = torch.mm(both, u)  # (2N, D) P u + P^T u: every row as an anchor and as a candidate
+            del both
             du.sub_(u.index_select(0, labels), alpha=2.0).mul_(w)  # - (Y + Y^T) u, Y symmetric
         else:
             a = u if anchors is None else u.index_select(0, anchors)  # (A, D)
