@@ -16,6 +16,7 @@ from simclr_core.train.checkpoint import CheckpointError, load_checkpoint, rng_s
 from simclr_core.train.config import PRESETS, Recipe, preset
 from simclr_core.train.loop import epoch_order
 from simclr_core.train.probe import probe_run
+from simclr_core.train.runfolder import RunFolderError
 from simclr_core.train.runs import CHECKPOINT, METRICS, load_run, pretrain
 from simclr_core.train.schedule import LARS, build_optimizer, lr_at, param_groups, scaled_lr
 from simclr_core.train.step import build_model, project
@@ -146,7 +147,7 @@ def test_interrupted_run_resumes_to_the_same_weights(cifar_root, tmp_path, monke
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 0
 
-    with pytest.raises(CheckpointError, match="already exists.*resume"):
+    with pytest.raises(RunFolderError, match="already exists.*resume"):
         pretrain(*tiny(cifar_root, tmp_path / "cut", epochs=3))  # never a silent restart over a run
     resumed = pretrain(*tiny(cifar_root, tmp_path / "cut", epochs=3, resume=True))
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
@@ -364,3 +365,25 @@ def test_queue_and_memory_bank_runs_resume_exactly(cifar_root, tmp_path, monkeyp
         monkeypatch.undo()
         resumed = pretrain(*tiny(cifar_root, tmp_path / f"{name}_cut", epochs=3, resume=True), objective=make)
         assert_same_weights(full.model, resumed.model, f" after resume ({name})")
+
+
+# ---------------------------------------------------------------- sizes and divergence
+
+@pytest.mark.parametrize("kw", [dict(), dict(widths=(8, 16)), dict(widths=(32, 64, 128, 1024), dataset="fashion-mnist",
+                                                                        augment=AugmentConfig(grayscale=False, mean=(0.5,), std=(0.5,))),
+                                dict(proj_hidden=300, proj_dim=17), dict(head=False), dict(encoder="resnet18_cifar")])
+def test_parameter_count_is_what_build_model_creates(kw):
+    """The bound on a config's network is checked from its sizes alone: the count must be the real one."""
+    recipe = Recipe(**kw)
+    real = sum(p.numel() for p in build_model(recipe).parameters())
+    if recipe.encoder == "resnet18_cifar":  # counted as a round 11.2 M
+        assert abs(recipe.parameter_count() - real) < 0.01 * real
+    else:
+        assert recipe.parameter_count() == real
+
+
+def test_a_diverged_run_stops_with_an_error_and_keeps_no_nan_checkpoint(cifar_root, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(ValueError, match=r"the loss of epoch 1 is nan: training diverged .*lower --lr"):
+        pretrain(*tiny(cifar_root, out, epochs=2, lr=1e30))
+    assert not (out / CHECKPOINT).exists()

@@ -4,7 +4,8 @@
   training, a labelled check; Wu et al. 2018's weighted kNN, ``eval.metrics.knn_accuracy``);
 - ``Checkpointer``: after every complete epoch, an atomic checkpoint (model, optimizer, objective, history, RNG),
   then metrics.jsonl re-written (atomically) from the checkpoint's history, so it never holds an epoch twice,
-  whatever the order of interrupts, resumes and deletions; a non-finite epoch loss stops the run with an error;
+  whatever the order of interrupts, resumes and deletions (``Trainer`` stops a run whose epoch loss is not finite
+  before any callback sees it);
 - ``ProgressBar``: a tqdm bar with loss, lr and images/s, and one line per epoch;
 - ``TimeLimit``: stop once this much training time has passed (under torchrun every process agrees).
 """
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -67,10 +67,6 @@ class Checkpointer(Callback):
     def on_epoch_end(self, trainer, row: dict) -> None:
         if trainer.rank != 0 or row.get("partial"):
             return
-        if not math.isfinite(row["loss"]):  # a diverged run: checkpointing it would only save NaN weights
-            raise ValueError(f"the loss of epoch {row['epoch'] + 1} is {row['loss']}: training diverged (learning "
-                             f"rate {trainer.lr:.3g}, weight decay {trainer.recipe.weight_decay:g}); lower --lr or "
-                             f"--weight-decay. The last finite checkpoint is kept in {self.ckpt}")
         self.history.append(row)
         save_checkpoint(self.ckpt, {
             "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),

@@ -155,6 +155,10 @@ class Trainer:
                "images_per_s": self._epoch_steps * self.recipe.batch_size / seconds, "train_seconds": seconds}
         if partial:
             row["partial"] = True  # stopped mid-epoch: reported, but neither checkpointed nor in metrics.jsonl
+        if not math.isfinite(row["loss"]):  # before any callback: no monitor on NaN features, no NaN checkpoint
+            raise ValueError(f"the loss of epoch {row['epoch'] + 1} is {row['loss']}: training diverged (learning rate "
+                             f"{self._lr:.3g}, weight decay {self.recipe.weight_decay:g}); lower --lr or --weight-decay "
+                             f"(a run folder keeps its last finite checkpoint)")
         for cb in self.callbacks:
             cb.on_epoch_end(self, row)
         self.history.append(row)

@@ -29,7 +29,8 @@ import torch
 from ..nn.models import SimCLR
 from .config import Recipe, recipe_from_dict
 from .runfolder import claim_folder, read_json_object, refuse_links, write_bytes_atomic, write_text_atomic
-from .runs import CONFIG, METRICS, epochs_trained, load_run, read_run_config
+from .probe import epochs_trained
+from .runs import CONFIG, METRICS, load_run, read_run_config
 from .step import build_model
 
 __all__ = ["export_pretrained", "load_pretrained", "Pretrained", "MODEL_FILE", "DIGESTS", "MAX_BYTES"]

@@ -17,12 +17,22 @@ from ..data.datasets import dataset_root, load_dataset
 from ..eval.features import extract_features, raw_pixel_features
 from ..eval.metrics import compare_representations
 from .runfolder import refuse_links, write_text_atomic
-from .runs import epochs_trained, load_run, read_run_config, run_precision
+from .runs import load_run, read_run_config, run_precision
 from .step import build_model
 
-__all__ = ["probe_run", "PROBE"]
+__all__ = ["probe_run", "epochs_trained", "PROBE"]
 
 PROBE = "probe.json"
+
+
+def epochs_trained(state: dict) -> float:
+    """The epochs a checkpoint's run trained, as a fraction when it stopped inside one (50 steps of 469: 0.11)."""
+    steps = sum(int(h.get("steps", 0)) for h in state.get("history", []))
+    per_epoch = state["config"].get("steps_per_epoch")
+    if not isinstance(per_epoch, int) or per_epoch < 1 or not steps:
+        return int(state["epoch"]) + 1
+    epochs = steps / per_epoch
+    return int(epochs) if epochs.is_integer() else round(epochs, 2)
 
 
 def _data_root_note(recorded, used, dataset: str) -> str | None:

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["RunFolderError", "read_json", "read_json_object", "write_bytes_atomic", "write_text_atomic", "temp_file",
-           "fsync_folder", "refuse_links", "RunLock", "claim_folder", "is_run_folder", "remove_stale_temp_files", "LOCK",
+           "fsync_folder", "refuse_links", "RunLock", "claim_folder", "open_run_folder", "is_run_folder", "remove_stale_temp_files", "LOCK",
            "RUN_FILES", "MAX_JSON_BYTES"]
 
 LOCK = ".simclr-run.lock"
@@ -239,3 +239,31 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def open_run_folder(out, resume: bool, force: bool, checkpoint: str = "checkpoint.pt") -> tuple[Path, RunLock]:
+    """The run folder ``out`` claimed (``claim_folder``) and locked (``RunLock``) for a run; its checkpoint must agree
+    with ``resume`` (one to continue, or none to start). The caller releases the lock when the run ends."""
+    run_dir = Path(out).expanduser()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"out {str(run_dir)!r} is a file, not a folder: choose a folder for the run")
+    if resume and not (run_dir / checkpoint).exists():
+        raise RunFolderError(f"resume=True (CLI: --resume) but {run_dir} holds no {checkpoint}: to start a fresh run "
+                             f"there, drop --resume")
+    claim_folder(run_dir, force)
+    try:
+        lock = RunLock(run_dir, "resuming" if resume else "training")
+    except RunFolderError:
+        if not os.access(run_dir, os.W_OK):
+            raise RunFolderError(f"out {str(run_dir)!r} is not a writable folder") from None
+        raise
+    try:
+        refuse_links(run_dir)
+        if (run_dir / checkpoint).exists() and not resume:
+            raise RunFolderError(f"{run_dir / checkpoint} already exists: pass resume=True (CLI: --resume) to "
+                                 f"continue that run, or choose another output folder")
+        remove_stale_temp_files(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock

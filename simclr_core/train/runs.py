@@ -28,11 +28,10 @@ from .callbacks import Checkpointer, KnnMonitor, ProgressBar, TimeLimit
 from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, set_rng_state
 from .config import Recipe, RunOptions, recipe_from_dict
 from .loop import Trainer
-from .runfolder import (RunFolderError, RunLock, claim_folder, read_json_object, refuse_links, remove_stale_temp_files,
-                        write_text_atomic)
+from .runfolder import RunLock, open_run_folder, read_json_object, write_text_atomic
 from .step import SimCLRObjective, build_model
 
-__all__ = ["pretrain", "PretrainResult", "load_data", "load_run", "read_run_config", "epochs_trained", "fingerprint",
+__all__ = ["pretrain", "PretrainResult", "load_data", "load_run", "read_run_config", "fingerprint",
            "run_precision", "short_budget_warning", "MIN_USEFUL_EPOCHS", "CHECKPOINT", "METRICS", "CONFIG"]
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.jsonl", "config.json"
@@ -125,35 +124,12 @@ def _processes(recipe: Recipe, options: RunOptions) -> _Processes:
 
 
 def _open_run_dir(options: RunOptions, procs: _Processes) -> tuple[Path | None, RunLock | None]:
-    """Step 2: the run folder, claimed (a new, empty or run folder; ``force`` for a folder of other files) and locked
-    by rank 0 for the whole run; the checkpoint there must agree with ``resume``."""
+    """Step 2: the run folder, claimed and locked by rank 0 for the whole run (``runfolder.open_run_folder``)."""
     if options.out is None:
         return None, None
-    run_dir = Path(options.out).expanduser()
     if procs.rank != 0:
-        return run_dir, None
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"out {str(run_dir)!r} is a file, not a folder: choose a folder for the run")
-    if options.resume and not (run_dir / CHECKPOINT).exists():
-        raise CheckpointError(f"resume=True (CLI: --resume) but {run_dir} holds no {CHECKPOINT}: to start a fresh run "
-                              f"there, drop --resume")
-    claim_folder(run_dir, options.force)
-    try:
-        lock = RunLock(run_dir, "resuming" if options.resume else "training")
-    except RunFolderError as err:
-        if not os.access(run_dir, os.W_OK):
-            raise ValueError(f"out {str(run_dir)!r} is not a writable folder") from None
-        raise err from None
-    try:
-        refuse_links(run_dir)
-        if (run_dir / CHECKPOINT).exists() and not options.resume:
-            raise CheckpointError(f"{run_dir / CHECKPOINT} already exists: pass resume=True (CLI: --resume) to "
-                                  f"continue that run, or choose another output folder")
-        remove_stale_temp_files(run_dir)
-    except BaseException:
-        lock.release()
-        raise
-    return run_dir, lock
+        return Path(options.out).expanduser(), None
+    return open_run_folder(options.out, options.resume, options.force, CHECKPOINT)
 
 
 def _build(recipe: Recipe, procs: _Processes, train: ImageDataset, test: ImageDataset, objective) -> _Parts:
@@ -332,16 +308,6 @@ def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model of {cfg_path}: {str(err)[:500]}") from None
     return recipe, model.to(device), state
-
-
-def epochs_trained(state: dict) -> float:
-    """The epochs a checkpoint's run trained, as a fraction when it stopped inside one (50 steps of 469: 0.11)."""
-    steps = sum(int(h.get("steps", 0)) for h in state.get("history", []))
-    per_epoch = state["config"].get("steps_per_epoch")
-    if not isinstance(per_epoch, int) or per_epoch < 1 or not steps:
-        return int(state["epoch"]) + 1
-    epochs = steps / per_epoch
-    return int(epochs) if epochs.is_integer() else round(epochs, 2)
 
 
 # Fashion-MNIST cpu preset, kNN of 10,000 test images: 0.11 epochs scored below the random initialisation, 0.26
