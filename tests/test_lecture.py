@@ -212,3 +212,101 @@ def test_voila_temperature_page_slider_changes_the_figure(tmp_path):
         shot = tmp_path / "lecture_temperature_after.png"
         driver.save_screenshot(str(shot))
         print(f"tau 0.1 -> {tau_of():.4g}: the figure changed; screenshots in {tmp_path}; {time.monotonic() - t0:.1f} s in all")
+
+
+# Per page, measured in the browser: how far down the explorer reaches, the figure's shown and own widths, the
+# smallest text of the explorer's HTML (font size times the zoom of every ancestor; sub- and superscripts aside, as in
+# p_i), and the temperature readout's
+# phrases that wrap inside (more than one line box).
+MEASURE_JS = """
+const root = document.querySelector('.simclr-lecture');
+const img = root.querySelector('img.widget-image');
+const zoomed = el => { let z = 1; for (let e = el; e; e = e.parentElement) z *= parseFloat(getComputedStyle(e).zoom || 1) || 1;
+                       return parseFloat(getComputedStyle(el).fontSize) * z; };
+let smallest = [1e9, ''];
+for (const el of root.querySelectorAll('*')) {
+  const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  const box = el.getBoundingClientRect();
+  if (!own || el.closest('sub, sup') || box.width === 0 || box.height === 0 || getComputedStyle(el).display === 'none') continue;
+  const px = zoomed(el);
+  if (px < smallest[0]) smallest = [px, el.textContent.trim().slice(0, 40)];
+}
+return {bottom: root.getBoundingClientRect().bottom, right: root.getBoundingClientRect().right,
+        shown: img.getBoundingClientRect().width, own: img.naturalWidth, smallest: smallest,
+        wrapped: [...root.querySelectorAll('.simclr-phrase')].filter(e => { const r = [...e.getClientRects()].map(r => r.top);
+                                                                         return Math.max(...r) - Math.min(...r) > 10; }).map(e => e.textContent),
+        viewport: [window.innerWidth, window.innerHeight]};
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_lecture_page_fits_a_1920x1080_screen_legibly_and_leaving_it_shuts_its_kernel(tmp_path):
+    """The index lists the pages by their bilingual titles in large text; each page, opened from it on a 1920 x 1080
+    screen (F11: the whole screen is the page), shows its whole explorer without scrolling, the figure at a width
+    that keeps its smallest text >= 24 px, every other text of the explorer >= 24 px, and no readout phrase broken
+    in two; going back to the index shuts the page's kernel down."""
+    require_browser()
+    pytest.importorskip("voila")
+    from selenium.webdriver.common.by import By
+
+    figure_px = min(plotting.PROJECTOR_STYLE[k] for k in ("xtick.labelsize", "legend.fontsize")) * plotting.PROJECTOR_STYLE["figure.dpi"] / 72
+    pages = lecture_pages(LECTURE)
+    with voila_server(LECTURE, tmp_path) as base, chromium(tmp_path, (OFFLINE,)) as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
+        for k, page in enumerate(pages):
+            driver.get(f"{base}/")
+            links = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "ol.simclr-lecture-pages a"), 30, "the index", driver, tmp_path / "index.png")
+            assert len(links) == len(pages)
+            english, chinese = (links[k].find_element(By.CSS_SELECTOR, f".simclr-{lang}") for lang in ("english", "chinese"))
+            assert (english.text, chinese.text) == (page.english, page.chinese)
+            sizes = [float(e.value_of_css_property("font-size").rstrip("px")) for e in (english, chinese)]
+            assert min(sizes) >= ROOM_PX, f"index titles at {sizes} px"
+            if k == 0:
+                driver.save_screenshot(str(tmp_path / "lecture_index.png"))
+            links[k].click()
+            _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".simclr-lecture img.widget-image[src^='blob:']"), 120,
+                  f"{page.path}'s figure", driver, tmp_path / f"{page.path}_timeout.png")
+            time.sleep(1.5)  # the figure's last frame and the page's fonts
+            m = driver.execute_script(MEASURE_JS)
+            driver.save_screenshot(str(tmp_path / f"lecture_{Path(page.path).stem}.png"))
+            shown_px = figure_px * m["shown"] / m["own"]
+            print(f"{page.path}: explorer bottom {m['bottom']:.0f} px, right {m['right']:.0f} px; figure {m['shown']:.0f} of "
+                  f"{m['own']} px, smallest figure text {shown_px:.1f} px; smallest other text {m['smallest'][0]:.1f} px "
+                  f"({m['smallest'][1]!r})")
+            assert m["viewport"] == [1920, 1080]
+            assert m["bottom"] <= 1080 and m["right"] <= 1920, f"{page.path}: the explorer runs off the screen: {m}"
+            assert shown_px >= ROOM_PX, f"{page.path}: the figure is shown at {m['shown']:.0f} of {m['own']} px: text {shown_px:.1f} px"
+            assert m["smallest"][0] >= ROOM_PX - 0.5, f"{page.path}: text at {m['smallest'][0]:.1f} px: {m['smallest'][1]!r}"
+            assert not m["wrapped"], f"{page.path}: readout phrases broken across lines: {m['wrapped']}"
+        driver.get(f"{base}/")
+        log = tmp_path / "voila.log"
+        _wait(lambda: len(re.findall(r"Kernel shutdown: ", log.read_text())) == len(pages), 30,
+              "every page's kernel to shut down once its page was left", driver, tmp_path / "shutdown_timeout.png")
+        assert len(re.findall(r"Kernel started: ", log.read_text())) == len(pages)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_kernel_no_page_is_connected_to_is_culled(tmp_path):
+    """A page whose browser went away without saying so (no beforeunload: the laptop slept, the browser was killed)
+    leaves a kernel no websocket is connected to; the lecture's Voila settings cull it once idle. Fetched without a
+    browser, the page's kernel is never connected: with the idle timeout shortened here it goes within seconds."""
+    pytest.importorskip("voila")
+    import urllib.request
+
+    args = ("--MappingKernelManager.cull_idle_timeout=3", "--MappingKernelManager.cull_interval=1")
+    with voila_server(LECTURE, tmp_path, extra_args=args) as base:
+        with urllib.request.urlopen(f"{base}/voila/render/{PAGES[0].name}", timeout=120) as r:
+            r.read()  # the whole page: the notebook ran in its kernel
+        log = tmp_path / "voila.log"
+        assert "Culling kernels with idle durations > 3 seconds" in log.read_text()
+        deadline = time.monotonic() + 60
+        while not re.search(r"Culling '\w+' kernel", log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        started = re.findall(r"Kernel started: (\S+)", log.read_text())
+        assert len(started) == 1 and re.search(r"Culling '\w+' kernel", log.read_text()), log.read_text()[-2000:]
+    # without the shortened timeout the lecture's settings cull after 5 minutes idle, and never a page still open
+    config = (LECTURE / "config" / "voila.py").read_text()
+    assert "c.MappingKernelManager.cull_idle_timeout = 300" in config and "c.MappingKernelManager.cull_connected = False" in config
