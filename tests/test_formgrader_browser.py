@@ -10,6 +10,11 @@ ps2_temperature, whose code answers are right and whose two free-response answer
 * Student mode (jupyter_config/student, what `make lab` and `make notebook` use): no Nbgrader menu, no Formgrader,
   no Create Assignment panel, no assignment list and no exchange error, in JupyterLab and in Notebook 7; the
   notebook's Validate button works.
+* Hostile submissions (tests/hostile_views.py: script payloads in a Markdown and a code answer): logged in as the
+  instructor, neither the Formgrader's page of a sanitized submission nor that of one autograded without sanitizing
+  runs any payload, the grades stay, the answer's text, math and plot are shown, and a student's HTML file is served
+  sandboxed; nor does the feedback HTML opened as a file. Without grader.formgrader_csp and grader.sanitize every
+  payload runs, rewrites all grades and reads the solutions (the tests can fail).
 """
 
 from __future__ import annotations
