@@ -502,3 +502,27 @@ def test_prefix_curves_are_autograd_on_every_prefix(tau):
         assert loss == pytest.approx(ref_loss, rel=1e-9, abs=1e-12), n
         assert norm == pytest.approx(ref_norm, rel=1e-7, abs=1e-12), n
     assert losses[0] == 0 and norms[0] == 0  # N = 1: no negatives
+
+
+def test_the_setup_cells_of_01_to_04_show_no_output_value():
+    """The setup cell of notebooks 01-04 ends with the call ``use_workbook_style()``, and Jupyter shows a cell's last
+    value as ``Out[n]``: the call returns None, so nothing (no font name) is shown under the cell."""
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    from simclr_core.teaching import plotting
+
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    for name in ("01_similarity_matrix", "02_temperature", "03_batch_size", "04_augmentations"):
+        setup = next(c.source for c in nbformat.read(notebooks / f"{name}.ipynb", as_version=4).cells
+                     if c.cell_type == "code" and "use_workbook_style" in c.source)
+        python = "\n".join(line for line in setup.splitlines() if not line.lstrip().startswith("%"))  # IPython magics
+        last = ast.parse(python).body[-1]
+        assert isinstance(last, ast.Expr) and ast.unparse(last.value) == "use_workbook_style()", f"{name}: {ast.unparse(last)}"
+    try:
+        assert plotting.use_workbook_style() is None
+        assert plotting.use_projector_style() is None
+    finally:
+        plotting.use_projector_style(False)

@@ -3,7 +3,7 @@
 - ``on_projector`` draws an explorer's figure at the projector's dpi (1.5 times the workbook's pixels), marks it
   for the page's style sheet, and leaves the workbook's own sizes alone once switched back;
 - every page of lecture/ runs in a kernel and shows its explorer, without an error;
-- in headless Chromium, Voila's landing page lists every lecture page, and on the temperature page (offline:
+- in headless Chromium, the lecture's index links every lecture page, and on the temperature page (offline:
   every host name but 127.0.0.1 is unresolvable) the equations render and the arrow keys on the tau slider
   change the figure's PNG, with no error or traceback on the page. Screenshots are kept in the test's tmp folder.
 """
@@ -170,11 +170,11 @@ def test_voila_temperature_page_slider_changes_the_figure(tmp_path):
     t0 = time.monotonic()
     with voila_server(LECTURE, tmp_path) as base, chromium(tmp_path, (OFFLINE, "--window-size=1920,1080")) as driver:
         driver.set_script_timeout(20)
-        # the landing page: one entry per lecture page
+        # the landing page: one link per lecture page
         driver.get(f"{base}/")
         names = [p.name for p in PAGES]
-        _wait(lambda: [n for n in names if driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{n}']")] == names,
-              30, "the landing page to list every lecture page", driver, tmp_path / "landing.png")
+        _wait(lambda: [a.get_attribute("href").rsplit("/", 1)[-1] for a in driver.find_elements(By.CSS_SELECTOR, "ol.simclr-lecture-pages a")] == names,
+              30, "the landing page to link every lecture page", driver, tmp_path / "landing.png")
 
         driver.get(f"{base}/voila/render/01_temperature.ipynb")
         root_css = ".simclr-lecture.simclr-temperature-explorer"
