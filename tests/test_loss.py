@@ -191,7 +191,7 @@ def _loss64(z1, z2, tau):
 
 @pytest.mark.parametrize("scale", [1e-20, 1e-30, 1.0, 1e20, 1e30])
 def test_nt_xent_depends_on_directions_only_whatever_the_norm(scale):
-    """Tiny norms used to hit F.normalize's eps (giving log(2N-1)) and huge ones overflowed the norm."""
+    """A tiny norm must not hit F.normalize's eps (giving log(2N-1)), nor a huge one overflow the norm."""
     g = torch.Generator().manual_seed(0)
     z1, z2 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
     ref = _loss64(z1, z2, 0.5)
@@ -216,3 +216,109 @@ def test_nt_xent_computes_in_float32_for_half_inputs(dtype):
 def test_nt_xent_float64_stays_float64():
     z = torch.randn(3, 4, dtype=torch.float64)
     assert nt_xent(z, z.flip(0)).dtype == torch.float64
+
+
+# ---------------------------------------------------------------- the published implementations as references
+
+def spijkervet_nt_xent(z_i, z_j, tau):
+    """Spijkervet/SimCLR's NT_Xent (simclr/modules/nt_xent.py), one process: positives from the two off-diagonals,
+    negatives by a boolean mask, cross-entropy summed and divided by 2N."""
+    n = z_i.shape[0]
+    mask = torch.ones(2 * n, 2 * n, dtype=torch.bool).fill_diagonal_(False)
+    for i in range(n):
+        mask[i, n + i] = mask[n + i, i] = False
+    z = torch.cat([z_i, z_j])
+    sim = torch.nn.functional.cosine_similarity(z.unsqueeze(1), z.unsqueeze(0), dim=2) / tau
+    positives = torch.cat([torch.diag(sim, n), torch.diag(sim, -n)]).reshape(2 * n, 1)
+    negatives = sim[mask].reshape(2 * n, -1)
+    logits = torch.cat([positives, negatives], dim=1)
+    labels = torch.zeros(2 * n, dtype=torch.long)
+    return torch.nn.functional.cross_entropy(logits, labels, reduction="sum") / (2 * n)
+
+
+def sthalles_info_nce(z_i, z_j, tau):
+    """sthalles/SimCLR's info_nce_loss (simclr.py): the same-image matrix, the diagonal dropped, positives first."""
+    n = z_i.shape[0]
+    ids = torch.cat([torch.arange(n), torch.arange(n)])
+    same = (ids.unsqueeze(0) == ids.unsqueeze(1)).float()
+    f = torch.nn.functional.normalize(torch.cat([z_i, z_j]), dim=1)
+    sim = f @ f.T
+    off = ~torch.eye(2 * n, dtype=torch.bool)
+    same, sim = same[off].view(2 * n, -1), sim[off].view(2 * n, -1)
+    positives = sim[same.bool()].view(2 * n, -1)
+    negatives = sim[~same.bool()].view(2 * n, -1)
+    logits = torch.cat([positives, negatives], dim=1) / tau
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(2 * n, dtype=torch.long))
+
+
+def lightly_nt_xent(z_i, z_j, tau):
+    lightly_loss = pytest.importorskip("lightly.loss", reason="lightly is installed apart (scripts/install_lightly.sh)")
+    return lightly_loss.NTXentLoss(temperature=tau)(z_i, z_j)
+
+
+@pytest.mark.parametrize("reference", [spijkervet_nt_xent, sthalles_info_nce, lightly_nt_xent],
+                         ids=["Spijkervet", "sthalles", "lightly"])
+@pytest.mark.parametrize("N", [2, 7, 64])
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+def test_agrees_with_published_implementations_value_and_gradient(reference, N, tau):
+    g = torch.Generator().manual_seed(N)
+    z1, z2 = torch.randn(N, 16, generator=g, dtype=torch.float64), torch.randn(N, 16, generator=g, dtype=torch.float64)
+    ours = [t.clone().requires_grad_() for t in (z1, z2)]
+    theirs = [t.clone().requires_grad_() for t in (z1, z2)]
+    a, b = nt_xent(*ours, tau), reference(*theirs, tau)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(a, b.to(a.dtype), rtol=1e-9, atol=1e-12)
+    for mine, ref in zip(ours, theirs):
+        torch.testing.assert_close(mine.grad, ref.grad, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", ["all anchors", "some anchors", "extra keys", "anchors and keys"])
+def test_core_gradient_matches_autograd_of_the_plain_formula(reduction, layout):
+    """The written-out backward of simclr_core.nn.ntxent against autograd through the formula, with per-anchor
+    weights on the losses (a weight per anchor catches a mixed-up row or column in the backward)."""
+    from simclr_core.nn.ntxent import ntxent_losses
+
+    g = torch.Generator().manual_seed(11)
+    z = torch.randn(10, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    anchors = torch.tensor([1, 2, 6, 7]) if "anchors" in layout and layout != "all anchors" else None
+    keys = torch.nn.functional.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1) if "keys" in layout else None
+    rows = torch.arange(10) if anchors is None else anchors
+    u = torch.nn.functional.normalize(z, dim=1)
+    cand = u if keys is None else torch.cat([u, keys])
+    logits = (u[rows] @ cand.T / 0.3).masked_fill(torch.nn.functional.one_hot(rows, cand.shape[0]).bool(), -math.inf)
+    ref = torch.nn.functional.cross_entropy(logits, (rows + 5) % 10, reduction=reduction)
+    got = ntxent_losses(z, 0.3, reduction, anchors=anchors, keys=keys)
+    torch.testing.assert_close(got, ref)
+    w = torch.rand(got.shape, generator=g, dtype=torch.float64) + 0.5
+    (g_got,) = torch.autograd.grad((got * w).sum(), z)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), z)
+    torch.testing.assert_close(g_got, g_ref)
+    assert torch.autograd.gradcheck(lambda t: ntxent_losses(t, 0.3, reduction, anchors=anchors, keys=keys), (z,))
+
+
+@pytest.mark.parametrize("tau", [1e-4, 1e-3, 0.5, 1e6])
+def test_finite_and_right_at_every_admitted_temperature(tau):
+    """From the bound 1e-4 up the float32 loss and its gradient are finite and match float64 autograd."""
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(32, 16, generator=g), torch.randn(32, 16, generator=g)
+    a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    loss = nt_xent(a, b, tau)
+    loss.backward()
+    r1, r2 = z1.double().requires_grad_(), z2.double().requires_grad_()
+    ref = _loss64(r1, r2, tau)
+    ref.backward()
+    assert torch.isfinite(loss) and torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-4, abs=1e-6)
+    scale = r1.grad.abs().max().item()
+    torch.testing.assert_close(a.grad.double(), r1.grad, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_temperature_below_the_bound_or_with_a_gradient_is_refused():
+    z = torch.randn(3, 4)
+    with pytest.raises(ValueError, match=r">= 0\.0001.*got 5e-05"):
+        nt_xent(z, z, 5e-5)
+    with pytest.raises(ValueError, match="requires grad"):
+        nt_xent(z, z, torch.tensor(0.5, requires_grad=True))
+    assert nt_xent(z, z.flip(0), torch.tensor(0.5)) == nt_xent(z, z.flip(0), 0.5)

@@ -169,3 +169,57 @@ def test_momentum_limits_and_validation():
         momentum_update(a, b, m=1.5)
     with pytest.raises(ValueError, match="architecture"):
         momentum_update(a, nn.Linear(2, 3), m=0.5)
+
+
+# ---------------------------------------------------------------- the memory bank
+
+def _drawn(bank, *args, **kwargs) -> torch.Tensor:
+    """Which entries a draw returned, on a bank whose entries are the unit basis vectors."""
+    return bank.sample(*args, **kwargs).argmax(dim=1)
+
+
+def test_memory_bank_draws_uniformly_from_the_entries_not_excluded():
+    from simclr_core.nn.queue import MemoryBank
+
+    bank = MemoryBank(12, 12, seed=0)
+    bank.bank.copy_(torch.eye(12))
+    banned = torch.tensor([0, 3, 3, 11, 5])
+    counts = torch.bincount(_drawn(bank, 6000, torch.Generator().manual_seed(0), exclude=banned), minlength=12)
+    assert counts[[0, 3, 5, 11]].sum() == 0
+    allowed = counts[[1, 2, 4, 6, 7, 8, 9, 10]].double()
+    assert (allowed - 750).abs().max() < 120  # 6000 / 8 each; the sd of one count is ~25
+    with pytest.raises(ValueError, match="bans all 12 entries"):
+        bank.sample(3, exclude=torch.arange(12))
+    with pytest.raises(ValueError, match="0..11"):
+        bank.sample(3, exclude=torch.tensor([12]))
+
+
+def test_memory_bank_objective_never_draws_an_anchor_of_its_batch():
+    """PIRL's bank holds a view of every image; an anchor's own entry drawn as a negative would push the anchor away
+    from its own image. Half of this bank is the batch, so a draw that ignored the batch would hit it every other time."""
+    from simclr_core.nn.models import ProjectionHead, SimCLR, small_cnn
+    from simclr_core.precision import Precision
+    from simclr_core.train.step import MemoryBankObjective
+
+    torch.manual_seed(0)
+    enc = small_cnn(1, widths=(4, 8))
+    model = SimCLR(enc, ProjectionHead(enc.out_dim, 8, 4))
+    objective = MemoryBankObjective(0.5, model, n_images=4, negatives=64, seed=0)
+    objective.bank.bank.copy_(torch.eye(4))
+    seen = []
+    draw = objective.bank.sample
+
+    def record(*args, **kwargs):
+        out = draw(*args, **kwargs)
+        seen.append(out.argmax(dim=1))
+        return out
+
+    objective.bank.sample = record
+    idx = torch.tensor([0, 2])
+    v = torch.rand(2, 1, 8, 8)
+    for _ in range(5):
+        loss = objective.loss(model, v, v.flip(3), idx, Precision(torch.device("cpu")))
+        assert torch.isfinite(loss)
+    drawn = torch.cat(seen)
+    assert len(drawn) == 5 * 64 and not torch.isin(drawn, idx).any()
+    assert set(drawn.tolist()) == {1, 3}
