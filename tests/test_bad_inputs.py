@@ -28,7 +28,7 @@ RECIPE = [  # (field, bad value, text the message must hold)
     ("epochs", 1.5, "got 1.5"), ("epochs", True, "got True"), ("batch_size", 1, "batch_size must be >= 2"),
     ("batch_size", -4, "got -4"), ("proj_dim", 0, "proj_dim"), ("knn_k", 0, "knn_k"), ("subset", 0, "subset"),
     ("monitor_train", -1, "monitor_train"), ("proj_hidden", 0, "proj_hidden"), ("max_steps", 0, "max_steps"),
-    ("widths", (), "widths"), ("widths", (8, 0), "(8, 0)"), ("temperature", 0, "temperature must be a finite number > 0"),
+    ("widths", (), "widths"), ("widths", (8, 0), "(8, 0)"), ("temperature", 0, "temperature must be a finite number"),
     ("temperature", -1, "got -1"), ("temperature", math.nan, "nan"), ("temperature", math.inf, "inf"),
     ("temperature", True, "got True"), ("lr", 0, "lr"), ("lr", "fast", "'fast'"), ("knn_t", 0, "knn_t"),
     ("minutes", 0, "minutes"), ("minutes", math.inf, "inf"), ("momentum", 1.0, "momentum must be in [0, 1)"),
