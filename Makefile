@@ -20,7 +20,8 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 #                    Assignment/Course List (this course has no nbgrader exchange)
 #   ROLE=instructor  (make instructor, or make lab/notebook ROLE=instructor)  the Formgrader and Create Assignment too
 # Both keep the terminal to warnings a student can act on: the kernels' traffic is encrypted (CurveZMQ keys from the
-# server, KernelManager.transport_encryption=auto; ipykernel warns of plain TCP for every kernel otherwise), notebook_shim
+# server, KernelManager.transport_encryption=auto; ipykernel warns of plain TCP for every kernel otherwise; the student
+# mode's nbgrader_config.json asks the same for the kernel of the Validate button), notebook_shim
 # is off (it loads Notebook 6 server extensions, which the workbook has none of, and its scan of the server's settings
 # prints a token deprecation warning), the websocket ping timeout equals the ping interval (tornado caps it there, with a
 # warning per kernel connection, when it is longer), and the file browser hides the *.egg-info folder of the editable

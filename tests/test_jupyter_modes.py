@@ -171,3 +171,18 @@ def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quie
         proc.wait(timeout=30)
     terminal = log_path.read_text()
     assert not UNACTIONABLE.search(terminal), f"a warning in the terminal: {UNACTIONABLE.search(terminal).group(0)!r}\n{terminal[-4000:]}"
+
+
+def test_the_validate_button_runs_its_kernel_encrypted_too(monkeypatch):
+    """nbgrader's Validate button runs the notebook in a kernel of its own, configured from the nbgrader config files
+    on JUPYTER_CONFIG_PATH (as its server extension loads them): the student mode's asks for CurveZMQ encryption,
+    so pressing Validate prints no warning about plain TCP in the terminal."""
+    pytest.importorskip("nbgrader")
+    from nbgrader.apps import NbGrader
+    from jupyter_core.paths import jupyter_config_path
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(REPO / "jupyter_config" / "student"))
+    app = NbGrader()
+    app.config_file_paths.append([str(REPO), *jupyter_config_path()])  # what ValidateAssignmentHandler.load_config does
+    app.load_config_file()
+    assert app.config.KernelManager.transport_encryption == "auto"
