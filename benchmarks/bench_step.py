@@ -12,7 +12,10 @@ on the cpu preset's recipe (small_cnn 32-64-128-1024, batch 128 of 16x16 views),
   are convolved over their zero padding;
 - ``AdaptiveAvgPool2d``: the fast layers except ``GlobalAvgPool`` (nn.AdaptiveAvgPool2d(1) + nn.Flatten());
 - ``unfused SGD``: the preset's model, torch.optim.SGD without ``fused=True`` (torch's per-tensor loop on the CPU);
-- ``none of them``: the plain model and unfused SGD.
+- ``none of them``: the plain model and unfused SGD;
+- ``views made in advance``: the preset's step fed views made before the timing starts
+  (``bench_train.PremadeViews``): the model step's ceiling, so ``preset / views made in advance`` is what the
+  data path (two ``BatchAugment`` calls) costs.
 
 The variants run interleaved in rounds (``bench_train.measure_interleaved``), so drifts in machine load hit them
 alike; quote the ratios, not the absolute images/s.
@@ -39,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, machine, open_trainer  # noqa: E402
-from bench_train import measure_interleaved  # noqa: E402
+from bench_train import PremadeViews, measure_interleaved  # noqa: E402
 
 from simclr_core.data.datasets import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
 from simclr_core.nn.fast_layers import Conv3x3, GlobalAvgPool, use_fast_layers  # noqa: E402
@@ -75,9 +78,12 @@ def layer_kinds(model: nn.Module) -> dict:
     return kinds
 
 
-def step_fn(recipe, model: nn.Module, images: torch.Tensor, fused: bool):
-    """``Trainer.step`` of ``recipe`` on a copy of ``model``; ``fused`` False: the SGD without its fused kernel."""
+def step_fn(recipe, model: nn.Module, images: torch.Tensor, fused: bool, premade: bool = False):
+    """``Trainer.step`` of ``recipe`` on a copy of ``model``; ``fused`` False: the SGD without its fused kernel;
+    ``premade``: fed views made in advance."""
     trainer = open_trainer(recipe, images, run_precision(recipe, "cpu"), model=copy.deepcopy(model))
+    if premade:
+        trainer.augment = PremadeViews(recipe, images)
     if not fused:
         for group in trainer.optimizer.param_groups:
             group["fused"] = None
@@ -125,6 +131,8 @@ def main(argv=None):
         "none of them": (plain, False),
     }
     variants = {k: step_fn(recipe, m, images, fused) for k, (m, fused) in models.items()}
+    variants["views made in advance"] = step_fn(recipe, fast, images, True, premade=True)
+    models["views made in advance"] = (fast, True)
     precision = variants["preset"].trainer.precision
     res = measure_interleaved(variants, a.steps, a.warmup, recipe.batch_size, rounds=a.rounds)
     ref = res["preset"]["images_per_s"]
@@ -134,16 +142,19 @@ def main(argv=None):
         r["preset_speedup"] = ref / r["images_per_s"]
         r["layers"] = layer_kinds(models[k][0])
         r["fused_sgd"] = models[k][1]
-        print(f"  {k:<18} {r['images_per_s']:8.0f} img/s   preset / this: {r['preset_speedup']:.2f}x")
+        print(f"  {k:<22} {r['images_per_s']:8.0f} img/s   preset / this: {r['preset_speedup']:.2f}x")
     fast_vs_plain = res["preset"]["images_per_s"] / res["plain model"]["images_per_s"]
     print(f"use_fast_layers: {fast_vs_plain:.2f}x the plain teaching model's images/s "
           f"(Conv3x3 alone {res['AdaptiveAvgPool2d']['images_per_s'] / res['plain model']['images_per_s']:.2f}x, "
           f"GlobalAvgPool alone {res['nn.Conv2d']['images_per_s'] / res['plain model']['images_per_s']:.2f}x)")
-    out = {"torch": torch.__version__, "platform": platform.processor() or platform.machine(), "machine": machine(),
+    ceiling = res["preset"]["images_per_s"] / res["views made in advance"]["images_per_s"]
+    print(f"data path: the preset's step runs at {ceiling:.2f}x of the same step on views made in advance")
+    out = {"command": " ".join(["python", "benchmarks/bench_step.py", *(sys.argv[1:] if argv is None else argv)]),
+           "torch": torch.__version__, "platform": platform.processor() or platform.machine(), "machine": machine(),
            "threads": torch.get_num_threads(), "images": source, "n_images": int(images.shape[0]),
            "batch_size": recipe.batch_size, "view_size": recipe.augment.size, "widths": list(recipe.widths),
            "precision": precision.describe(), "steps": a.steps, "rounds": a.rounds,
-           "fast_layers_vs_plain_model": fast_vs_plain,
+           "fast_layers_vs_plain_model": fast_vs_plain, "preset_over_ceiling": ceiling,
            "conv3x3_alone_vs_plain_model": res["AdaptiveAvgPool2d"]["images_per_s"] / res["plain model"]["images_per_s"],
            "global_avg_pool_alone_vs_plain_model": res["nn.Conv2d"]["images_per_s"] / res["plain model"]["images_per_s"],
            "results": res}
