@@ -136,6 +136,31 @@ def probe(*a, **k):
     return linear_probe(*a, max_iter=50, **k)
 
 
+def classifier_with_labels(labels, num_classes=3):
+    from simclr_core.nn.models import small_cnn
+    from simclr_core.precision import Precision
+    from simclr_core.train.supervised import SupervisedRecipe, train_classifier
+    images = torch.randint(0, 256, (len(labels), 1, 8, 8), dtype=torch.uint8, generator=_g())
+    return train_classifier(small_cnn(1, (4,)), images, torch.tensor(labels), num_classes,
+                            SupervisedRecipe(steps=1, batch_size=4), lambda x, g: x.float() / 255,
+                            Precision(torch.device("cpu")), progress=False)
+
+
+def cnn(*a):
+    from simclr_core.nn.models import small_cnn
+    return small_cnn(*a)
+
+
+def head(*a):
+    from simclr_core.nn.models import ProjectionHead
+    return ProjectionHead(*a)
+
+
+def schedule(name, *a):
+    from simclr_core.train import schedule as s
+    return getattr(s, name)(*a)
+
+
 def diag(name, *a, **k):
     from simclr_core.eval import diagnostics
     return getattr(diagnostics, name)(*a, **k)
@@ -200,6 +225,12 @@ NEEDS_ERROR = [  # (case, call, text the ValueError must hold)
     ("knn_accuracy label >= num_classes", lambda: knn(*_clusters(), num_classes=2), "0..1"),
     ("linear_probe weight_decay 'a'", lambda: probe(*_clusters(), weight_decay="a"), "'a'"),
     ("linear_probe device 'gpu0'", lambda: probe(*_clusters(), device="gpu0"), "'gpu0'"),
+    ("small_cnn widths 100000,100000", lambda: cnn(3, (100000, 100000)), "more than the 268435456"),
+    ("ProjectionHead proj_dim 10**9", lambda: head(512, 512, 10**9), "out_dim=1000000000"),
+    ("train_classifier label >= num_classes", lambda: classifier_with_labels([0, 1, 2, 5]), "0..2"),
+    ("lr_at step -1", lambda: schedule("lr_at", -1, 100, 10, 0.1), "step must be an integer >= 0"),
+    ("lr_at warmup 2.5 steps", lambda: schedule("lr_at", 0, 100, 2.5, 0.1), "warmup_steps"),
+    ("scaled_lr base 'a'", lambda: schedule("scaled_lr", "a", 256), "'a'"),
     ("alignment of a zero row", lambda: diag("alignment", torch.zeros(4, 3), torch.ones(4, 3)), "all zeros"),
     ("alignment alpha 'a'", lambda: diag("alignment", Z1, Z2, alpha="a"), "'a'"),
     ("uniformity t nan", lambda: diag("uniformity", Z1, t=math.nan), "nan"),

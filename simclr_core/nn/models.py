@@ -19,13 +19,23 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from ..checks import int_tuple, positive_int
+from ..checks import int_in_range, int_tuple, positive_int
 
 __all__ = ["resnet18_cifar", "small_cnn", "SMALL_CNN_WIDTHS", "ProjectionHead", "SimCLR", "build_encoder", "ENCODERS"]
 
 
+MAX_LAYER_WEIGHTS = 2**28  # weights of one layer (1 GiB of float32): a size beyond it is a typo, not a network
+
+
 def _check_channels(in_channels: int) -> None:
-    positive_int("in_channels (3 for RGB, 1 for grayscale)", in_channels)
+    int_in_range("in_channels (3 for RGB, 1 for grayscale)", in_channels, 1, 4096)
+
+
+def _check_layer(what: str, weights: int, sizes: str) -> None:
+    """Refuse a layer larger than ``MAX_LAYER_WEIGHTS`` before anything is allocated (sizes from a config file)."""
+    if weights > MAX_LAYER_WEIGHTS:
+        raise ValueError(f"{what} would hold {weights} weights ({sizes}), more than the {MAX_LAYER_WEIGHTS} "
+                         f"(1 GiB of float32) this library allows in one layer")
 
 
 class Encoder(nn.Module):
@@ -61,6 +71,8 @@ def small_cnn(in_channels: int = 3, widths: tuple[int, ...] = SMALL_CNN_WIDTHS) 
     """A small CPU-friendly CNN: conv-BN-ReLU blocks, 2x2 max-pool (rounding up) between them, global average pool."""
     _check_channels(in_channels)
     widths = int_tuple("widths", widths)
+    for c_in, c_out in zip((in_channels, *widths), widths):
+        _check_layer("a small_cnn convolution", 9 * c_in * c_out, f"3 x 3 x {c_in} x {c_out}; widths={widths}")
     layers: list[nn.Module] = []
     c = in_channels
     for i, w in enumerate(widths):
@@ -90,6 +102,8 @@ class ProjectionHead(nn.Module):
         hidden_dim = in_dim if hidden_dim is None else hidden_dim
         for name, v in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
             positive_int(name, v)
+        _check_layer("the projection head's first layer", in_dim * hidden_dim, f"in_dim={in_dim} x hidden_dim={hidden_dim}")
+        _check_layer("the projection head's last layer", hidden_dim * out_dim, f"hidden_dim={hidden_dim} x out_dim={out_dim}")
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim, bias=False),
             nn.BatchNorm1d(hidden_dim),

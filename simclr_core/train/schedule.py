@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn as nn
 
+from .. import checks
+
 __all__ = ["lr_at", "scaled_lr", "param_groups", "LARS", "build_optimizer", "set_lr"]
 
 LR_SCALINGS = ("linear", "sqrt", "none")
@@ -25,6 +27,8 @@ OPTIMIZERS = ("sgd", "lars")
 
 def scaled_lr(base_lr: float, batch_size: int, scaling: str = "linear") -> float:
     """Peak learning rate: base x B/256 (linear), base x sqrt(B) (sqrt, paper's small-batch LARS), or base."""
+    checks.positive_float("base_lr", base_lr)
+    checks.positive_int("batch_size", batch_size)
     if scaling == "linear":
         return base_lr * batch_size / 256
     if scaling == "sqrt":
@@ -40,8 +44,10 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> flo
         lr(t) = peak * (t + 1) / W                                   for t < W
         lr(t) = peak * 0.5 * (1 + cos(pi * (t - W) / (T - W)))       for W <= t < T
     """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps!r}")
+    checks.nonnegative_int("step", step)
+    checks.positive_int("total_steps", total_steps)
+    checks.nonnegative_int("warmup_steps", warmup_steps)
+    checks.nonnegative_float("peak_lr", peak_lr)
     if step < warmup_steps:
         return peak_lr * (step + 1) / warmup_steps
     if total_steps <= warmup_steps:
