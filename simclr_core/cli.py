@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write a run's model as a small float16 folder to ship or share",
                        formatter_class=fmt, allow_abbrev=False,
-                       description="Write model.pt (f and g, float16), config.json (recipe, steps, command, SHA-256) "
-                                   "and probe.json of a run folder to --out; load it with "
-                                   "simclr_core.train.pretrained.load_pretrained.")
+                       description="Write model.pt (f and g, float16), config.json (recipe, steps, command), "
+                                   "probe.json, metrics.jsonl and SHA256SUMS (a digest of each) of a run folder to "
+                                   "--out; load it with simclr_core.train.pretrained.load_pretrained, which checks "
+                                   "every digest.")
     e.add_argument("run", type=_folder("run"), help="run folder written by `simclr pretrain`")
     e.add_argument("--out", required=True, type=_folder("--out"), help="new (or empty) folder for the exported model")
     e.add_argument("--made-with", default="", help="the command that made the run, recorded in config.json")
@@ -199,11 +200,12 @@ def _nonneg_float(name):
 
 
 def _device(s: str) -> str:
-    import re
+    from .precision import parse_device  # the one place a device's spelling is decided
 
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", s):
-        raise argparse.ArgumentTypeError(f"--device must be auto, cpu, cuda, cuda:<index> or mps, got {s!r}")
-    return s
+    try:
+        return parse_device(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--device must be auto, cpu, cuda, cuda:<index> or mps, got {s!r}") from None
 
 
 def _pretrain(args) -> int:
