@@ -83,8 +83,9 @@ def q1_3_batch(values, p) -> Verdict:
     return _batch_loss_check(values, p, "L_batch", "tau", "the batch loss is the mean of the 2N per-anchor losses")
 
 
-def _nt_reference(a, b, tau, mistake=None):
-    """NT-Xent of (a, b) in float64, or one named mistake of it."""
+def nt_loss(a, b, tau, mistake=None):
+    """NT-Xent of (a, b) as a float64 tensor (differentiable), or one named mistake of it; the checker's own
+    implementation, so that a reference never depends on the library the students use."""
     import torch
     import torch.nn.functional as F
 
@@ -99,8 +100,11 @@ def _nt_reference(a, b, tau, mistake=None):
     labels = torch.cat([torch.arange(N, 2 * N), torch.arange(N)])
     if mistake == "adjacent":
         labels = torch.arange(2 * N) ^ 1
-    loss = F.cross_entropy(logits, labels, reduction="sum" if mistake == "sum" else "mean")
-    return float(loss)
+    return F.cross_entropy(logits, labels, reduction="sum" if mistake == "sum" else "mean")
+
+
+def _nt_reference(a, b, tau, mistake=None) -> float:
+    return float(nt_loss(a, b, tau, mistake).detach())
 
 
 NT_MISTAKES = {
@@ -155,16 +159,14 @@ def q1_4_visible(values, p) -> Verdict:
 def q1_4_hidden(values, p) -> Verdict:
     import torch
 
-    from simclr_core.nn.loss import nt_xent
-
     v = Verdict()
     rows = _nt_values(v, values, first=len(I.NT_XENT_CASES))
     if rows is None:
         return v
     bad = []
     for (N, D, tau, seed), r in zip(I.NT_XENT_CASES, rows):
-        a, b = (x.requires_grad_(True) for x in I.nt_xent_inputs(N, D, seed))
-        ga, gb = torch.autograd.grad(nt_xent(a, b, temperature=tau), (a, b))
+        a, b = (x.double().requires_grad_(True) for x in I.nt_xent_inputs(N, D, seed))
+        ga, gb = torch.autograd.grad(nt_loss(a, b, tau), (a, b))
         want = torch.cat([ga.flatten(), gb.flatten()]).double().tolist()
         got = r.get("grad")
         if not isinstance(got, list) or not R.all_close([float(g) for g in got], want, rel=1e-4, abs_tol=1e-6):
