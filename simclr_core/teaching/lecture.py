@@ -1,12 +1,16 @@
 """Lecture mode: an explorer sized for a projector, one per page (the notebooks in lecture/, ``make lecture``).
 
 ``on_projector(temperature_explorer)`` switches the kernel to the projector's matplotlib sizes
-(``plotting.PROJECTOR_STYLE``: figures at 1.5 times the dpi) *before* the explorer draws its figure, then builds
-the explorer and marks it ``simclr-lecture``. The page's style sheet (``PROJECTOR_CSS``, shown once per page as
-an invisible HTML output) zooms that explorer's controls and tables by the same ``PROJECTOR_SCALE`` so they match
-the figure, which is not zoomed: it already has 1.5 times the pixels and stays sharp. The temperature explorer's
-table goes beside its figure, so that slider, numbers and figure fit one 1920 x 1080 screen. On a Voila page
-(``body[data-voila]``) the page's text grows too; in JupyterLab only the explorer changes.
+(``plotting.PROJECTOR_STYLE``: figures at 1.5 times the dpi, every text 3 pt larger, the smallest 27 px) *before* the
+explorer draws its figure, then builds the explorer and marks it ``simclr-lecture``. The page's style sheet
+(``PROJECTOR_CSS``, shown once per page as an invisible HTML output) zooms that explorer's controls and tables by
+``CONTROL_ZOOM`` (their text 24-26 px); the figure is not zoomed: it has its own pixels and stays sharp. The temperature
+and batch-size explorers put their numbers beside the figure, so that controls, numbers and figure fit one
+1920 x 1080 screen. On a Voila page (``body[data-voila]``) the page's text grows too; in JupyterLab only the explorer
+changes.
+
+``lecture_pages`` and ``lecture_page_config`` give Voila's index (lecture/config/voila.py) each page's English and
+Chinese title, read from the page's first heading.
 """
 
 from __future__ import annotations
