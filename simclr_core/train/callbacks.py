@@ -35,7 +35,8 @@ class KnnMonitor(Callback):
         enc, p = trainer.model.encoder, trainer.precision
         fb = extract_features(enc, self.bank.images, precision=p, mean=self.mean, std=self.std)  # (n_bank, d)
         fq = extract_features(enc, self.query.images, precision=p, mean=self.mean, std=self.std)  # (n_query, d)
-        return knn_accuracy(fb.to(p.device), self.bank.targets, fq.to(p.device), self.query.targets, k=self.k, t=self.t)
+        return knn_accuracy(fb.to(p.device), self.bank.targets, fq.to(p.device), self.query.targets, k=self.k, t=self.t,
+                            num_classes=len(self.bank.classes))
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         if trainer.rank != 0:
