@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,9 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import intake, status
 from .guards import unsafe_entries
 from .limits import DEFAULT
+
+
+EXCEPTION_LINE = re.compile(r"^\s*[\w.]+(Error|Exception|Exit|Interrupt): ")
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,11 @@ def released(course: Course, assignment: str) -> dict[str, dict[str, intake.Rele
 
 
 def _last_error(proc: subprocess.CompletedProcess) -> str:
-    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if "ERROR" in l or "Error" in l]
-    text = lines[-1] if lines else f"exit status {proc.returncode}"
-    return text.split("]", 1)[-1].strip()[:200]
+    """The exception nbgrader's log ends with ("JSONDecodeError: ..."), else its last error line."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    raised = [l.strip() for l in lines if EXCEPTION_LINE.match(l)]
+    errors = [l.split("]", 1)[-1].strip() for l in lines if "| ERROR]" in l]
+    return (raised or errors or [f"exit status {proc.returncode}"])[-1][:200]
 
 
 def submitted(course: Course, assignment: str, only: list[str]) -> list[Job]:

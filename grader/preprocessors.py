@@ -13,6 +13,7 @@ summary of ``make grade`` and the status column of ``nbgrader export`` (``grader
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -125,13 +126,15 @@ class SandboxedExecute(Execute):
         self.timeout_func = self._cell_timeout
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
-        except (DeadKernelError, CellTimeoutError) as e:
-            # the kernel died, or stopped answering (e.g. a submission that broke IPython itself)
+        except (DeadKernelError, CellTimeoutError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            # the kernel died, stopped answering or sent messages that are not JSON (e.g. a submission that broke
+            # IPython or replaced json.dumps in it)
             if self._running is None:
                 raise  # it never started: a set-up problem, not the submission's
             index, cell = self._running
             where = _gid(cell) or f"#{index + 1}"
-            what = "died" if isinstance(e, DeadKernelError) else "stopped responding"
+            what = "died" if isinstance(e, DeadKernelError) else "stopped responding" \
+                if isinstance(e, CellTimeoutError) else "sent a malformed message"
             cell.outputs.append(from_dict({"output_type": "error", "ename": "KernelDied", "evalue": where,
                                            "traceback": [f"The kernel {what} in cell {where}: needs review."]}))
             _status(nb)["kernel_died_in"] = where

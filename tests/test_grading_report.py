@@ -143,7 +143,7 @@ def test_a_crash_graded_by_hand_is_reviewed(graded):  # last: it changes the gra
     from grader import status
 
     root, _, _, _ = graded
-    coursedir = status._coursedir(root)
+    coursedir = status.course_directory(root)
     with Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}") as gb:
         assert status.row(gb, coursedir, A1, "kernel_crash").status == CRASH
         for g in gb.find_submission_notebook(A1, A1, "kernel_crash").grades:
