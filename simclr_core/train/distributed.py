@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +41,7 @@ import torch.distributed as dist
 from .. import checks
 from ..nn.loss import _check_embeddings, nt_xent
 from ..nn.ntxent import REDUCTIONS, ntxent_losses
+from ..precision import resolve_device
 
 __all__ = [
     "DistInfo",
@@ -200,9 +200,6 @@ class DistInfo:
         return self.rank == 0
 
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
 @dataclass(frozen=True)
 class TorchrunEnv:
     """RANK, WORLD_SIZE and LOCAL_RANK as ``torchrun`` sets them (0, 1, 0 when they are unset: one process)."""
@@ -250,26 +247,21 @@ def init_distributed(device: str = "auto") -> DistInfo:
     default process group, NCCL when the device is a GPU and gloo on CPU, and pins process ``local_rank``
     to GPU ``cuda:local_rank``. Otherwise it returns world_size 1 and creates no process group.
 
-    device: "auto" (GPU if available), "cpu", "cuda" or "cuda:<i>" (single process only; under torchrun
-    the GPU is chosen by LOCAL_RANK).
+    device: "auto" (GPU if available, else mps, else cpu), "cpu", "cuda", "cuda:<i>" or "mps" (the last two
+    single process only; under torchrun the GPU is chosen by LOCAL_RANK), as ``simclr_core.precision`` decides.
     """
-    if not isinstance(device, str) or not _DEVICE_RE.match(device):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but torch.cuda.is_available() is False; use 'cpu'")
+    dev = resolve_device(device)  # spelling and presence checked, 'auto' resolved: simclr_core.precision
 
     env = torchrun_env()
     rank, world_size, local_rank = env.rank, env.world_size, env.local_rank
 
     if world_size == 1:
-        dev = torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device)
-        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible")
         return DistInfo(0, 1, 0, dev)
-
+    if dev.type == "mps":
+        raise ValueError(f"device {device!r} is mps (an Apple GPU), where torchrun's process groups (NCCL, gloo) do not run; use 'cpu'")
+    use_cuda = dev.type == "cuda"
     if use_cuda:
-        if ":" in device:
+        if dev.index is not None:
             raise ValueError(f"device {device!r}: under torchrun pass 'cuda' (or 'auto'); LOCAL_RANK picks the GPU")
         if local_rank >= torch.cuda.device_count():
             raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")

@@ -145,7 +145,7 @@ def _build(recipe: Recipe, procs: _Processes, train: ImageDataset, test: ImageDa
             raise ValueError("sync_bn (--sync-bn) needs CUDA devices (SyncBatchNorm is not supported with gloo on CPU)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = precision.prepare(model)
-    images = train.images.to(precision.device) if precision.device.type == "cuda" else train.images  # uint8
+    images = precision.hold(train.images)  # uint8, where the loop gathers its batches
     forward_model, loss_fn = model, None
     if procs.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

@@ -75,7 +75,7 @@ def train_classifier(encoder: nn.Module, images: torch.Tensor, labels: torch.Ten
     B = min(recipe.batch_size, n)
     steps_per_epoch = n // B
     warmup = round(recipe.warmup_frac * recipe.steps)
-    X = images.to(precision.device) if precision.device.type == "cuda" else images
+    X = precision.hold(images)
     Y = labels.to(X.device)
     bar = None
     if progress:
