@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import contextmanager
+from functools import lru_cache
 
 import pytest
 import torch
@@ -38,7 +39,9 @@ def _naive_nt_xent(z1, z2, tau):
     return (torch.logsumexp(s, 1) - s[torch.arange(2 * n), pos]).mean()
 
 
+@lru_cache(maxsize=None)
 def _clusters(n_train=300, n_test=90, d=8, seed=0):
+    """Three separable classes (train features, labels, test features, labels); shared, never modified."""
     g = _g(seed)
     centres = torch.randn(3, d, generator=g) * 3
     y, yt = torch.arange(n_train) % 3, torch.arange(n_test) % 3
@@ -183,6 +186,11 @@ def _one_sample_probe():
     return probe(X[2:3], y[2:3], Xt, yt), float((yt == y[2]).float().mean())  # predicts the one class it saw
 
 
+def _bool_probe():
+    X, y, Xt, yt = _clusters(60, 30)
+    return probe(X > 0, y, Xt > 0, yt), probe((X > 0).float(), y, (Xt > 0).float(), yt)
+
+
 def _scaled(name, scale):
     z1, z2 = Z1.double(), Z2.double()
     args = (z1 * scale,) if name in ("uniformity", "per_dim_std", "effective_rank") else (z1 * scale, z2 * scale)
@@ -256,8 +264,7 @@ NEEDS_VALUE = [  # (case, call returning (got, expected), tolerance)
     ("linear_probe one training image", _one_sample_probe, 0.0),
     ("knn_accuracy 0/1 bool features", lambda: (knn(_clusters()[0] > 0, *_clusters()[1:]),
                                                knn((_clusters()[0] > 0).float(), *_clusters()[1:])), 0.0),
-    ("linear_probe 0/1 bool features", lambda: (probe(_clusters()[0] > 0, *_clusters()[1:]),
-                                               probe((_clusters()[0] > 0).float(), *_clusters()[1:])), 0.0),
+    ("linear_probe 0/1 bool features", lambda: _bool_probe(), 0.0),
     ("linear_probe float64 x 1e300", lambda: _reference_probe(1e300), 0.0),
     ("linear_probe features x 1e-30", lambda: _reference_probe(1e-30), 0.0),
     ("uniformity x 1e30", lambda: _scaled("uniformity", 1e30), 1e-9),
