@@ -65,7 +65,6 @@ c.GenerateFeedback.preprocessors = [
 ]
 c.GenerateFeedback.exporter_class = "grader.sanitize.FeedbackExporter"
 c.Autograde.autograde_preprocessors = [
-    "grader.judge.StartRunner",  # the answer runner of TrustedChecks starts while the kernel runs
     "grader.preprocessors.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "grader.judge.TrustedChecks",

@@ -73,26 +73,10 @@ def _explain(v: Verdict, run: CheckRun, skipped: dict, rule: str | None) -> Verd
     return v
 
 
-RUNNER_KEY = "_simclr_grading_runner"  # resources key of the runner StartRunner started for this notebook
-
-
 def _settings(config, assignment: str, student: str) -> tuple:
     timeout = float(config.get("TrustedChecks", {}).get("cell_timeout", 0) or 0) or \
         float(config.get("Execute", {}).get("timeout", 30) or 30)
     return assignment, student, timeout, bool(config.get("SandboxedExecute", {}).get("sandbox", True))
-
-
-class StartRunner(NbGraderPreprocessor):
-    """Start the submission's runner (``grader.harness.Runner``) before the kernel runs, so that its imports
-    overlap the kernel's run; ``TrustedChecks`` uses it (or starts one itself when this step is not configured)."""
-
-    def preprocess(self, nb, resources):
-        info = resources.get("nbgrader", {})
-        try:
-            resources[RUNNER_KEY] = Runner(*_settings(self.config, info["assignment"], info["student"]))
-        except (OSError, RuntimeError, KeyError) as e:
-            self.log.error("the grading runner did not start early: %s", e)
-        return nb, resources
 
 
 class TrustedChecks(NbGraderPreprocessor):
@@ -152,8 +136,7 @@ class TrustedChecks(NbGraderPreprocessor):
         info = resources["nbgrader"]
         cells, skipped, runs = self._cells(nb, resources), {}, {}
         try:
-            runner = resources.pop(RUNNER_KEY, None) or Runner(*_settings(self.config, info["assignment"],
-                                                                          info["student"]))
+            runner = Runner(*_settings(self.config, info["assignment"], info["student"]))
         except (OSError, RuntimeError) as e:  # no process for this submission: its checks wait for review
             self.log.error("the grading runner did not start for %s: %s", info["student"], e)
             return {gid: CheckRun(problem="the grading process did not start (needs review)") for gid in gids}, {}
