@@ -92,7 +92,8 @@ class Recipe:
                                  f"{SIZE_LIMITS['width']} channels, got {self.widths!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size!r}")
-        for name in ("temperature", "lr", "knn_t"):
+        checks.temperature("temperature", self.temperature)
+        for name in ("lr", "knn_t"):
             checks.positive_float(name, getattr(self, name))
         checks.optional(checks.positive_float, "minutes", self.minutes)
         if not (checks.nonnegative_float("momentum", self.momentum) < 1):
@@ -170,9 +171,7 @@ class RunOptions:
 
 def _augment_from_dict(d: dict) -> AugmentConfig:
     names = {f.name for f in fields(AugmentConfig)}
-    unknown = set(d) - names
-    if unknown:
-        raise ValueError(f"unknown augmentation settings {sorted(unknown)}; valid: {sorted(names)}")
+    checks.known_keys("augmentation settings", d, names)
     return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -180,9 +179,7 @@ def _from_dict(cls, d: dict):
     names = {f.name for f in fields(cls)}
     if not isinstance(d, dict):
         raise ValueError(f"{cls.__name__} settings must be a dict, got {type(d).__name__}")
-    unknown = set(d) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings {sorted(unknown)}; valid: {sorted(names)}")
+    checks.known_keys(f"{cls.__name__} settings", d, names)
     return cls(**d)
 
 
@@ -267,7 +264,5 @@ def preset(name: str, dataset: str = "cifar10", **overrides) -> Recipe:
     if isinstance(overrides.get("augment"), dict):
         overrides["augment"] = replace(table["augment"], **overrides["augment"])
     names = {f.name for f in fields(Recipe)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ValueError(f"unknown recipe settings {sorted(unknown)}; valid: {sorted(names)}")
+    checks.known_keys("recipe settings", overrides, names)
     return Recipe(**{"dataset": dataset, **table, **overrides})
