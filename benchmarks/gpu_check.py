@@ -160,7 +160,8 @@ def cifar_throughput(check: Check, n_train: int, n_test: int, epochs: int, extra
                    final_loss=round(last["loss"], 4))
     if ok:
         shutil.copy(run_dir / "metrics.jsonl", check.out / "cifar10_metrics.jsonl")
-        if check.run("cifar10 probe", _simclr("probe", str(run_dir), "--no-progress", *probe), timeout_s):
+        if check.run("cifar10 probe", _simclr("probe", str(run_dir), "--data-root", str(root), "--no-progress", *probe),
+                     timeout_s):
             shutil.copy(run_dir / "probe.json", check.out / "cifar10_probe.json")  # its time: summary["parts"]
             check.note("cifar10 probe", note="generated images: only the time means something", **_probe_rows(run_dir))
 
@@ -199,7 +200,8 @@ def fashion_mnist(check: Check, minutes: float, extra: list[str], probe: list[st
                    final_loss=round(rows[-1]["loss"], 4))
     if ok:
         shutil.copy(run_dir / "metrics.jsonl", check.out / "fmnist_metrics.jsonl")
-        if check.run("fashion-mnist probe", _simclr("probe", str(run_dir), "--no-progress", *probe), timeout_s):
+        if check.run("fashion-mnist probe", _simclr("probe", str(run_dir), "--data-root", str(data), "--no-progress",
+                                                  *probe), timeout_s):
             shutil.copy(run_dir / "probe.json", check.out / "fmnist_probe.json")
             check.note("fashion-mnist probe", **_probe_rows(run_dir))
 

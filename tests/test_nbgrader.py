@@ -111,8 +111,11 @@ def test_solutions_are_well_formed_nbgrader_sources():
 
 def test_exercises_leak_nothing():
     all_src = "".join((ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8") for a in ASSIGNMENTS)
-    for m in MARKERS:  # the check below is not vacuous: the sources do use these markers
-        assert m in all_src or m == "BEGIN MARK SCHEME", f"marker {m!r} is in no source notebook"
+    # the check below is not vacuous: the sources do use the answer markers; the hidden-test markers and
+    # grader_probe stay on the list so that none ever comes back into a released notebook (the graded checks
+    # live in grader/, not in hidden test regions)
+    for m in ("BEGIN SOLUTION", "END SOLUTION", "Model answer", "Mark scheme"):
+        assert m in all_src, f"marker {m!r} is in no source notebook"
     for a in ASSIGNMENTS:
         src = (ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8")
         rel = (ROOT / "exercises" / a / f"{a}.ipynb").read_text(encoding="utf-8")
@@ -124,7 +127,7 @@ def test_exercises_leak_nothing():
             secret.update(l.strip() for l in _solution_regions(c.source) if len(l.strip()) >= 12)
             public.update(l.strip() for l in _public_lines(c.source))
         secret -= public  # e.g. an import that the setup cell also shows is no secret
-        assert len(secret) > 20
+        assert len(secret) > 10, a  # not vacuous: each source holds answer lines
         rel_lines = {l.strip() for c in nbformat.reads(rel, 4).cells for l in c.source.split("\n")}
         leaked = sorted(secret & rel_lines)
         assert not leaked, f"solution/hidden-test lines in exercises/{a}: {leaked[:5]}"
