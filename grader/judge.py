@@ -73,6 +73,35 @@ def _explain(v: Verdict, run: CheckRun, skipped: dict, rule: str | None) -> Verd
     return v
 
 
+def _answer_cells(nb) -> dict[str, str]:
+    """grade id of each graded cell -> that of the answer cell it follows (the nearest solution code cell above)."""
+    out, last = {}, None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if utils.is_grade(cell) and _gid(cell) and last:
+            out[_gid(cell)] = last
+        elif utils.is_solution(cell) and _gid(cell):
+            last = _gid(cell)
+    return out
+
+
+def _limited(meta: dict, cells: set) -> bool:
+    """Whether the kernel's run stopped one of ``cells`` at the time limit or a limit of the sandbox."""
+    hits = [c for kind in (meta.get("limits") or {}).values() if isinstance(kind, list) for c in kind]
+    hits += meta.get("timed_out") or []
+    return any(isinstance(c, str) and c in cells for c in hits)
+
+
+def _mark(v: Verdict, run: CheckRun | None, answer: str | None, skipped: dict, meta: dict) -> Verdict:
+    """Set what the class report counts: a blank answer, a stopped one, values no check could judge."""
+    v.review = v.review or run is None or run.values is None
+    if v.fraction < 1.0 and answer:
+        v.blank = run is not None and run.cell_errors.get(answer, "").startswith("NotImplementedError")
+        v.stopped = answer in skipped or _limited(meta, {answer})
+    return v
+
+
 def _settings(config, assignment: str, student: str) -> tuple:
     timeout = float(config.get("TrustedChecks", {}).get("cell_timeout", 0) or 0) or \
         float(config.get("Execute", {}).get("timeout", 30) or 30)
@@ -155,7 +184,7 @@ class TrustedChecks(NbGraderPreprocessor):
             _status(nb)["forbidden"] = sorted(rules)
         if skipped:
             _status(nb)["grading_skipped_cells"] = dict(skipped)
-        copied = {}
+        copied, records, answer_of = {}, {}, _answer_cells(nb)
         for cell in graded:
             gid, v = _gid(cell), Verdict()
             run = runs.get(gid)
@@ -168,13 +197,16 @@ class TrustedChecks(NbGraderPreprocessor):
                     v = CHECKS[gid](run.values, params)
                 except Exception as e:  # noqa: BLE001 (a checker bug must not cost the student the submission)
                     self.log.exception("checker %s failed", gid)
-                    v = Verdict()
+                    v = Verdict(review=True)
                     v.add(False, f"the checker could not judge these values ({type(e).__name__}); needs review")
             if run is not None:
                 v = _explain(v, run, skipped, rules.get(gid))
+            records[gid] = _mark(v, run, answer_of.get(gid), skipped, _status(nb)).record()
             if v.copied_from:
                 copied[gid] = sorted(v.copied_from)
             cell.outputs = _render(v, float(cell.metadata["nbgrader"]["points"]))
         if copied:  # for the instructor only: whose numbers these answers are for (the feedback names no one)
             _status(nb)["answers_for_other_students"] = copied
+        if records:  # for the class report (grader.report): per graded cell, what the verdict found
+            _status(nb)["verdicts"] = records
         return nb, resources

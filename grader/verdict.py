@@ -18,6 +18,10 @@ class Verdict:
     weights: float = 0.0  # total weight of the parts
     copied_from: set[str] = field(default_factory=set)  # students whose numbers the values are answers for
     notes: list[str] = field(default_factory=list)  # why values were missing: cells that raised, were stopped
+    mistakes: list[str] = field(default_factory=list)  # the named mistakes the feedback states, by their sentence
+    blank: bool = False  # its answer cell still raises the released NotImplementedError
+    stopped: bool = False  # its answer cell was stopped: a time or sandbox limit, or it ended its process
+    review: bool = False  # no values could be judged: the check needs a person
 
     def add(self, ok: bool, message: str, weight: float = 1.0) -> None:
         self.parts.append((weight if ok else 0.0, ("PASS  " if ok else "FAIL  ") + message))
@@ -25,6 +29,16 @@ class Verdict:
 
     def note(self, message: str) -> None:
         self.notes.append("NOTE  " + message)
+
+    def named(self, why: str) -> None:
+        """Record a named mistake (its sentence from ``grader.reference`` or a check) for the class report."""
+        if why not in self.mistakes:
+            self.mistakes.append(why)
+
+    def record(self) -> dict:
+        """What the class report (``grader.report``) counts for this cell: plain JSON, no display text parsed."""
+        return {"fraction": float(self.fraction), "mistakes": list(self.mistakes), "blank": self.blank,
+                "copied": bool(self.copied_from), "stopped": self.stopped, "review": self.review}
 
     @property
     def fraction(self) -> float:
@@ -96,6 +110,7 @@ def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: st
     if ok:
         verdict.add(True, f"{name} is right", weight)
     elif why:
+        verdict.named(why)
         verdict.add(False, f"{name} = {show(float(got))} is wrong: {why}", weight)
     else:
         theirs = [(sid, why) for sid, why, want in others if match(float(got), {None: want}, rel, abs_tol)[0]]
@@ -136,6 +151,8 @@ def cases(verdict: Verdict, values: dict, name: str, wants: list, hint: str,
                 verdict.add(False, f"{name} returned {show(g)} on {_nth(k, wants)}, which is wrong; {hint}", weight)
             return
     if mistakes:
+        for why in sorted(mistakes):
+            verdict.named(why)
         verdict.add(False, f"{name} is wrong: {'; '.join(sorted(mistakes))}", weight)
     else:
         verdict.add(True, f"{name} is right on all {len(wants)} test inputs", weight)
