@@ -93,11 +93,17 @@ def _limited(meta: dict, cells: set) -> bool:
     return any(isinstance(c, str) and c in cells for c in hits)
 
 
-def _mark(v: Verdict, run: CheckRun | None, answer: str | None, skipped: dict, meta: dict) -> Verdict:
-    """Set what the class report counts: a blank answer, a stopped one, values no check could judge."""
+def _same_code(a, b) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.split() == b.split()
+
+
+def _mark(v: Verdict, run: CheckRun | None, answer: str | None, untouched: bool, skipped: dict,
+          meta: dict) -> Verdict:
+    """Set what the class report counts: a blank answer (its cell as released, or raising the released
+    NotImplementedError), a stopped one, values no check could judge."""
     v.review = v.review or run is None or run.values is None
     if v.fraction < 1.0 and answer:
-        v.blank = run is not None and run.cell_errors.get(answer, "").startswith("NotImplementedError")
+        v.blank = untouched or (run is not None and run.cell_errors.get(answer, "").startswith("NotImplementedError"))
         v.stopped = answer in skipped or _limited(meta, {answer})
     return v
 
@@ -144,8 +150,9 @@ class TrustedChecks(NbGraderPreprocessor):
                 _status(nb)["student_id_typed"] = typed[:100]
         return params
 
-    def _cells(self, nb, resources) -> list[tuple[str, str]]:
-        info = resources["nbgrader"]
+    def _cells(self, nb, resources) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The cells to run (``answer_cells``) and the released source of each answer cell, by grade id."""
+        info, released = resources["nbgrader"], {}
         with Gradebook(info["db_url"]) as gb:
             def kind(gid):
                 try:
@@ -155,28 +162,31 @@ class TrustedChecks(NbGraderPreprocessor):
                 for what, find in (("grade", gb.find_grade_cell), ("solution", gb.find_solution_cell)):
                     try:
                         find(gid, info["notebook"], info["assignment"])
+                        if what == "solution":
+                            released[gid] = str(src.source)
                         return what, src.source
                     except Exception:  # noqa: BLE001
                         pass
                 return ("locked", src.source) if src.locked else None
-            return answer_cells(nb, kind)
+            return answer_cells(nb, kind), released
 
-    def _runs(self, nb, resources, gids) -> tuple[dict, dict]:
+    def _runs(self, nb, resources, gids) -> tuple[dict, dict, dict]:
         info = resources["nbgrader"]
-        cells, skipped, runs = self._cells(nb, resources), {}, {}
+        (cells, released), skipped, runs = self._cells(nb, resources), {}, {}
         try:
             runner = Runner(*_settings(self.config, info["assignment"], info["student"]))
         except (OSError, RuntimeError) as e:  # no process for this submission: its checks wait for review
             self.log.error("the grading runner did not start for %s: %s", info["student"], e)
-            return {gid: CheckRun(problem="the grading process did not start (needs review)") for gid in gids}, {}
+            return {gid: CheckRun(problem="the grading process did not start (needs review)") for gid in gids}, {}, \
+                released
         with runner:
             for gid in gids:
                 runs[gid] = runner.check(gid, cells, skipped)
-        return runs, skipped
+        return runs, skipped, released
 
     def preprocess(self, nb, resources):
         graded = [c for c in nb.cells if c.cell_type == "code" and utils.is_grade(c) and _gid(c)]
-        runs, skipped = self._runs(nb, resources, [_gid(c) for c in graded if _gid(c) in CHECKS])
+        runs, skipped, released = self._runs(nb, resources, [_gid(c) for c in graded if _gid(c) in CHECKS])
         params = self._params(nb, resources, _typed_id(runs.values()))
         answers = {_gid(c): str(c.source) for c in nb.cells if c.cell_type == "code" and utils.is_solution(c)}
         rules = shortcuts.violations(answers)
@@ -201,7 +211,9 @@ class TrustedChecks(NbGraderPreprocessor):
                     v.add(False, f"the checker could not judge these values ({type(e).__name__}); needs review")
             if run is not None:
                 v = _explain(v, run, skipped, rules.get(gid))
-            records[gid] = _mark(v, run, answer_of.get(gid), skipped, _status(nb)).record()
+            answer = answer_of.get(gid)
+            untouched = answer in released and _same_code(answers.get(answer), released[answer])
+            records[gid] = _mark(v, run, answer, untouched, skipped, _status(nb)).record()
             if v.copied_from:
                 copied[gid] = sorted(v.copied_from)
             cell.outputs = _render(v, float(cell.metadata["nbgrader"]["points"]))
