@@ -88,8 +88,9 @@ def _answer_cells(nb) -> dict[str, str]:
 
 def _limited(meta: dict, cells: set) -> bool:
     """Whether the kernel's run stopped one of ``cells`` at the time limit or a limit of the sandbox."""
-    hits = [c for kind in (meta.get("limits") or {}).values() if isinstance(kind, list) for c in kind]
-    hits += meta.get("timed_out") or []
+    limits, timed_out = meta.get("limits"), meta.get("timed_out")
+    hits = [c for kind in limits.values() if isinstance(kind, list) for c in kind] if isinstance(limits, dict) else []
+    hits += timed_out if isinstance(timed_out, list) else []
     return any(isinstance(c, str) and c in cells for c in hits)
 
 
