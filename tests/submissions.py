@@ -251,20 +251,22 @@ PS1_MISTAKES = {
 }
 
 
-def build(root: Path, a: str, kind: str):
+def build(root: Path, a: str, kind: str, student: str | None = None, neighbour: str = NEIGHBOUR):
+    """The notebook a student of ``kind`` submits; she types her id ``student`` (default: the kind's name), and
+    the copying kinds copy ``neighbour``."""
     nb = solved(root, a)
     cells = _cells(nb)
-    _set_id(cells, kind)  # the student types her own id
+    _set_id(cells, student or kind)  # the student types her own id
     answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
                and c.metadata["nbgrader"]["grade_id"] != ID_CELL]
     if kind == "correct":
         pass
     elif kind == "copied_numbers":  # her own id, the neighbour's numeric answers typed in (code answers kept)
-        theirs = model_answers(a, NEIGHBOUR) if a in VARIANT_ASSIGNMENTS else {}
+        theirs = model_answers(a, neighbour) if a in VARIANT_ASSIGNMENTS else {}
         done = [n for c in answers for n in hard_code(c, theirs)]
         assert done or a not in VARIANT_ASSIGNMENTS, f"no numeric answer of {a} to copy"
     elif kind == "copied_notebook":  # the neighbour's notebook as it is, her id included
-        _set_id(cells, NEIGHBOUR)
+        _set_id(cells, neighbour)
     elif kind == "blank":
         nb = nbformat.read(root / "exercises" / a / f"{a}.ipynb", 4)
     elif kind in PS1_MISTAKES:
