@@ -98,7 +98,7 @@ def q3_2a(values, p) -> Verdict:
     n = p["N_bound"]
     scalar(v, values, "max_bound", {
         None: math.log(2 * n - 1), "it uses log base 10": math.log10(2 * n - 1),
-        f"log(2N) = log({2 * n}) counts k = i; there are 2N - 1 candidates": math.log(2 * n),
+        "log(2N) counts k = i; there are 2N - 1 candidates": math.log(2 * n),  # one sentence for the class report
     }, f"the loss is at least 0, so the bound is at most log(2N - 1) (on your N_bound, student id {p['student']!r})",
         rel=1e-6, others=others(p, lambda q: math.log(2 * q["N_bound"] - 1)))  # N_bound's neighbours: >= 2e-4 apart
     return v
