@@ -6,7 +6,8 @@ For every test cell (nbgrader ``grade: true``, with points) it prints whether it
 with the last line of the error (e.g. "NotImplementedError" for a blank answer); free-response answers are graded
 by hand and listed as such. A visible test checks types and consistency, not the values: every point is decided
 when the notebook is graded, by checks that are not in the notebook. So the summary says how many points have a
-visible test and never that the notebook "passes all the tests". Exit status 1 when a visible test fails.
+visible test and never that the notebook "passes all the tests" (the counting is simclr_core.teaching.visible_checks,
+which the Validate button's answer uses too). Exit status 1 when a visible test fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this checkout's library, whichever checkout the environment's install points at
+    sys.path.insert(0, str(ROOT))
+
+from simclr_core.teaching.visible_checks import HIDDEN, MANUAL, decided_at_grading, graded_cells, points  # noqa: E402
 
 
 def _error_line(cell) -> str | None:
@@ -31,38 +38,30 @@ def validate(path: Path) -> tuple[float, float, bool]:
     client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
-    got = total = hidden = manual = 0.0
+    graded = graded_cells(nb)
+    tally = points(graded)
+    got = 0.0
     ok = True
     print(f"== {path}")
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if not meta.get("grade"):
+    for g in graded:
+        gid = f"{g.grade_id:<24}"
+        if g.kind == MANUAL:
+            print(f"  {gid} graded by hand ({g.points:g} pts)")
             continue
-        pts = float(meta.get("points", 0))
-        total += pts
-        gid = meta.get("grade_id", "?")
-        if cell.cell_type != "code":
-            manual += pts
-            print(f"  {gid:<24} graded by hand ({pts:g} pts)")
+        if g.kind == HIDDEN:  # the student version of a cell that holds only hidden tests
+            print(f"  {gid} hidden: runs when graded ({g.points:g} pts)")
             continue
-        code = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        if not code:  # the student version of a cell that holds only hidden tests
-            hidden += pts
-            print(f"  {gid:<24} hidden: runs when graded ({pts:g} pts)")
-            continue
-        err = _error_line(cell)
+        err = _error_line(nb.cells[g.index])
         if err is None:
-            got += pts
-            print(f"  {gid:<24} visible test passes ({pts:g} pts, decided at grading)")
+            got += g.points
+            print(f"  {gid} visible test passes ({g.points:g} pts, decided at grading)")
         else:
             ok = False
-            print(f"  {gid:<24} FAIL  visible test ({pts:g} pts)  {err}")
-    print(f"  visible tests pass for {got:g} of the {total - hidden - manual:g} points that have one; they check "
+            print(f"  {gid} FAIL  visible test ({g.points:g} pts)  {err}")
+    print(f"  visible tests pass for {got:g} of the {tally.visible:g} points that have one; they check "
           f"types and consistency, not your values.")
-    print(f"  All {total - manual:g} autograded points are decided at grading, by checks not in this notebook"
-          + (f" ({hidden:g} of them have no visible test)" if hidden else "")
-          + (f"; {manual:g} points are graded by hand." if manual else "."))
-    return got, total, ok
+    print(f"  {decided_at_grading(tally)}")
+    return got, tally.visible + tally.hidden + tally.manual, ok
 
 
 def main(argv: list[str]) -> int:
