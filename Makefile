@@ -4,7 +4,7 @@
 # The virtual environment lives in ~/.cache/simclr-workbook/venv (override: SIMCLR_VENV=...) and is
 # reinstalled only when pyproject.toml changes.
 SHELL := /bin/bash
-.PHONY: setup system lab notebook instructor lecture test test-fast bench validate exercises bundle grade site
+.PHONY: setup system lab notebook instructor lecture test test-fast bench validate exercises bundle grade report site
 
 setup:
 	@bash scripts/setup_env.sh >/dev/null
@@ -72,13 +72,23 @@ exercises:
 bundle:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && python scripts/course.py bundle dist/simclr-exercises.zip
 
-# Instructors: grade every submission in grading/submitted/ of the problem sets PS (default: all four), each in a
-# bubblewrap sandbox, then print the summary (python -m grader.grade; docs/instructors.md). A submission that cannot be
-# graded is listed as "needs review: <reason>" and the others are graded; exercises/ is never written.
-# A submission graded since it was handed in is not graded again unless FORCE=1. One student: STUDENT=alice
+# Instructors: grade every submission in grading/submitted/ of the problem sets PS (default: all four), JOBS side by
+# side (default: the cores this machine lets the grading use), each in a bubblewrap sandbox, one line per submission
+# as it finishes, then the run's summary and the table per problem set (python -m grader.grade; docs/instructors.md).
+# A submission that cannot be graded is listed as "needs review: <reason>" and the others are graded; exercises/ is
+# never written. A submission graded as it is now (same files, same problem set) is not graded again unless FORCE=1.
+# One student: STUDENT=alice (with FORCE=1: grade her again).
 grade:
 	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
-	python -m grader.grade $(PS) $(foreach s,$(STUDENT),--student $(s)) $(if $(filter 1,$(FORCE)),--force)
+	python -m grader.grade $(PS) $(foreach s,$(STUDENT),--student $(s)) $(if $(filter 1,$(FORCE)),--force) \
+	$(if $(JOBS),--jobs $(JOBS))
+
+# Instructors: the class report of the problem sets PS (default: all four): per question the score distribution, each
+# named mistake and how many made it, blanks, limits, reviews; the questions by points lost (python -m grader.report;
+# printed, and a page in grading/reports/<ps>.html). No student names unless NAMES=1 (then <ps>-names.html).
+report:
+	@venv=$$(bash scripts/setup_env.sh) && export PATH="$$venv/bin:$$PATH" && \
+	python -m grader.report $(PS) $(if $(filter 1,$(NAMES)),--names)
 
 bench:
 	@venv=$$(bash scripts/setup_env.sh) && for b in benchmarks/bench_*.py; do "$$venv/bin/python" "$$b"; done
