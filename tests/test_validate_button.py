@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -122,6 +123,9 @@ def test_the_student_mode_button_says_what_the_visible_tests_cover(student_serve
     import nbgrader
 
     assert _ask(base, token, f"nbgrader_version?version={nbgrader.__version__}") == {"success": True}
+    with pytest.raises(urllib.error.HTTPError) as outside:  # nbgrader's check of the path is kept
+        _ask(base, token, "assignments/validate?path=../outside.ipynb", "POST")
+    assert outside.value.code == 403
     right = _ask(base, token, f"assignments/validate?path={PS}/right.ipynb", "POST")
     shown = dialog(right)
     assert SUCCESS not in shown.lower(), shown
