@@ -45,7 +45,9 @@ below each answer. Check a whole notebook with the Validate button, or in a term
 
     nbgrader validate exercises/ps1_similarity_matrix/ps1_similarity_matrix.ipynb
 
-(with the workbook's environment: ~/.cache/simclr-workbook/venv/bin/nbgrader). Hidden tests run when it is graded.
+(with the workbook's environment: ~/.cache/simclr-workbook/venv/bin/nbgrader). The visible tests check the format
+of your answers, not their values: nbgrader's "Success! Your notebook passes all the tests" means only that they
+pass. Every point is decided when the notebook is graded, by checks that are not in the notebook.
 Submit the notebook file(s) of a problem set, unchanged in name.
 """
 

@@ -25,6 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NBGRADER_SERVER = ("formgrader", "validate_assignment", "assignment_list", "course_list")
+VALIDATE_BUTTON = "simclr_core.teaching.validate_button"
 NBGRADER_LAB = ("menu", "formgrader", "create-assignment", "validate-assignment", "assignment-list", "course-list")
 ENABLED = {
     "student": {"validate_assignment", "validate-assignment"},
@@ -36,12 +37,16 @@ def enabled(role: str) -> set[str]:
     folder = REPO / "jupyter_config" / role
     server = json.loads((folder / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
     lab = json.loads((folder / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
-    assert set(server) - {"grader.formgrader_csp", "notebook_shim"} == {f"nbgrader.server_extensions.{n}" for n in NBGRADER_SERVER}, \
-        "every nbgrader server part"
+    assert set(server) - {"grader.formgrader_csp", "notebook_shim", VALIDATE_BUTTON} == \
+        {f"nbgrader.server_extensions.{n}" for n in NBGRADER_SERVER}, "every nbgrader server part"
     assert server["notebook_shim"] is False  # Notebook 6 extensions: none here, and its settings scan prints a warning
     # the Formgrader's submission views get a Content-Security-Policy wherever the Formgrader runs
     assert server.get("grader.formgrader_csp", False) == server["nbgrader.server_extensions.formgrader"]
     on = {n for n in NBGRADER_SERVER if server[f"nbgrader.server_extensions.{n}"]}
+    # the Validate button's server part is this workbook's, which says what the visible tests cover (nbgrader's would
+    # answer first, and its answer reads "passes all the tests"): tests/test_validate_button.py
+    assert server[VALIDATE_BUTTON] is True and "validate_assignment" not in on
+    on.add("validate_assignment")
     # a plugin missing from disabledExtensions is enabled; list them all, so that the mode never depends on defaults
     assert set(lab) == {f"@jupyter/nbgrader:{n}" for n in NBGRADER_LAB if n != "validate-assignment"}
     return on | {n for n in NBGRADER_LAB if not lab.get(f"@jupyter/nbgrader:{n}", False)}
