@@ -79,8 +79,30 @@ def _batch_loss_check(values, p, name: str, tau: str, what: str) -> Verdict:
     return v
 
 
+SHEET_READINGS = ("one_way",)  # Q1.3 as the sheet poses it: "combine the losses of the 3 positive pairs"
+
+
+def _sheet_readings(S, positives, tau) -> list[tuple[str, float, str]]:
+    """(sentence, value, feedback) of each reading of Q1.3 the sheet allows besides SimCLR's 2N-anchor mean; the
+    feedback gives the 2N-anchor value, so that a student who read the sheet's hint learns the paper's convention."""
+    simclr = R.batch_loss(S, positives, tau)
+    return [(why, x, f"{why}. SimCLR's batch loss averages over all 2N = {len(S)} anchors, both (i, j) and (j, i) "
+                     f"(Chen et al. 2020, Algorithm 1), so that each pair's loss counts from both of its views: on "
+                     f"your numbers that mean is {show(simclr)}")
+            for why, x in R.batch_readings(S, positives, tau, SHEET_READINGS).items()]
+
+
 def q1_3_batch(values, p) -> Verdict:
-    return _batch_loss_check(values, p, "L_batch", "tau", "the batch loss is the mean of the 2N per-anchor losses")
+    """The batch loss of Q1.3: SimCLR's mean over the 2N anchors, or the sheet's mean over the N pairs taken one
+    way (full marks: the sheet asks to combine "the losses of the 3 positive pairs" and its hint averages them)."""
+    v = Verdict()
+    S, pos, tau = p["S"], p["positives"], p["tau"]
+    theirs = others(p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau"])) + others(
+        p, lambda q: R.batch_loss(q["S"], q["positives"], q["tau"], combine="one_way"))
+    scalar(v, values, "L_batch", R.batch_candidates(S, pos, tau, SHEET_READINGS),
+           _yours("the batch loss is the mean of the per-anchor losses", p), others=theirs,
+           accepted=_sheet_readings(S, pos, tau))
+    return v
 
 
 def nt_loss(a, b, tau, mistake=None):

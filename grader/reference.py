@@ -23,6 +23,12 @@ BATCH_MISTAKES = {
                "anchors, both (i, j) and (j, i)",
     "sum": "it is the sum over the 2N anchors; the batch loss is their mean",
 }
+# Other legitimate readings of a question that asks for "the" batch loss without saying over which anchors: the
+# exercise sheet's Q1.3 ("combine the losses of the 3 positive pairs"; hint: "each positive pair (i, j) yields a
+# loss L_ij, and typically we average them over the batch") reads as the mean over the N pairs, one way.
+BATCH_READINGS = {
+    "one_way": "the exercise sheet's reading, the mean over the N pairs taken one way (L_12, L_34, ...)",
+}
 
 
 def numerator(S, i: int, j: int, tau: float, mistake: str | None = None) -> float:
@@ -77,16 +83,25 @@ def batch_loss(S, positives, tau: float, mistake: str | None = None, combine: st
     return sum(losses) / len(losses)
 
 
-def batch_candidates(S, positives, tau: float) -> dict[str, float]:
-    """The right batch loss (key None) and every named wrong one, keyed by their description."""
+def batch_candidates(S, positives, tau: float, readings=()) -> dict[str, float]:
+    """The right batch loss (key None) and every named wrong one, keyed by their description. ``readings`` are
+    the combinations of ``BATCH_READINGS`` the question accepts: they are no mistake (``batch_readings`` gives
+    their values), and a per-anchor mistake made inside one is named as that mistake, in that reading."""
     out = {None: batch_loss(S, positives, tau)}
     for m, why in MISTAKES.items():
         out[why] = batch_loss(S, positives, tau, mistake=m)
     for c, why in BATCH_MISTAKES.items():
-        out[why] = batch_loss(S, positives, tau, combine=c)
+        if c not in readings:
+            out[why] = batch_loss(S, positives, tau, combine=c)
         for m, why_m in MISTAKES.items():
-            out[f"{why}; and {why_m}"] = batch_loss(S, positives, tau, mistake=m, combine=c)
+            key = f"{why_m} (in {BATCH_READINGS[c]})" if c in readings else f"{why}; and {why_m}"
+            out[key] = batch_loss(S, positives, tau, mistake=m, combine=c)
     return out
+
+
+def batch_readings(S, positives, tau: float, readings) -> dict[str, float]:
+    """The batch loss under each accepted reading of ``BATCH_READINGS``, keyed by its description."""
+    return {BATCH_READINGS[c]: batch_loss(S, positives, tau, combine=c) for c in readings}
 
 
 def loss_candidates(S, i: int, j: int, tau: float) -> dict[str, float]:
@@ -113,13 +128,23 @@ def all_close(got, want, rel: float = 1e-3, abs_tol: float = 1e-9) -> bool:
     return len(got) == len(want) and all(close(g, w, rel, abs_tol) for g, w in zip(got, want))
 
 
+def _misfit(got, want, rel: float, abs_tol: float) -> float:
+    """How far ``got`` is from ``want`` in units of the tolerance (the largest over a list's elements)."""
+    if isinstance(got, list):
+        return max((_misfit(g, w, rel, abs_tol) for g, w in zip(got, want)), default=0.0)
+    diff = abs(got - want)
+    return 0.0 if diff == 0.0 else diff / (rel * abs(want) + abs_tol)
+
+
 def match(got, candidates: dict, rel: float = 1e-3, abs_tol: float = 1e-9):
     """(True, None) if got matches the right answer (key None), (False, description) for a named mistake,
-    (False, None) for anything else. ``got`` and the candidates are floats or lists of floats."""
+    (False, None) for anything else. ``got`` and the candidates are floats or lists of floats. When two named
+    mistakes happen to lie within the tolerance of each other on a student's numbers, the nearer one is named:
+    a value computed with one of them is that one to many more digits than the tolerance."""
     same = all_close if isinstance(got, list) else close
     if same(got, candidates[None], rel, abs_tol):
         return True, None
-    for why, value in candidates.items():
-        if why is not None and same(got, value, rel, abs_tol):
-            return False, why
-    return False, None
+    named = [why for why, value in candidates.items() if why is not None and same(got, value, rel, abs_tol)]
+    if not named:
+        return False, None
+    return False, min(named, key=lambda why: _misfit(got, candidates[why], rel, abs_tol))

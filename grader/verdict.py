@@ -19,6 +19,9 @@ class Verdict:
     copied_from: set[str] = field(default_factory=set)  # students whose numbers the values are answers for
     notes: list[str] = field(default_factory=list)  # why values were missing: cells that raised, were stopped
     mistakes: list[str] = field(default_factory=list)  # the named mistakes the feedback states, by their sentence
+    # the other readings of a question that were accepted as right (``scalar``'s ``accepted``), by their sentence:
+    # full marks, never a mistake
+    accepted: list[str] = field(default_factory=list)
     blank: bool = False  # its answer cell still raises the released NotImplementedError
     stopped: bool = False  # its answer cell was stopped: a time or sandbox limit, or it ended its process
     review: bool = False  # no values could be judged: the check needs a person
@@ -34,6 +37,11 @@ class Verdict:
         """Record a named mistake (its sentence from ``grader.reference`` or a check) for the class report."""
         if why not in self.mistakes:
             self.mistakes.append(why)
+
+    def reading(self, why: str) -> None:
+        """Record an accepted other reading of the question (its sentence), apart from the named mistakes."""
+        if why not in self.accepted:
+            self.accepted.append(why)
 
     def record(self) -> dict:
         """What the class report (``grader.report``) counts for this cell: plain JSON, no display text parsed."""
@@ -92,12 +100,19 @@ def _nth(k: int, wants: list) -> str:
     return f"test input {k + 1} of {len(wants)}"
 
 
+def _accepted(got: float, accepted, rel: float, abs_tol: float):
+    """The first (sentence, value, feedback) of ``accepted`` whose value ``got`` matches, else None."""
+    return next((a for a in accepted if match(got, {None: a[1]}, rel, abs_tol)[0]), None)
+
+
 def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: str,
-           rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0, others=()) -> None:
-    """Check one reported number against the right answer (key None) and the named mistakes, then against
-    ``others``, (student id, why, value) of other variants: a match is recorded in the verdict (for the
-    instructor) and its ``why`` shown when it has one; ``why`` None (a roster member's answer) shows the same
-    message as any other wrong value, so that the feedback reveals nothing about other students."""
+           rel: float = 1e-3, abs_tol: float = 1e-9, weight: float = 1.0, others=(), accepted=()) -> None:
+    """Check one reported number against the right answer (key None), then the other readings the question
+    accepts, then the named mistakes, then ``others``, (student id, why, value) of other variants: a match is
+    recorded in the verdict (for the instructor) and its ``why`` shown when it has one; ``why`` None (a roster
+    member's answer) shows the same message as any other wrong value, so that the feedback reveals nothing about
+    other students. ``accepted`` holds (sentence, value, feedback): a match earns the full weight, is recorded
+    by its sentence in ``verdict.accepted`` (not among the mistakes) and shows its feedback."""
     try:
         got = value(values, name)
     except Missing as e:
@@ -107,8 +122,12 @@ def scalar(verdict: Verdict, values: dict, name: str, candidates: dict, hint: st
         verdict.add(False, f"{name} is not a number", weight)
         return
     ok, why = match(float(got), candidates, rel, abs_tol)
+    reading = None if ok else _accepted(float(got), accepted, rel, abs_tol)
     if ok:
         verdict.add(True, f"{name} is right", weight)
+    elif reading:
+        verdict.reading(reading[0])
+        verdict.add(True, f"{name} = {show(float(got))} is right for {reading[2]}", weight)
     elif why:
         verdict.named(why)
         verdict.add(False, f"{name} = {show(float(got))} is wrong: {why}", weight)

@@ -191,11 +191,12 @@ WANT = {
     "q1_1_loss": ((3, 0, 4), {SELF: ["stu-3"]}, ["stu-5"], 4.0),  # no_tau's L_12 mixes tau in and out: unnamed
     "q1_2": ((6, 0, 1), {}, ["stu-5"], 1.0),
     "q1_3_anchor": ((6, 0, 1), {}, ["stu-5"], 2.0),
-    "q1_3_batch": ((5, 0, 2), {ONE_WAY: ["stu-4"]}, ["stu-5"], 2.0),
+    # stu-4 took the sheet's one-way reading of Q1.3: full marks and an accepted reading, not a named mistake
+    "q1_3_batch": ((6, 0, 1), {}, ["stu-5"], 1.0),
     "q1_4_visible": ((6, 0, 1), {}, ["stu-5"], 2.0),
     "q1_4_hidden": ((6, 0, 1), {}, ["stu-5"], 3.0),
 }
-BY_LOSS = ["q1_1_loss", "q1_4_hidden", "q1_1_terms", "q1_3_anchor", "q1_3_batch", "q1_4_visible", "q1_2"]
+BY_LOSS = ["q1_1_loss", "q1_4_hidden", "q1_1_terms", "q1_3_anchor", "q1_4_visible", "q1_2", "q1_3_batch"]
 
 
 def _run(*args, root: Path) -> subprocess.CompletedProcess:
@@ -239,7 +240,7 @@ def test_the_command_and_the_page_name_students_only_when_asked(graded_class):
     assert proc.returncode == 0, proc.stderr
     page = root / "grading" / "reports" / f"{A1}.html"
     assert f"class report: {page}" in proc.stdout
-    assert f"q1_1_terms: 2 x {NO_TAU}" in proc.stdout and f"q1_3_batch: 1 x {ONE_WAY}" in proc.stdout
+    assert f"q1_1_terms: 2 x {NO_TAU}" in proc.stdout and ONE_WAY not in proc.stdout
     assert proc.stdout.index("  q1_1_loss: 4 points lost") < proc.stdout.index("  q1_4_hidden: 3 points lost")
     for shown in (proc.stdout, page.read_text(encoding="utf-8")):
         assert not any(sid in shown for sid in CLASS)

@@ -30,18 +30,54 @@ def test_each_per_anchor_mistake_is_named(mistake):
     assert not ok and why == R.MISTAKES[mistake]
 
 
-def test_the_one_way_mean_is_named():
-    p = problem("ps1_similarity_matrix", "anyone")
-    got = R.batch_loss(p["S"], p["positives"], p["tau"], combine="one_way")
-    ok, why = R.match(got, R.batch_candidates(p["S"], p["positives"], p["tau"]))
+def test_the_one_way_mean_is_named_where_the_question_asks_for_2n_anchors():
+    """Problem set 2 asks for the mean over all 2N anchors: there the one-way mean is a named mistake."""
+    p = problem("ps2_temperature", "anyone")
+    got = R.batch_loss(p["S"], p["positives"], p["tau_high"], combine="one_way")
+    ok, why = R.match(got, R.batch_candidates(p["S"], p["positives"], p["tau_high"]))
     assert not ok and why == R.BATCH_MISTAKES["one_way"]
-    assert R.match(R.batch_loss(p["S"], p["positives"], p["tau"]),
-                   R.batch_candidates(p["S"], p["positives"], p["tau"]))[0]
+    assert R.match(R.batch_loss(p["S"], p["positives"], p["tau_high"]),
+                   R.batch_candidates(p["S"], p["positives"], p["tau_high"]))[0]
+    assert CHECKS["q2_1_loss"]({"L_batch_high": {"v": got.hex()}}, p).mistakes == [R.BATCH_MISTAKES["one_way"]]
 
 
-@pytest.mark.parametrize("student", ["anyone", "alice", "bob", "s0001", "instructor"])
+def _one_way_by_hand(S, tau) -> float:
+    """(L_12 + L_34 + L_56) / 3 written out: anchors z_1, z_3, z_5 with positives z_2, z_4, z_6."""
+    def loss(i, j):
+        return -math.log(math.exp(S[i][j] / tau) / sum(math.exp(S[i][k] / tau) for k in range(6) if k != i))
+    return (loss(0, 1) + loss(2, 3) + loss(4, 5)) / 3
+
+
+def test_the_sheets_one_way_reading_of_q1_3_earns_the_point_and_is_no_mistake():
+    """Q1.3 as the sheet poses it ("combine the losses of the 3 positive pairs", hint: average them): the one-way
+    mean is right for that reading, and the feedback gives SimCLR's 2N-anchor mean on the student's numbers."""
+    p = problem("ps1_similarity_matrix", "anyone")
+    S, tau = p["S"], p["tau"]
+    one_way = _one_way_by_hand(S, tau)
+    both = sum(R.anchor_losses(S, p["positives"], tau)) / 6
+    assert abs(one_way - both) > 1e-2 * both  # on these numbers the two readings differ: the test tells them apart
+    v = CHECKS["q1_3_batch"]({"L_batch": {"v": one_way.hex()}}, p)
+    assert v.fraction == 1.0 and v.mistakes == [] and v.accepted == [R.BATCH_READINGS["one_way"]]
+    assert v.record()["mistakes"] == [] and v.message.startswith("PASS  L_batch = ")
+    assert "all 2N = 6 anchors, both (i, j) and (j, i)" in v.message and f"{both:.6g}" in v.message
+    right = CHECKS["q1_3_batch"]({"L_batch": {"v": both.hex()}}, p)
+    assert right.fraction == 1.0 and right.accepted == [] and right.message == "PASS  L_batch is right"
+    # a per-anchor mistake inside the one-way reading is still that mistake
+    wrong = R.batch_loss(S, p["positives"], tau, "no_tau", combine="one_way")
+    v = CHECKS["q1_3_batch"]({"L_batch": {"v": wrong.hex()}}, p)
+    assert v.fraction == 0.0 and v.accepted == [] and R.MISTAKES["no_tau"] in v.mistakes[0]
+
+
+def test_a_value_near_two_named_mistakes_is_named_by_the_nearer():
+    cands = {None: 1.0, "a": 2.0, "b": 2.0015}
+    assert R.match(2.0015, cands) == (False, "b") and R.match(2.0, cands) == (False, "a")
+    assert R.match([2.0, 3.0], {None: [1.0, 1.0], "a": [2.0, 3.002], "b": [2.0, 3.0]}) == (False, "b")
+
+
+@pytest.mark.parametrize("student", ["anyone", "alice", "bob", "s0001", "instructor", "student004", "student005"])
 def test_ps2_model_answer_holds_on_every_variant(student):
-    """The model answer of 2.1(d): at the higher temperature the positive's share drops and the loss rises."""
+    """The model answer of 2.1(d): at the higher temperature the positive's share drops and the loss rises; also
+    on variants with a hard negative (bob, student004, student005), which is never on z_1's row."""
     m = model_answers("ps2_temperature", student)
     assert m["share_high"] < m["share_low"]
     assert m["L_batch at tau_low (for 2.1(d))"] < m["L_batch_high"] < m["loss_limit"] == pytest.approx(math.log(5))

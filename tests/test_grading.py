@@ -29,7 +29,8 @@ PS1 = {
     "no_tau": (9.5, "the similarities are not divided by the temperature tau"),
     "negatives_only": (9.5, "the denominator holds only the negatives"),
     "log10": (10, "it uses log base 10"),
-    "one_way_mean": (10, "mean over the N pairs taken one way"),
+    # the sheet's reading of Q1.3 (3 pairs, one way): full marks, and the feedback gives the 2N-anchor mean
+    "one_way_mean": (11, "is right for the exercise sheet's reading, the mean over the N pairs taken one way"),
     # the neighbour's numeric answers under her own id: 0 for 1.1, 1.2 and L_batch (4 points); 1.3's and 1.4's
     # functions are her own work and score
     "copied_numbers": (7, "is wrong; check the formula above"),

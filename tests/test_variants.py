@@ -39,8 +39,10 @@ def test_the_map_is_pinned():
     """These numbers are what students were given: changing SALT, a grid or the sampling changes them all."""
     a = V.variant("alice")
     assert a.S[0][1:] == (0.8, 0.35, 0.25, 0.0, 0.0)
-    assert (a.tau, a.tau_high, a.N_bound) == (0.3, 0.8, 96)
-    assert V.variant("bob").S[2][3] == 0.6 and V.variant("bob").N_bound == 3704
+    assert (a.tau, a.tau_high, a.N_bound) == (0.3, 0.8, 96) and not V.has_hard_negative("alice")
+    b = V.variant("bob")  # one of the students with a hard negative: z_3 is closer to z_5 (0.7) than to z_4 (0.6)
+    assert V.has_hard_negative("bob") and b.S[2][3:] == (0.6, 0.7, 0.3) and b.N_bound == 3200
+    assert b.hard_negatives() == [(2, 4), (4, 2)]  # z_5's own positive z_6 (0.65) is below 0.7 too
 
 
 def test_a_fresh_interpreter_computes_the_same_variant():
@@ -73,16 +75,77 @@ def test_each_variant_is_a_valid_well_conditioned_problem(student):
         for k in range(n):
             if k != i:
                 assert v.S[i][k] == v.S[k][i]
-                grid = V.POSITIVE_GRID if k == v.positives[i] else V.NEGATIVE_GRID
-                assert v.S[i][k] in grid
-        # the positive is the most similar view of each anchor
-        assert all(v.S[i][v.positives[i]] > v.S[i][k] for k in range(n) if k not in (i, v.positives[i]))
+                if k == v.positives[i]:
+                    assert v.S[i][k] in V.POSITIVE_GRID
+        # the positive is the most similar view of each anchor, but for the one planted hard negative
+        for k in range(n):
+            if k in (i, v.positives[i]):
+                continue
+            planted = V.has_hard_negative(student) and {i, k} in ({V.HARD_ANCHOR, h} for h in V.HARD_NEGATIVES)
+            if not planted:
+                assert v.S[i][v.positives[i]] > v.S[i][k] and v.S[i][k] in V.NEGATIVE_GRID
     gram = torch.tensor(v.matrix(), dtype=torch.float64).fill_diagonal_(1.0)
     eig = torch.linalg.eigvalsh(gram)
     assert eig.min() >= V.MIN_EIGENVALUE - 1e-12  # cosine similarities of six unit vectors, well-conditioned
     z = torch.linalg.cholesky(gram)  # such vectors exist: rows of the Cholesky factor
     assert torch.allclose(z @ z.T, gram)
     assert v.tau in V.TAUS and v.tau_high in V.TAUS_HIGH and v.tau < v.tau_high and v.N_bound in V.N_BOUNDS
+
+
+HARD = [s for s in IDS if V.has_hard_negative(s)]
+
+
+def test_some_variants_have_a_hard_negative_and_the_others_none():
+    """About one student in HARD_SHARE: 304 ids give 101 expected, sd 8.2; the share is a hash, so it is stable."""
+    assert 75 <= len(HARD) <= 128, len(HARD)
+    for s in IDS:
+        v = V.variant(s)
+        if s not in HARD:
+            assert v.hard_negatives() == []
+            continue
+        i, pos = V.HARD_ANCHOR, v.positives[V.HARD_ANCHOR]
+        (k,) = [k for k in V.HARD_NEGATIVES if v.S[i][k] > v.S[i][pos]]  # exactly one, z_5 or z_6
+        assert (i, k) in v.hard_negatives() and round(v.S[i][k] - v.S[i][pos], 2) in V.HARD_MARGINS
+        assert all(a in (i, k) for a, _ in v.hard_negatives())  # only the planted pair, seen from either end
+        assert v.S[0][1] == max(x for x in v.S[0] if not math.isnan(x))  # z_1, problem set 2's anchor, has none
+
+
+@pytest.mark.parametrize("student", HARD[:12])
+def test_a_hard_negative_puts_its_anchors_loss_above_log_2_at_every_tau(student):
+    """What the notebook says of a hard negative: the positive's share is below 1/2, so the loss exceeds log 2."""
+    v = V.variant(student)
+    S = torch.tensor(v.matrix(), dtype=torch.float64)
+    for tau in V.TAUS + V.TAUS_HIGH:
+        assert _naive_loss(S, 2, 3, tau) > math.log(2)
+    gap = max(v.S[2][k] for k in V.HARD_NEGATIVES) - v.S[2][3]
+    small = [_naive_loss(S, 2, 3, t) for t in (0.04, 0.02, 0.01)]  # as tau -> 0 it grows like gap / tau ...
+    assert small[0] < small[1] < small[2] and all(x >= gap / t for x, t in zip(small, (0.04, 0.02, 0.01)))
+    assert _naive_loss(S, 0, 1, 0.01) < 1e-6  # ... while an anchor whose positive is its most similar view goes to 0
+
+
+def _named(check: str, name: str, x: float, p: dict):
+    v = CHECKS[check]({name: {"v": float(x).hex()}}, p)
+    return v.fraction, v.mistakes, v.accepted
+
+
+@pytest.mark.parametrize("student", HARD[:20] + ["alice"])
+def test_the_checks_tell_every_named_mistake_apart_on_hard_variants(student):
+    """Each named mistake of problem set 1, computed on her numbers, is named as itself and as nothing else, and
+    the right answer and the accepted reading of Q1.3 match no mistake."""
+    p = problem("ps1_similarity_matrix", student)
+    S, pos, tau = p["S"], p["positives"], p["tau"]
+    for m, why in R.MISTAKES.items():
+        assert _named("q1_1_loss", "L_12", R.anchor_loss(S, 0, 1, tau, m), p) == (0.0, [why], [])
+        assert _named("q1_2", "L_34", R.anchor_loss(S, 2, 3, tau, m), p) == (0.0, [why], [])
+        assert _named("q1_3_batch", "L_batch", R.batch_loss(S, pos, tau, m), p) == (0.0, [why], [])
+    for m in ("self", "no_tau", "negatives_only"):
+        assert _named("q1_1_terms", "denominator_12", R.denominator(S, 0, 1, tau, m), p)[1] == [R.MISTAKES[m]]
+    summed = R.batch_loss(S, pos, tau, combine="sum")
+    assert _named("q1_3_batch", "L_batch", summed, p) == (0.0, [R.BATCH_MISTAKES["sum"]], [])
+    one_way = R.batch_loss(S, pos, tau, combine="one_way")
+    assert _named("q1_3_batch", "L_batch", one_way, p) == (1.0, [], [R.BATCH_READINGS["one_way"]])
+    assert _named("q1_3_batch", "L_batch", R.batch_loss(S, pos, tau), p) == (1.0, [], [])
+    assert _named("q1_2", "L_34", R.anchor_loss(S, 2, 3, tau), p) == (1.0, [], [])
 
 
 def test_pure_python_eigenvalues_match_torch():

@@ -5,6 +5,10 @@ are wrong for her. The map is deterministic and pure Python (SHA-256 of the id s
 same id gives the same numbers in the student's kernel, in the grading sandbox and in the trusted checker, on
 every machine. The worked notebooks (notebooks/01-03) keep the exercise sheet's own numbers (``sheet``).
 
+In most matrices every anchor's positive is its most similar view, as on the sheet. One student in ``HARD_SHARE``
+gets a *hard negative* instead: anchor z_3 is more similar to a negative than to its positive z_4, so her L_34
+is above log 2 at any tau and the numbers show what a hard negative does to the loss.
+
     VARIANT = my_variant(STUDENT_ID)        # in a problem set: the typed id, else $SIMCLR_STUDENT_ID / $JUPYTERHUB_USER
     VARIANT.S, VARIANT.positives, VARIANT.tau, VARIANT.tau_high, VARIANT.N_bound
     print(VARIANT.text("ps1_similarity_matrix"))
@@ -32,6 +36,14 @@ TAUS_HIGH = (0.8, 1.0, 1.5, 2.0)  # problem set 2's high temperature
 # = log(2N - 1) is right for almost no one else; neighbouring sizes' bounds differ by >= 2e-4 relative
 N_BOUNDS = tuple(range(64, 4097, 8))
 MIN_EIGENVALUE = 0.1  # well-conditioned: the Gram matrix (ones on the diagonal) has eigenvalues >= this
+# One student in HARD_SHARE (chosen by a hash of her id, apart from the draw of her numbers, so that the others keep
+# theirs) gets a hard negative: anchor z_3 (Q1.2's L_34) is more similar to z_5 or z_6 than to its positive z_4, by
+# one of HARD_MARGINS. Not z_1: problem set 2 follows z_1's share across temperatures, and its model answer (the
+# share falls as tau rises) holds only when z_1's positive is its most similar view.
+HARD_SHARE = 3
+HARD_ANCHOR = 2
+HARD_NEGATIVES = (4, 5)
+HARD_MARGINS = (0.05, 0.1, 0.15)
 ENV_VARS = ("SIMCLR_STUDENT_ID", "JUPYTERHUB_USER")  # read, in this order, when no id is typed
 MAX_ID_LENGTH = 100
 ASSIGNMENTS = ("ps1_similarity_matrix", "ps2_temperature", "ps3_batch_size")
@@ -49,6 +61,12 @@ class Variant:
     tau: float
     tau_high: float
     N_bound: int
+
+    def hard_negatives(self) -> list[tuple[int, int]]:
+        """(anchor i, negative k) with s_ik > s_ij, j the anchor's positive: a negative harder than the positive."""
+        n = len(self.S)
+        return [(i, k) for i in range(n) for k in range(n)
+                if k not in (i, self.positives[i]) and self.S[i][k] > self.S[i][self.positives[i]]]
 
     def matrix(self) -> list[list[float]]:
         """``S`` as nested lists (what ``torch.tensor`` and the checker take)."""
@@ -113,23 +131,47 @@ def eigenvalues(sym: list[list[float]]) -> list[float]:
     return sorted(a[i][i] for i in range(n))
 
 
-def _matrix(rng: random.Random) -> list[list[float]]:
+def _plant_hard_negative(rng: random.Random, m: list[list[float]]) -> bool:
+    """Make one negative k of anchor ``HARD_ANCHOR`` more similar than its positive, by a margin of the grid; False
+    when the anchor, its positive and k, or k, its positive and the anchor, cannot be well-conditioned (a cheap
+    early rejection: a principal submatrix's smallest eigenvalue bounds the whole matrix's from above)."""
+    i = HARD_ANCHOR
+    k = _pick(rng, HARD_NEGATIVES)
+    m[i][k] = m[k][i] = round(m[i][POSITIVES[i]] + _pick(rng, HARD_MARGINS), 2)
+    for rows in ((i, POSITIVES[i], k), (i, k, POSITIVES[k])):
+        sub = [[1.0 if a == b else m[a][b] for b in rows] for a in rows]
+        if eigenvalues(sub)[0] < MIN_EIGENVALUE:
+            return False
+    return True
+
+
+def _matrix(rng: random.Random, hard: bool = False) -> list[list[float]]:
     n = 2 * N_PAIRS
-    while True:  # rejection sampling: about eight draws on average
+    while True:  # rejection sampling: about eight draws on average (more with a hard negative)
         m = [[math.nan] * n for _ in range(n)]
         for i in range(n):
             for k in range(i + 1, n):
                 m[i][k] = m[k][i] = _pick(rng, POSITIVE_GRID if POSITIVES[i] == k else NEGATIVE_GRID)
+        if hard and not _plant_hard_negative(rng, m):
+            continue
         gram = [[1.0 if i == k else m[i][k] for k in range(n)] for i in range(n)]
         if eigenvalues(gram)[0] >= MIN_EIGENVALUE:
             return m
 
 
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def has_hard_negative(student: str) -> bool:
+    """Whether ``student``'s matrix has a hard negative: a hash of the id, independent of her other numbers."""
+    return _seed(f"{SALT}:hard-negative:{normalise_id(student).casefold()}") % HARD_SHARE == 0
+
+
 @lru_cache(maxsize=4096)
 def _variant(key: str, shown: str) -> Variant:
-    seed = int.from_bytes(hashlib.sha256(f"{SALT}:{key}".encode("utf-8")).digest()[:8], "big")
-    rng = random.Random(seed)
-    m = _matrix(rng)
+    rng = random.Random(_seed(f"{SALT}:{key}"))
+    m = _matrix(rng, hard=has_hard_negative(key))
     return Variant(student=shown, S=tuple(tuple(r) for r in m), positives=POSITIVES, tau=_pick(rng, TAUS),
                    tau_high=_pick(rng, TAUS_HIGH), N_bound=_pick(rng, N_BOUNDS))
 
