@@ -109,6 +109,54 @@ def test_solutions_are_well_formed_nbgrader_sources():
             "q6_1", "q6_2"} <= manual_ids
 
 
+PS4 = ROOT / "solutions" / "ps4_applications" / "ps4_applications.ipynb"
+# the paper's numbers ps4's model answers quote (Chen et al. 2020), each with the model and metric it belongs to
+PS4_PAPER = {
+    "56.3", "33.1",  # Figure 5: ResNet-50, ImageNet linear evaluation top-1: crop then colour, crop alone
+    "48.3", "65.6", "25.4", "56.4",  # Table 7: ResNet-50 fine-tuned on 1% / 10% of the labels, top-1; supervised
+    "69.3", "76.5",  # Table 6 / Figure 1: linear evaluation top-1, ResNet-50; ResNet-50 (4x) = supervised ResNet-50
+    "0.99", "0.999",  # MoCo's momentum (He et al. 2020), a setting
+}
+
+
+def _ps4_solutions() -> dict[str, str]:
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nbformat.read(PS4, 4).cells
+            if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def test_ps4_quotes_only_what_notebooks_06_09_measured_and_the_papers_numbers():
+    """Every mean ± sd and decimal a model answer of problem set 4 quotes is a value of the cached results the
+    application notebooks read (formatted as they format it), or one of the paper's numbers listed above; so a
+    mark scheme cannot drift from what the workbook measures."""
+    from .test_results_prose import DECIMAL, NOTEBOOKS, PLUS_MINUS, _leaves, _quotable, _result
+
+    quotable = set(PS4_PAPER)
+    for name in NOTEBOOKS:
+        quotable |= _quotable(_result(name)) | _leaves(_result(name))
+    for gid, source in _ps4_solutions().items():
+        pairs = {f"{m} ± {s}" for m, s in PLUS_MINUS.findall(source)}
+        unknown = sorted(x for x in pairs | set(DECIMAL.findall(PLUS_MINUS.sub("", source))) if x not in quotable)
+        assert not unknown, f"{gid} quotes numbers that no cached result or listed paper figure holds: {unknown}"
+
+
+def test_ps4_model_answers_and_mark_schemes_are_in_both_languages():
+    from .test_bilingual import numbers_without_chinese, stray_markers, unpaired_english
+
+    for gid, source in _ps4_solutions().items():
+        text = source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+        assert "**参考答案。**" in text and "**评分标准 (" in text and "中英文作答均可" in text, gid
+        assert unpaired_english(text) == [] and stray_markers(text) == [], gid
+        assert numbers_without_chinese(text) == [], gid
+
+
+def test_ps4_does_not_compare_numbers_of_different_models_or_metrics():
+    """The 1%-label comparison is ResNet-50 with ResNet-50, top-1 with top-1 (Table 7); the ResNet-50 (4x) top-5
+    figure (85.8%) is not set against the supervised ResNet-50 (48.4% top-5, 25.4% top-1)."""
+    q61 = _ps4_solutions()["q6_1"]
+    assert "85.8" not in q61 and "48.4" not in q61
+    assert "ResNet-50, fine-tuned on 1% / 10% of the labels, top-1): SimCLR 48.3% / 65.6% against 25.4% / 56.4%" in q61
+
+
 def test_exercises_leak_nothing():
     all_src = "".join((ROOT / "solutions" / a / f"{a}.ipynb").read_text(encoding="utf-8") for a in ASSIGNMENTS)
     # the check below is not vacuous: the sources do use the answer markers; the hidden-test markers and
