@@ -134,8 +134,11 @@ def _runs(section: list[Block]) -> list[tuple[str, list[Block]]]:
     return [r for r in runs if r[0]]
 
 
-def unpaired_english(source: str) -> list[str]:
-    """The English blocks and headings of a cell without a complete Chinese counterpart (first words of each)."""
+def unpaired_english(source: str, one_to_one: bool = False) -> list[str]:
+    """The English blocks and headings of a cell without a complete Chinese counterpart (first words of each).
+
+    ``one_to_one`` (the problem sets): a run of English blocks also needs at least as many Chinese blocks after it,
+    so a Chinese paragraph deleted between two English ones is found even when the next one is long enough for both."""
     found: list[Block] = []
     bl = blocks(source)
     for k, b in enumerate(bl):
@@ -161,7 +164,8 @@ def unpaired_english(source: str) -> list[str]:
                 continue
             used.add(partner)
             need = RATIO * sum(b.words for b in run)
-            if sum(b.chinese_length for b in runs[partner][1]) < need:
+            zh = runs[partner][1]
+            if sum(b.chinese_length for b in zh) < need or (one_to_one and len(zh) < len(run)):
                 found.extend(run)
     return [" ".join(b.text.split()[:8]) for b in found]
 
