@@ -72,7 +72,8 @@ def model_answers(assignment: str, student: str) -> dict[str, object]:
         return {"numerator_12": R.numerator(S, 0, 1, tau), "denominator_12": R.denominator(S, 0, 1, tau),
                 "L_12": R.anchor_loss(S, 0, 1, tau), "L_34": R.anchor_loss(S, 2, 3, tau),
                 "anchor_losses(S, positives, tau)": R.anchor_losses(S, pos, tau),
-                "L_batch": R.batch_loss(S, pos, tau)}
+                "L_batch": R.batch_loss(S, pos, tau),
+                "L_batch, the sheet's one-way reading (also full marks)": R.batch_loss(S, pos, tau, combine="one_way")}
     if assignment == "ps2_temperature":
         lo, hi = p["tau_low"], p["tau_high"]
         return {"denominator_terms(S, 0, tau_low)": R.denominator_terms(S, 0, lo),
@@ -90,7 +91,12 @@ def describe(student: str, assignments=VARIANT_ASSIGNMENTS) -> str:
     for a in assignments:
         if a not in VARIANT_ASSIGNMENTS:
             raise ValueError(f"unknown problem set {a!r}; variants exist for {list(VARIANT_ASSIGNMENTS)}")
-        lines += [f"== {a}", variant(student).text(a), "model answers:"]
+        v = variant(student)
+        lines += [f"== {a}", v.text(a)]
+        if a in ("ps1_similarity_matrix", "ps2_temperature"):
+            lines += [f"hard negative: s_{i + 1}{k + 1} = {v.S[i][k]:.2f} > s_{i + 1}{v.positives[i] + 1} = "
+                      f"{v.S[i][v.positives[i]]:.2f} (anchor z{i + 1})" for i, k in v.hard_negatives()]
+        lines.append("model answers:")
         for name, value in model_answers(a, student).items():
             shown = f"[{', '.join(f'{x:.6g}' for x in value)}]" if isinstance(value, list) else f"{value:.6g}"
             lines.append(f"  {name} = {shown}")

@@ -258,6 +258,8 @@ def test_course_variant_prints_numbers_and_model_answers():
     L = model_answers("ps1_similarity_matrix", "alice")["L_12"]
     assert "== ps1_similarity_matrix" in text and f"L_12 = {L:.6g}" in text and "ps2_temperature" not in text
     assert "max_bound = " in course.variant_report("alice", ["ps3_batch_size"])
+    assert "hard negative" not in text and "one-way reading (also full marks) = " in text
+    assert "hard negative: s_35 = 0.70 > s_34 = 0.60 (anchor z3)" in course.variant_report("bob", ["ps1"])
     with pytest.raises(ValueError, match="no problem set 'ps4'"):
         course.variant_report("alice", ["ps4"])
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py"), "variant", "alice", "ps2"],
