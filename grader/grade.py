@@ -273,7 +273,11 @@ def main(argv=None) -> int:
         except LookupError as e:
             problems.append(str(e))
             print(f"{a}: {e}", file=sys.stderr)
-    print(grade(course, plans, args.jobs))
+    try:
+        print(grade(course, plans, args.jobs))
+    except KeyboardInterrupt:  # the workers and their sandboxes are stopped by then (grader.pool.run)
+        print("\ninterrupted: what finished is recorded; `make grade` again grades the rest", file=sys.stderr)
+        return 130
     print()
     status.main([*[a for a in args.assignments], "--root", str(root)])
     pages = report.write_reports(root, args.assignments)  # for the projector: no student names

@@ -83,7 +83,7 @@ def course(tmp_path_factory):
 
 def _summary(grade) -> dict[str, str]:
     """student -> "score / max  status" of the ps1 table the grading printed."""
-    block = grade.stdout.split(f"{A1}: ", 2)[-1].split(f"\n\n{A2}")[0]
+    block = grade.stdout.split(f"{A1}: ", 2)[-1].split(f"\n\n{A2}")[0].split("\n\nclass report")[0]
     return {line.split()[0]: line for line in block.splitlines()[2:] if line.strip()}
 
 
