@@ -144,7 +144,8 @@ def test_ps4_model_answers_and_mark_schemes_are_in_both_languages():
 
     for gid, source in _ps4_solutions().items():
         text = source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
-        assert "**参考答案。**" in text and "**评分标准 (" in text and "中英文作答均可" in text, gid
+        assert "**参考答案。**" in text and "**评分标准(" in text and "用中文或英文作答" in text, gid
+        assert "An answer in Chinese or in English is marked the same" in text, gid
         assert unpaired_english(text) == [] and stray_markers(text) == [], gid
         assert numbers_without_chinese(text) == [], gid
 
