@@ -121,3 +121,13 @@ def test_unknown_dataset_and_bad_subset(tmp_path):
     assert len(ds.subset(4)) == 4 and torch.equal(ds.subset(4).images, ds.subset(4).images)
     with pytest.raises(ValueError, match="1..10"):
         ds.subset(11)
+
+
+@pytest.mark.parametrize("bad", [10, -1])
+def test_a_label_that_is_no_class_is_refused_with_its_value(bad):
+    from simclr_core.data.datasets import ImageDataset
+
+    images = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
+    ImageDataset(images, torch.tensor([0, 9, 3]), tuple("abcdefghij"))  # 10 classes: 0..9 are fine
+    with pytest.raises(ValueError, match=rf"target {bad} is not a class index: 10 classes take 0 to 9"):
+        ImageDataset(images, torch.tensor([0, bad, 3]), tuple("abcdefghij"))

@@ -88,6 +88,11 @@ class ImageDataset(Dataset):
             raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
         if self.targets.shape != (self.images.shape[0],):
             raise ValueError(f"targets must be ({self.images.shape[0]},), got {tuple(self.targets.shape)}")
+        if len(self.targets):  # a label past the classes would index a wrong row (or crash) deep in a probe
+            lo, hi = int(self.targets.min()), int(self.targets.max())
+            if lo < 0 or hi >= len(self.classes):
+                raise ValueError(f"target {lo if lo < 0 else hi} is not a class index: {len(self.classes)} classes "
+                                 f"take 0 to {len(self.classes) - 1}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
