@@ -179,15 +179,16 @@ def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quie
     assert not UNACTIONABLE.search(terminal), f"a warning in the terminal: {UNACTIONABLE.search(terminal).group(0)!r}\n{terminal[-4000:]}"
 
 
-def test_the_validate_button_runs_its_kernel_encrypted_too(monkeypatch):
+@pytest.mark.parametrize("role", ["student", "instructor"])
+def test_the_validate_button_runs_its_kernel_encrypted_too(monkeypatch, role):
     """nbgrader's Validate button runs the notebook in a kernel of its own, configured from the nbgrader config files
-    on JUPYTER_CONFIG_PATH (as its server extension loads them): the student mode's asks for CurveZMQ encryption,
-    so pressing Validate prints no warning about plain TCP in the terminal."""
+    on JUPYTER_CONFIG_PATH (as its server extension loads them): each mode's asks for CurveZMQ encryption, so
+    pressing Validate (a student's notebook, or an instructor's source) prints no warning about plain TCP."""
     pytest.importorskip("nbgrader")
     from nbgrader.apps import NbGrader
     from jupyter_core.paths import jupyter_config_path
 
-    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(REPO / "jupyter_config" / "student"))
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(REPO / "jupyter_config" / role))
     app = NbGrader()
     app.config_file_paths.append([str(REPO), *jupyter_config_path()])  # what ValidateAssignmentHandler.load_config does
     app.load_config_file()
