@@ -57,10 +57,13 @@ def grade(prepared: Path, copy: Path, jobs: int, assignments: list[str]) -> dict
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"grading with --jobs {jobs} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    seconds = [float(m.group(3)) for m in map(LINE.match, proc.stdout.splitlines()) if m]
+    found = [m for m in map(LINE.match, proc.stdout.splitlines()) if m]
+    seconds = [float(m.group(3)) for m in found]
+    by_set = {a: [float(m.group(3)) for m in found if m.group(2) == a and m.group(4) == "graded"] for a in assignments}
     n = len(seconds)
     return {"jobs": jobs, "submissions": n, "wall_s": round(wall, 1), "per_minute": round(60 * n / wall, 2),
             "median_submission_s": round(statistics.median(seconds), 2) if seconds else None,
+            "median_graded_s_per_set": {a: round(statistics.median(v), 2) for a, v in by_set.items() if v},
             "course_300x4_min": round(COURSE_SIZE / (n / wall) / 60, 1),
             "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
             "summary": [l for l in proc.stdout.splitlines() if l.startswith(("graded ", "slowest: "))]}
@@ -91,6 +94,9 @@ def main(argv=None) -> int:
     for r in runs:
         print(f"{r['jobs']:>4}  {r['wall_s']:>7}  {r['per_minute']:>7}  {r['speedup']:>7}  "
               f"{r['median_submission_s']:>8}  {r['course_300x4_min']:>9}  {r['load_before']}-{r['load_after']}")
+    for r in runs:
+        print(f"JOBS={r['jobs']}: median seconds of a submission graded in full (status graded), per problem set: "
+              + ", ".join(f"{a} {v}" for a, v in r["median_graded_s_per_set"].items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written {args.out}")
