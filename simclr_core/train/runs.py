@@ -311,7 +311,7 @@ def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
 
 
 # Fashion-MNIST cpu preset, kNN of 10,000 test images: 0.11 epochs scored below the random initialisation, 0.26
-# within noise of it, 0.5 and 1 epoch clearly above it (the warmup of the presets lasts 0.25-0.5 epochs).
+# within noise of it, 0.5 and 1 epoch clearly above it (docs/benchmarks.md; the presets' warmup lasts 0.25-0.5 epochs).
 MIN_USEFUL_EPOCHS = 0.5
 
 
