@@ -9,7 +9,8 @@ JOBS value from one prepared copy (the problem sets already learned by its grade
 submissions from the same start), and each copy is graded by ``python -m grader.grade --jobs N`` as
 ``make grade`` runs it. Reported per JOBS: wall-clock seconds, submissions per minute, the speedup over the
 first JOBS value, the median seconds of one submission (from the progress lines), and the time 300 students x 4
-problem sets would take at that rate. The machine (CPU, cores, load average before and after) is recorded; a
+problem sets would take at that rate and at the expected shares of ``MIX`` (a small class draws its few time-outs
+by chance; ``projection``). The machine (CPU, cores, load average before and after) is recorded; a
 busy machine lowers every rate, so compare the rates of one run only.
 """
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine  # noqa: E402
 
 from tests import grade_kinds as G  # noqa: E402
-from tests.synthetic_class import ASSIGNMENTS, write_class  # noqa: E402
+from tests.synthetic_class import ASSIGNMENTS, MIX, write_class  # noqa: E402
 
 LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(\S+)\s+.*?\s([\d.]+) s  (.*)$")
 COURSE_SIZE = 300 * 4
@@ -48,7 +49,22 @@ def prepare(base: Path, students: int, seed: int, assignments: list[str]) -> tup
     return root, plan
 
 
-def grade(prepared: Path, copy: Path, jobs: int, assignments: list[str]) -> dict:
+def projection(found, plan: dict, wall: float) -> float:
+    """Minutes for 300 students x 4 problem sets with the expected shares of ``MIX`` (not this run's draw): each
+    kind's mean seconds in this run (a kind not drawn: the mean of all), times its expected count, divided by
+    the parallelism this run achieved (the sum of the submissions' seconds over the wall-clock time)."""
+    secs = {(m.group(2), m.group(1)): float(m.group(3)) for m in found}
+    by_kind: dict[str, list[float]] = {}
+    for key, t in secs.items():
+        by_kind.setdefault(plan[key], []).append(t)
+    overall = statistics.mean(secs.values())
+    parallel = sum(secs.values()) / wall
+    total = sum(300 * share * statistics.mean(by_kind.get(kind, [overall]))
+                for a in ASSIGNMENTS for kind, share in MIX[a].items())
+    return total / parallel / 60
+
+
+def grade(prepared: Path, copy: Path, jobs: int, assignments: list[str], plan: dict) -> dict:
     shutil.copytree(prepared, copy, symlinks=True)
     load = os.getloadavg()[0]
     t0 = time.monotonic()
@@ -65,6 +81,7 @@ def grade(prepared: Path, copy: Path, jobs: int, assignments: list[str]) -> dict
             "median_submission_s": round(statistics.median(seconds), 2) if seconds else None,
             "median_graded_s_per_set": {a: round(statistics.median(v), 2) for a, v in by_set.items() if v},
             "course_300x4_min": round(COURSE_SIZE / (n / wall) / 60, 1),
+            "course_300x4_min_expected_mix": round(projection(found, plan, wall), 1),
             "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
             "summary": [l for l in proc.stdout.splitlines() if l.startswith(("graded ", "slowest: "))]}
 
@@ -81,7 +98,7 @@ def main(argv=None) -> int:
         ap.error(f"--students and --jobs must be at least 1, not {args.students} and {args.jobs}")
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         prepared, plan = prepare(Path(tmp), args.students, args.seed, args.assignments)
-        runs = [grade(prepared, Path(tmp) / f"jobs{j}", j, args.assignments) for j in args.jobs]
+        runs = [grade(prepared, Path(tmp) / f"jobs{j}", j, args.assignments, plan) for j in args.jobs]
     for r in runs:
         r["speedup"] = round(r["per_minute"] / runs[0]["per_minute"], 2)
     kinds: dict[str, int] = {}
@@ -90,10 +107,12 @@ def main(argv=None) -> int:
     result = {"machine": {**machine(), "cores": len(os.sched_getaffinity(0))}, "students": args.students,
               "assignments": args.assignments, "seed": args.seed, "kinds": dict(sorted(kinds.items())), "runs": runs}
     print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores; {len(plan)} submissions")
-    print(f"{'JOBS':>4}  {'wall s':>7}  {'per min':>7}  {'speedup':>7}  {'median s':>8}  {'300x4 min':>9}  load")
+    print(f"{'JOBS':>4}  {'wall s':>7}  {'per min':>7}  {'speedup':>7}  {'median s':>8}  {'300x4 min':>9}  "
+          f"{'(expected mix)':>14}  load")
     for r in runs:
         print(f"{r['jobs']:>4}  {r['wall_s']:>7}  {r['per_minute']:>7}  {r['speedup']:>7}  "
-              f"{r['median_submission_s']:>8}  {r['course_300x4_min']:>9}  {r['load_before']}-{r['load_after']}")
+              f"{r['median_submission_s']:>8}  {r['course_300x4_min']:>9}  {r['course_300x4_min_expected_mix']:>14}  "
+              f"{r['load_before']}-{r['load_after']}")
     for r in runs:
         print(f"JOBS={r['jobs']}: median seconds of a submission graded in full (status graded), per problem set: "
               + ", ".join(f"{a} {v}" for a, v in r["median_graded_s_per_set"].items()))

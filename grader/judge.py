@@ -173,7 +173,14 @@ class TrustedChecks(NbGraderPreprocessor):
 
     def _runs(self, nb, resources, gids) -> tuple[dict, dict, dict]:
         info = resources["nbgrader"]
-        (cells, released), skipped, runs = self._cells(nb, resources), {}, {}
+        (cells, released), runs = self._cells(nb, resources), {}
+        # a cell the kernel run stopped at its own time limit (grader.preprocessors.SandboxedExecute) would only
+        # spend the same limit again here: it is skipped from the start (what it would have set is missing either
+        # way). Not when the notebook ran out of its time: the cell stopped then may have had less than its limit.
+        status = _status(nb)
+        stopped = status.get("timed_out") if "notebook_time_limit" not in status else None
+        skipped = {c: "was stopped at the time limit" for c in stopped if isinstance(c, str)} \
+            if isinstance(stopped, list) else {}
         try:
             runner = Runner(*_settings(self.config, info["assignment"], info["student"]))
         except (OSError, RuntimeError) as e:  # no process for this submission: its checks wait for review

@@ -50,6 +50,7 @@ class Question:
     auto: bool  # scored by the trusted checks (a code cell), not by hand
     scores: list[float] = field(default_factory=list)
     mistakes: dict[str, list[str]] = field(default_factory=dict)  # sentence -> students
+    accepted: dict[str, list[str]] = field(default_factory=dict)  # another reading accepted as right -> students
     flags: dict[str, list[str]] = field(default_factory=lambda: {f: [] for f in FLAGS})  # flag -> students
     lost_by: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
 
@@ -95,6 +96,8 @@ def add_grade(q: Question, student: str, score: float, pending: bool, record: di
     q.scores.append(score)
     for why in record.get("mistakes", []):
         q.mistakes.setdefault(why, []).append(student)
+    for why in record.get("accepted", []):
+        q.accepted.setdefault(why, []).append(student)
     for flag in FLAGS:
         if record.get(flag):
             q.flags[flag].append(student)
@@ -162,6 +165,8 @@ def text(ps: ProblemSet, names: bool = False) -> str:
     for q in ps.questions:
         for why, who in sorted(q.mistakes.items(), key=lambda m: (-len(m[1]), m[0])):
             out.append(f"{q.gid}: {len(who)} x {why}{_who(who, names)}")
+        for why, who in sorted(q.accepted.items(), key=lambda m: (-len(m[1]), m[0])):
+            out.append(f"{q.gid}: {len(who)} x accepted as right: {why}{_who(who, names)}")
         for f in FLAGS:
             if names and q.flags[f]:
                 out.append(f"{q.gid}: {f}{_who(q.flags[f], True)}")
@@ -210,11 +215,13 @@ def section(ps: ProblemSet, names: bool = False) -> str:
     e = html.escape
     out = [f"<h2>{e(ps.assignment)}</h2>", f"<p>{e(ps.headline)}</p>",
            _table(HEAD, [_counts(q) for q in ps.questions])]
-    mistakes = [[q.gid, str(len(who)), why] + ([", ".join(sorted(who))] if names else [])
-                for q in ps.questions for why, who in sorted(q.mistakes.items(), key=lambda m: (-len(m[1]), m[0]))]
-    head = ["question", "students", "mistake"] + (["who"] if names else [])
-    out.append("<h3>Named mistakes</h3>" + (_table(head, mistakes, ("question", "mistake", "who")) if mistakes
-                                            else "<p>none</p>"))
+    for title, kind, what in (("Named mistakes", "mistakes", "mistake"),
+                              ("Other readings accepted as right", "accepted", "reading")):
+        rows = [[q.gid, str(len(who)), why] + ([", ".join(sorted(who))] if names else [])
+                for q in ps.questions for why, who in sorted(getattr(q, kind).items(), key=lambda m: (-len(m[1]), m[0]))]
+        head = ["question", "students", what] + (["who"] if names else [])
+        if rows or kind == "mistakes":
+            out.append(f"<h3>{title}</h3>" + (_table(head, rows, ("question", what, "who")) if rows else "<p>none</p>"))
     url = chart(ps)
     out.append("<h3>Questions by points lost</h3>")
     out.append(f'<img alt="points lost per question, by cause" src="{e(url)}">' if url else "<p>no point lost</p>")

@@ -43,6 +43,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from . import intake
 from .guards import STATUS_KEY
 from .limits import DEFAULT, size_text
+from .verdict import read_records
 
 LIMIT_TEXT = {"memory": f"used more than {size_text(DEFAULT.memory_bytes)} of memory",
               "disk": f"wrote more than {size_text(DEFAULT.disk_bytes)} to disk",
@@ -75,31 +76,6 @@ def _count(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-VERDICT_FLAGS = ("blank", "copied", "stopped", "review")
-
-
-def _verdict(record) -> dict | None:
-    """One graded cell's record of ``grader.judge`` (``Verdict.record``), or None unless every field is as written."""
-    if not isinstance(record, dict) or set(record) != {"fraction", "mistakes", *VERDICT_FLAGS}:
-        return None
-    fraction, mistakes = record["fraction"], record["mistakes"]
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
-        return None
-    if not isinstance(mistakes, list) or len(mistakes) > 20 \
-            or not all(isinstance(m, str) and 0 < len(m) <= 600 for m in mistakes):
-        return None
-    if not all(isinstance(record[k], bool) for k in VERDICT_FLAGS):
-        return None
-    return {"fraction": float(fraction), "mistakes": list(mistakes), **{k: record[k] for k in VERDICT_FLAGS}}
-
-
-def _verdicts(value) -> dict:
-    if not isinstance(value, dict):
-        return {}
-    kept = {k: _verdict(v) for k, v in list(value.items())[:200] if isinstance(k, str) and 0 < len(k) <= 100}
-    return {k: v for k, v in kept.items() if v is not None}
-
-
 def clean_meta(meta) -> dict:
     """The ``STATUS_KEY`` values of the autograding preprocessors, each of the type they write; any other value is
     left out (a malformed record never becomes a status nor raises)."""
@@ -129,7 +105,7 @@ def clean_meta(meta) -> dict:
         kept = {k: _names(v) for k, v in hits.items() if k in LIMIT_TEXT and _names(v)}
         if kept:
             out["limits"] = kept
-    verdicts = _verdicts(meta.get("verdicts"))
+    verdicts = read_records(meta.get("verdicts"))
     if verdicts:
         out["verdicts"] = verdicts
     return out

@@ -45,7 +45,8 @@ class Verdict:
 
     def record(self) -> dict:
         """What the class report (``grader.report``) counts for this cell: plain JSON, no display text parsed."""
-        return {"fraction": float(self.fraction), "mistakes": list(self.mistakes), "blank": self.blank,
+        return {"fraction": float(self.fraction), "mistakes": list(self.mistakes), "accepted": list(self.accepted),
+                "blank": self.blank,
                 "copied": bool(self.copied_from), "stopped": self.stopped, "review": self.review}
 
     @property
@@ -55,6 +56,40 @@ class Verdict:
     @property
     def message(self) -> str:
         return "\n".join([m for _, m in self.parts] + self.notes)
+
+
+VERDICT_FLAGS = ("blank", "copied", "stopped", "review")
+
+
+def _sentences(value) -> list[str] | None:
+    if not isinstance(value, list) or len(value) > 20 or not all(isinstance(m, str) and 0 < len(m) <= 600
+                                                                  for m in value):
+        return None
+    return list(value)
+
+
+def read_record(record) -> dict | None:
+    """One graded cell's record as ``Verdict.record`` wrote it (read back from a notebook's metadata by
+    ``grader.status.clean_meta``), or None unless every field is as written
+    (``accepted``, the other readings accepted as right, may be absent: records written before it existed)."""
+    if not isinstance(record, dict) or set(record) - {"accepted"} != {"fraction", "mistakes", *VERDICT_FLAGS}:
+        return None
+    fraction = record["fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+        return None
+    mistakes, accepted = _sentences(record["mistakes"]), _sentences(record.get("accepted", []))
+    if mistakes is None or accepted is None or not all(isinstance(record[k], bool) for k in VERDICT_FLAGS):
+        return None
+    return {"fraction": float(fraction), "mistakes": mistakes, "accepted": accepted,
+            **{k: record[k] for k in VERDICT_FLAGS}}
+
+
+def read_records(value) -> dict:
+    """grade id -> its checked record, for the records that pass ``read_record`` (at most 200)."""
+    if not isinstance(value, dict):
+        return {}
+    kept = {k: read_record(v) for k, v in list(value.items())[:200] if isinstance(k, str) and 0 < len(k) <= 100}
+    return {k: v for k, v in kept.items() if v is not None}
 
 
 def decode(x):

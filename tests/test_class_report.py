@@ -35,7 +35,7 @@ def test_a_named_mistake_is_recorded_by_its_sentence_and_the_feedback_is_unchang
     scalar(v, {"x": _hex(2.0)}, "x", {None: 1.0, NO_TAU: 2.0}, "hint")
     assert v.mistakes == [NO_TAU]
     assert v.message == f"FAIL  x = 2 is wrong: {NO_TAU}"
-    assert v.record() == {"fraction": 0.0, "mistakes": [NO_TAU], "blank": False, "copied": False,
+    assert v.record() == {"fraction": 0.0, "mistakes": [NO_TAU], "accepted": [], "blank": False, "copied": False,
                           "stopped": False, "review": False}
 
 
@@ -91,18 +91,22 @@ def test_blank_stopped_and_review_are_marked_from_the_run_not_from_text_shown():
 
 
 # ------------------------------------------------------------------------------------------- the status metadata
-GOOD = {"fraction": 0.5, "mistakes": [NO_TAU], "blank": False, "copied": True, "stopped": False, "review": False}
+GOOD = {"fraction": 0.5, "mistakes": [NO_TAU], "accepted": [], "blank": False, "copied": True, "stopped": False,
+        "review": False}
 
 
 @pytest.mark.parametrize("bad", [{**GOOD, "fraction": "0.5"}, {**GOOD, "fraction": 1.5}, {**GOOD, "fraction": math.nan},
                                  {**GOOD, "fraction": True}, {**GOOD, "mistakes": NO_TAU},
                                  {**GOOD, "mistakes": [1]}, {**GOOD, "mistakes": ["x" * 601]},
                                  {**GOOD, "mistakes": ["m"] * 21}, {**GOOD, "blank": 1}, {**GOOD, "extra": 1},
+                                 {**GOOD, "accepted": [2]}, {**GOOD, "accepted": "one way"},
                                  {k: v for k, v in GOOD.items() if k != "review"}, [GOOD], None])
 def test_a_malformed_verdict_record_is_left_out_and_the_others_kept(bad):
     meta = status.clean_meta({"verdicts": {"q1": GOOD, "q2": bad, "x" * 101: GOOD, "q3": {**GOOD, "fraction": 1}}})
     assert meta["verdicts"] == {"q1": GOOD, "q3": {**GOOD, "fraction": 1.0}}
     assert "verdicts" not in status.clean_meta({"verdicts": [GOOD]})
+    older = {k: v for k, v in GOOD.items() if k != "accepted"}  # a record written before "accepted" existed
+    assert status.clean_meta({"verdicts": {"q1": older}})["verdicts"] == {"q1": GOOD}
 
 
 # ------------------------------------------------------------------------------------------- the report's counts
@@ -226,6 +230,8 @@ def check_class(root: Path) -> None:
     assert got == WANT
     assert all(not q.flags[f] for q in ps.questions for f in ("stopped", "review", "copied", "by hand"))
     assert [q.gid for q in ps.by_loss()] == BY_LOSS and ps.review == []
+    accepted = {q.gid: q.accepted for q in ps.questions if q.accepted}
+    assert accepted == {"q1_3_batch": {R.BATCH_READINGS["one_way"]: ["stu-4"]}}  # counted, and not as a mistake
 
 
 @pytest.mark.slow
@@ -259,3 +265,16 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def test_an_accepted_reading_is_counted_apart_from_the_mistakes():
+    q = report.Question("q1_3_batch", 1.0, True)
+    report.add_grade(q, "ann", 1.0, False, _record(fraction=1.0, accepted=["the sheet's reading"]))
+    report.add_grade(q, "ben", 0.0, False, _record(mistakes=[NO_TAU]))
+    ps = report.ProblemSet("ps_x", "ps_x: 2 students, 2 submitted, 0 missing", [q], [])
+    assert q.accepted == {"the sheet's reading": ["ann"]} and q.mistakes == {NO_TAU: ["ben"]}
+    assert q.lost_by["mistake"] == 1.0 and q.lost == 1.0  # the accepted reading lost nothing
+    shown = report.text(ps)
+    assert "q1_3_batch: 1 x accepted as right: the sheet's reading" in shown and "ann" not in shown
+    page = report.section(ps)
+    assert "Other readings accepted as right" in page and "the sheet&#x27;s reading" in page and "ann" not in page

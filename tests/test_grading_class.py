@@ -27,7 +27,7 @@ from . import grade_kinds as G
 from .synthetic_class import write_class
 
 A1, A3 = "ps1_similarity_matrix", "ps3_batch_size"
-PROMPT = re.compile(r"In \[[ 0-9]*\]")
+PROMPT = re.compile(r"In(?:\s|&nbsp;)*\[(?:\s|\d|&nbsp;)*\]")  # the page may write non-breaking spaces
 CLASS = {(A1, "s001"): "correct", (A1, "s002"): "no_tau", (A1, "s003"): "blank", (A1, "s004"): "copied_numbers",
          (A1, "s005"): "kernel_crash", (A3, "s001"): "correct"}
 
