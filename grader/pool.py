@@ -77,7 +77,10 @@ class Worker:
                     raise RuntimeError(f"the grading process ended (exit status {self.proc.wait()})")
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError(f"the grading process answered {line[:80]!r}")
+        return answer
 
     def ask(self, job: Job, seconds: float) -> dict:
         self.proc.stdin.write((json.dumps({"assignment": job.assignment, "student": job.student}) + "\n").encode())
