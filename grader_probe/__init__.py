@@ -75,6 +75,13 @@ def _value(ns, name, fn=number):
         return {"error": f"{name} {e}" if isinstance(e, TypeError) else f"{name}: {type(e).__name__}: {e}"}
 
 
+def _raised(fname: str, e: BaseException, k: int, n: int) -> str:
+    """What a function that raised on hidden test input k of n is told: the exception's type and the input's
+    position, never its message (the function's own code writes it, and could quote the hidden input)."""
+    return (f"{fname} raised {type(e).__name__} on test input {k + 1} of {n} (its message is not shown: it could "
+            f"quote the hidden input; the visible tests in the notebook show the messages on their inputs)")
+
+
 def _calls(ns, fname, cases, call, convert):
     """Evaluate ns[fname] on each case: {"v": [encoded result, ...]} or {"error": first failure}."""
     f = ns.get(fname)
@@ -87,8 +94,7 @@ def _calls(ns, fname, cases, call, convert):
         except NotImplementedError:
             return {"error": f"{fname} raises NotImplementedError (not written yet)"}
         except Exception as e:  # noqa: BLE001
-            return {"error": f"{fname} raised {type(e).__name__} on test input {k + 1} of {len(cases)}: "
-                             f"{str(e)[:160]}"}
+            return {"error": _raised(fname, e, k, len(cases))}
     return {"v": _enc(out)}
 
 
@@ -115,8 +121,7 @@ def _nt_xent(ns, with_grads):
         except NotImplementedError:
             return {"error": "nt_xent_vectorised raises NotImplementedError (not written yet)"}
         except Exception as e:  # noqa: BLE001
-            return {"error": f"nt_xent_vectorised raised {type(e).__name__} on test input {len(out) + 1} of "
-                             f"{len(I.NT_XENT_CASES)}: {str(e)[:160]}"}
+            return {"error": _raised("nt_xent_vectorised", e, len(out), len(I.NT_XENT_CASES))}
         out.append(row)
     return {"v": _enc(out)}
 
@@ -139,8 +144,7 @@ def _loss_and_grad(ns):
         except NotImplementedError:
             return {"error": "loss_and_grad_norm raises NotImplementedError (not written yet)"}
         except Exception as e:  # noqa: BLE001
-            return {"error": f"loss_and_grad_norm raised {type(e).__name__} on test input {k + 1} of "
-                             f"{len(I.GRAD_CASES)}: {str(e)[:160]}"}
+            return {"error": _raised("loss_and_grad_norm", e, k, len(I.GRAD_CASES))}
         out.append(row)
     return {"v": _enc(out)}
 

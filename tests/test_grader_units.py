@@ -219,3 +219,17 @@ def test_the_gradient_check_needs_a_real_backward_pass():
     assert fake.fraction == pytest.approx(2 / 3) and "do not set it by hand" in fake.message
     lazy = CHECKS["q3_1a"](_grad_values(lambda z1, z2, tau: (0.0, 0.0)), p)
     assert lazy.fraction == pytest.approx(1 / 3) and "call loss.backward()" in lazy.message
+
+
+def test_an_exception_on_a_hidden_input_does_not_carry_its_message_out():
+    """A function may put its hidden input into the message it raises; the feedback gets the type and position."""
+    import grader_probe as P
+
+    secret = [[0.123456, 0.654321], [0.5, 0.25]]
+
+    def leaky(S):
+        raise ValueError(f"the input was {S!r}")
+
+    got = P._calls({"f": leaky}, "f", [secret], lambda f, case: f(case), P.number)
+    assert "ValueError on test input 1 of 1" in got["error"]
+    assert "0.123456" not in got["error"] and "the input was" not in got["error"]
