@@ -1,11 +1,11 @@
 """The class report (grader.report): what a verdict records, how the status metadata keeps it, and the counts,
-ordering and anonymity of the report, on fabricated records and on a small class really graded."""
+ordering and anonymity of the report, on fabricated records; ``CLASS`` and ``check_class`` are the really graded
+class of tests/test_grading_class.py (graded once there for both)."""
 
 from __future__ import annotations
 
 import html
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +19,6 @@ from grader.harness import CheckRun
 from grader.verdict import Verdict, cases, scalar
 
 from . import grade_kinds as G
-from . import submissions
 
 NO_TAU, SELF = R.MISTAKES["no_tau"], R.MISTAKES["self"]
 ONE_WAY = R.BATCH_MISTAKES["one_way"]
@@ -208,20 +207,6 @@ def _run(*args, root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    root = G.make_course(tmp_path_factory.mktemp("class") / "course")
-    for sid, kind in CLASS.items():
-        out = root / "grading" / "submitted" / sid / A1 / f"{A1}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(submissions.build(root, A1, kind, student=sid), out)
-    proc = _run("grader.grade", A1, root=root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return root
-
-
 def check_class(root: Path) -> None:
     """The report of the graded class ``CLASS`` has the counts of ``WANT``, in ``BY_LOSS`` order."""
     coursedir = status.course_directory(root)
@@ -232,28 +217,6 @@ def check_class(root: Path) -> None:
     assert [q.gid for q in ps.by_loss()] == BY_LOSS and ps.review == []
     accepted = {q.gid: q.accepted for q in ps.questions if q.accepted}
     assert accepted == {"q1_3_batch": {R.BATCH_READINGS["one_way"]: ["stu-4"]}}  # counted, and not as a mistake
-
-
-@pytest.mark.slow
-def test_the_report_of_a_graded_class_has_its_known_counts(graded_class):
-    check_class(graded_class)
-
-
-@pytest.mark.slow
-def test_the_command_and_the_page_name_students_only_when_asked(graded_class):
-    root = graded_class
-    proc = _run("grader.report", A1, root=root)
-    assert proc.returncode == 0, proc.stderr
-    page = root / "grading" / "reports" / f"{A1}.html"
-    assert f"class report: {page}" in proc.stdout
-    assert f"q1_1_terms: 2 x {NO_TAU}" in proc.stdout and ONE_WAY not in proc.stdout
-    assert proc.stdout.index("  q1_1_loss: 4 points lost") < proc.stdout.index("  q1_4_hidden: 3 points lost")
-    for shown in (proc.stdout, page.read_text(encoding="utf-8")):
-        assert not any(sid in shown for sid in CLASS)
-    named = _run("grader.report", A1, "--names", root=root)
-    assert f"{NO_TAU} (stu-1, stu-2)" in named.stdout and "q1_2: blank (stu-5)" in named.stdout
-    assert "stu-1, stu-2" in (root / "grading" / "reports" / f"{A1}-names.html").read_text(encoding="utf-8")
-    assert report.write_reports(root, [A1, "ps9_unknown"]) == [page]
 
 
 def main(argv) -> int:

@@ -24,16 +24,17 @@ from nbgrader.api import Gradebook
 from grader import ledger, pool
 
 from . import grade_kinds as G
+from . import test_class_report as CR
 from .synthetic_class import write_class
 
-A1, A3 = "ps1_similarity_matrix", "ps3_batch_size"
+A1 = "ps1_similarity_matrix"
 PROMPT = re.compile(r"In(?:\s|&nbsp;)*\[(?:\s|\d|&nbsp;)*\]")  # the page may write non-breaking spaces
-CLASS = {(A1, "s001"): "correct", (A1, "s002"): "no_tau", (A1, "s003"): "blank", (A1, "s004"): "copied_numbers",
-         (A1, "s005"): "kernel_crash", (A3, "s001"): "correct"}
+# the class of tests/test_class_report.py (named mistakes, the sheet's reading, a blank, right answers)
+KINDS = {(A1, sid): kind for sid, kind in CR.CLASS.items()}
 
 
 def _grade(root: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "grader.grade", A1, A3, *args], cwd=root, env=G.env(),
+    proc = subprocess.run([sys.executable, "-m", "grader.grade", A1, *args], cwd=root, env=G.env(),
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -45,7 +46,7 @@ def graded(tmp_path_factory):
         pytest.skip("bubblewrap (bwrap) is not installed: `sudo apt-get install bubblewrap`")
     base = tmp_path_factory.mktemp("class")
     side = G.make_course(base / "side_by_side")
-    write_class(side, 5, given=CLASS)
+    write_class(side, len(CR.CLASS), given=KINDS)
     serial = base / "one_at_a_time"
     shutil.copytree(side, serial, symlinks=True)
     runs = {"side": _grade(side, "--jobs", "2"), "serial": _grade(serial, "--jobs", "1")}
@@ -80,19 +81,25 @@ def _table(run: subprocess.CompletedProcess) -> str:
     return run.stdout[run.stdout.index(f"\n\n{A1}: "):]
 
 
+def _lines(run: subprocess.CompletedProcess) -> list[str]:
+    """The progress lines, one per submission graded: "[k/N] student  ps  score / max  seconds  status"."""
+    return [line for line in run.stdout.splitlines() if line.startswith("[")]
+
+
 @pytest.mark.slow
 def test_side_by_side_grades_exactly_as_one_at_a_time(graded):
     roots, runs = graded
     side, serial = roots["side"], roots["serial"]
-    assert _grades(side) == _grades(serial) and len(_grades(side)) > 10
+    assert _grades(side) == _grades(serial) and len(_grades(side)) == len(CR.CLASS) * len(CR.WANT)
     assert _table(runs["side"]) == _table(runs["serial"])
     assert _verdicts(side) == _verdicts(serial)
-    for f in sorted((serial / "grading" / "feedback").glob("*/*/*.html")):  # the cell a kernel died in may or
-        # may not have its execution count ("In [6]:" or "In [ ]:"), however many jobs: the kernel's race, not ours
+    pages = sorted((serial / "grading" / "feedback").glob("*/*/*.html"))
+    assert len(pages) == len(CR.CLASS)
+    for f in pages:  # a kernel that dies may or may not leave its cell's execution count: its race, not the jobs'
         assert PROMPT.sub("In [?]", (side / f.relative_to(serial)).read_text()) == PROMPT.sub("In [?]", f.read_text())
     rows = [[{k: v for k, v in r.items() if k != "timestamp"} for r in csv.DictReader(open(root / "grades.csv"))]
             for root in (side, serial)]
-    assert rows[0] == rows[1] and len(rows[0]) == 4 * 5  # every problem set of the course, handed in or not
+    assert rows[0] == rows[1] and len(rows[0]) == 4 * len(CR.CLASS)  # every problem set, handed in or not
 
 
 @pytest.mark.slow
@@ -100,21 +107,21 @@ def test_every_submission_is_in_the_gradebook_once_and_none_was_locked_out(grade
     roots, runs = graded
     with _gradebook(roots["side"]) as gb:
         subs = [(a.name, sub.student.id) for a in gb.assignments for sub in a.submissions]
-    assert sorted(subs) == sorted(CLASS)  # no submission lost, none doubled
+    assert sorted(subs) == sorted(KINDS)  # no submission lost, none doubled
     logs = "".join(p.read_text() for p in (roots["side"] / "grading" / "logs").glob("worker-*.log"))
+    assert len(list((roots["side"] / "grading" / "logs").glob("worker-*.log"))) == 2  # two workers did run
     assert "database is locked" not in logs + runs["side"].stdout + runs["side"].stderr
 
 
 @pytest.mark.slow
 def test_each_submission_has_its_line_and_the_run_its_summary(graded):
     _, runs = graded
-    out = runs["side"].stdout
-    lines = [line for line in out.splitlines() if line.startswith("[")]
-    assert len(lines) == len(CLASS) and {line.split()[1] for line in lines} == {"s001", "s002", "s003", "s004", "s005"}
-    assert any(" s001 " in line and A1 in line and "11 / 11" in line and line.endswith("graded") for line in lines)
-    assert any(" s005 " in line and "kernel died in cell q1_2_answer, needs review" in line for line in lines)
-    assert f"graded {len(CLASS)} submissions in " in out and "5 graded, 1 needs review" in out
-    assert "slowest: " in out
+    out, lines = runs["side"].stdout, _lines(runs["side"])
+    assert sorted(line.split()[1] for line in lines) == sorted(CR.CLASS)
+    assert any(" stu-6 " in line and A1 in line and "11 / 11" in line and line.endswith("graded") for line in lines)
+    assert any(" stu-5 " in line and " 0 / 11" in line for line in lines)
+    assert f"graded {len(CR.CLASS)} submissions in " in out and f"): {len(CR.CLASS)} graded" in out
+    assert "slowest: " in out and "class report (python -m grader.report): grading/reports/" in out
 
 
 @pytest.mark.slow
@@ -122,26 +129,53 @@ def test_grading_again_grades_only_what_changed(graded):
     roots, _ = graded
     root = roots["serial"]
     before = _grades(root)
-    again = _grade(root)
-    assert f"{A1}: 5 submitted, 0 refused at intake, 5 graded before and unchanged, grading 0" in again.stdout
-    assert "graded 0 submissions" in again.stdout
-    # a touch changes no answer; a late resubmission is graded alone
-    nb_path = root / "grading" / "submitted" / "s002" / A1 / f"{A1}.ipynb"
+    # a touch changes no answer; a late resubmission (stu-5 hands in her answers) is graded alone
+    nb_path = root / "grading" / "submitted" / "stu-1" / A1 / f"{A1}.ipynb"
     os.utime(nb_path, (time.time() + 5, time.time() + 5))
-    fixed = nbformat.read(root / "grading" / "submitted" / "s001" / A1 / f"{A1}.ipynb", 4)
+    fixed = nbformat.read(root / "grading" / "submitted" / "stu-6" / A1 / f"{A1}.ipynb", 4)
     for c in fixed.cells:
         if c.metadata.get("nbgrader", {}).get("grade_id") == "student_id":
-            c.source = "STUDENT_ID = 's003'"
-    nbformat.write(fixed, root / "grading" / "submitted" / "s003" / A1 / f"{A1}.ipynb")
+            c.source = "STUDENT_ID = 'stu-5'"
+    nbformat.write(fixed, root / "grading" / "submitted" / "stu-5" / A1 / f"{A1}.ipynb")
     late = _grade(root)
-    assert "4 graded before and unchanged, grading 1" in late.stdout
-    assert [line.split()[1] for line in late.stdout.splitlines() if line.startswith("[")] == ["s003"]
+    n = len(CR.CLASS)
+    assert f"{A1}: {n} submitted, 0 refused at intake, {n - 1} graded before and unchanged, grading 1" in late.stdout
+    assert [line.split()[1] for line in _lines(late)] == ["stu-5"]
     changed = {r[:4]: r for r in _grades(root)}
-    assert {k: v for k, v in changed.items() if k[1] != "s003"} == {r[:4]: r for r in before if r[1] != "s003"}
-    assert all(r[4] == r[5] or r[5] is None for r in changed.values())
-    assert sum(r[4] for k, r in changed.items() if k[:2] == (A1, "s003")) == 11
-    forced = _grade(root, "--student", "s004", "--force")
-    assert [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("[")] == ["s004"]
+    assert {k: v for k, v in changed.items() if k[1] != "stu-5"} == {r[:4]: r for r in before if r[1] != "stu-5"}
+    assert sum(r[4] for k, r in changed.items() if k[:2] == (A1, "stu-5")) == 11
+    forced = _grade(root, "--student", "stu-2", "--force")
+    assert [line.split()[1] for line in _lines(forced)] == ["stu-2"]
+    assert f"{A1}: 1 submitted, 0 refused at intake, 0 graded before and unchanged, grading 1" in forced.stdout
+
+
+# ---- the class report (tests/test_class_report.py), on the class graded side by side ----
+
+def graded_class_root(graded) -> Path:
+    return graded[0]["side"]
+
+
+@pytest.mark.slow
+def test_the_report_of_a_graded_class_has_its_known_counts(graded):
+    CR.check_class(graded_class_root(graded))
+
+
+@pytest.mark.slow
+def test_the_command_and_the_page_name_students_only_when_asked(graded):
+    root = graded_class_root(graded)
+    proc = CR._run("grader.report", A1, root=root)
+    assert proc.returncode == 0, proc.stderr
+    page = root / "grading" / "reports" / f"{A1}.html"
+    assert f"class report: {page}" in proc.stdout
+    assert f"q1_1_terms: 2 x {CR.NO_TAU}" in proc.stdout and CR.ONE_WAY not in proc.stdout
+    assert proc.stdout.index("  q1_1_loss: 4 points lost") < proc.stdout.index("  q1_4_hidden: 3 points lost")
+    for shown in (proc.stdout, page.read_text(encoding="utf-8")):
+        assert not any(sid in shown for sid in CR.CLASS)
+    named = CR._run("grader.report", A1, "--names", root=root)
+    assert f"{CR.NO_TAU} (stu-1, stu-2)" in named.stdout and "q1_2: blank (stu-5)" in named.stdout
+    assert "stu-1, stu-2" in (root / "grading" / "reports" / f"{A1}-names.html").read_text(encoding="utf-8")
+    assert CR.report.write_reports(root, [A1, "ps9_unknown"]) == [page]
+
 
 
 # ---- the workers' failures, with a stand-in worker (fast) ----

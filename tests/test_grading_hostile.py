@@ -154,7 +154,9 @@ def test_a_forged_status_is_ignored(course):
     root, grade, _, export, rows = course
     line = _summary(grade)["forged_status"]
     assert "11 / 11" in line and line.endswith("graded"), line
-    assert nbformat.read(_autograded(root, "forged_status"), 4).metadata.get("simclr_grading", {}) == {}
+    meta = nbformat.read(_autograded(root, "forged_status"), 4).metadata.get("simclr_grading", {})
+    assert set(meta) == {"verdicts"}, meta  # only the checks' own record of each cell: nothing forged survives
+    assert meta["verdicts"] and all(v["fraction"] == 1.0 and not v["mistakes"] for v in meta["verdicts"].values())
     assert export.returncode == 0, export.stderr[-2000:]
     assert rows[(A1, "forged_status")]["status"] == "graded" and rows[(A1, "forged_status")]["notes"] == ""
 

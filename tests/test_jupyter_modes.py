@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -129,6 +130,20 @@ async def _run_in_kernel(ws_url: str, code: str, timeout: float = 60) -> str:
 
 
 @pytest.mark.slow
+def _first_page(url: str, proc, log_path, seconds: float = 60) -> str:
+    """The page at ``url``, asked again while the server is not yet answering (a busy machine can print the URL
+    a moment before the port takes connections)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return r.read().decode()
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"{url}: {e}; terminal:\n{log_path.read_text()[-3000:]}") from None
+            time.sleep(0.5)
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("target, page, opens", [
     ("lab", "/lab/tree/notebooks/00_start_here.ipynb", '"treePath": "notebooks/00_start_here.ipynb"'),  # JupyterLab opens treePath
@@ -153,8 +168,7 @@ def test_make_lab_prints_a_url_that_opens_start_here_and_keeps_the_terminal_quie
             url = found[-1] if found else time.sleep(0.5)
         parts = urllib.parse.urlsplit(url)
         assert parts.path == page, url  # the URL a student copies from the terminal opens the first notebook
-        with urllib.request.urlopen(url, timeout=30) as r:
-            html = r.read().decode()
+        html = _first_page(url, proc, log_path)
         assert opens in html, f"the page does not open the notebook ({opens} not in its page config)"
         token = urllib.parse.parse_qs(parts.query)["token"][0]
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
