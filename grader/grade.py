@@ -56,9 +56,8 @@ class Course:
 
 
 def nbgrader(course: Course, *args: str, timeout: float) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
-        return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course.root, env=env,
+        return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course.root, env=pool.nbgrader_env(),
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")

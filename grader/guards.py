@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from nbformat.notebooknode import from_dict
@@ -122,3 +123,19 @@ def limit_hits(nb, gid) -> dict[str, list[str]]:
                 hits.setdefault(kind, []).append(gid(cell) or f"#{k + 1}")
                 break
     return hits
+
+
+def write_atomic(path: Path, content: str) -> Path:
+    """Replace ``path`` whole: a temporary file in the same folder, then a rename (a reader never sees half a
+    file, an interrupted write leaves the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)  # readable like the course's other files, not mkstemp's 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

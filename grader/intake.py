@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 
+from .guards import write_atomic
 from .limits import MiB, size_text
 
 NEEDS_REVIEW = "needs review: {}"
@@ -164,11 +165,8 @@ def review_path(grading: Path, assignment: str, student: str) -> Path:
 
 def write_review(grading: Path, assignment: str, student: str, reason: str) -> None:
     """Record (atomically) that the student's submission needs review, and why."""
-    path = review_path(grading, assignment, student)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"assignment": assignment, "student": student, "reason": reason}), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(review_path(grading, assignment, student),
+                 json.dumps({"assignment": assignment, "student": student, "reason": reason}))
 
 
 def clear_review(grading: Path, assignment: str, student: str) -> None:

@@ -16,8 +16,9 @@ import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
+
+from .guards import write_atomic
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -61,14 +62,5 @@ def read(grading: Path, assignment: str) -> dict[str, dict[str, str]]:
 
 
 def write(grading: Path, assignment: str, record: dict[str, dict[str, str]]) -> None:
-    """Replace the record of ``assignment`` atomically (a temporary file in the same folder, then rename)."""
-    path = _path(grading, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{assignment}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(sorted(record.items())), fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace the record of ``assignment`` whole (``grader.guards.write_atomic``)."""
+    write_atomic(_path(grading, assignment), json.dumps(dict(sorted(record.items())), indent=1))

@@ -29,6 +29,11 @@ START_SECONDS = 120  # a worker's start: Python, nbgrader and the course's confi
 BUSY = "database is locked"
 
 
+def nbgrader_env() -> dict:
+    """This environment with this Python's scripts first on PATH (nbgrader runs ``alembic`` from there)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 @dataclass(frozen=True)
 class Job:
     assignment: str
@@ -49,10 +54,9 @@ class Worker:
     """One ``python -m grader.worker`` process and its pipes; ``ask`` sends a job and waits for the answer."""
 
     def __init__(self, root: Path, log_path: Path):
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         with open(log_path, "ab") as log:  # the worker's stderr: nbgrader's log, kept for the instructor
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.worker", "--root", str(root)], cwd=root,
-                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                         env=nbgrader_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                          start_new_session=True)
         self.log_path = log_path
         self.buffer = b""

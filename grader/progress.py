@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .status import Row
+from .status import Row, fmt_number
 
 SLOWEST = 5
 
@@ -25,8 +25,7 @@ def outcome(row: Row) -> str:
 
 
 def _score(row: Row) -> str:
-    fmt = lambda x: "-" if x is None else f"{x:g}"  # noqa: E731
-    return f"{fmt(row.score)} / {fmt(row.max_score)}"
+    return f"{fmt_number(row.score)} / {fmt_number(row.max_score)}"
 
 
 @dataclass

@@ -20,9 +20,7 @@ import argparse
 import base64
 import html
 import io
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import status
+from .guards import write_atomic
 
 # why points were lost, in the order a loss is attributed to one of them (the chart's bars add up to the loss)
 CAUSES = {"blank": "left blank", "stopped": "stopped (limit or crash)", "review": "needs review",
@@ -239,20 +238,6 @@ def page(sets: list[ProblemSet], names: bool = False) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}"><title>{title}</title>'
             f"<style>{STYLE}</style></head><body><h1>{title}</h1>\n"
             + "\n".join(section(ps, names) for ps in sets) + "\n</body></html>\n")
-
-
-def write_atomic(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)  # readable like the course's other pages, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _sets(coursedir, assignments: list[str]) -> tuple[list[ProblemSet], list[str]]:

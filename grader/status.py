@@ -241,7 +241,7 @@ def rows(gb: Gradebook, coursedir, assignment: str, students=None) -> list[Row]:
     return [row(gb, coursedir, assignment, s, submitted, handed_out) for s in students]
 
 
-def _fmt(x) -> str:
+def fmt_number(x) -> str:
     return "-" if x is None else f"{x:g}"
 
 
@@ -252,7 +252,7 @@ def table(rs: list[Row]) -> str:
     lines = [f"{'student':<{width}}  {'score':>11}  status"]
     for r in rs:
         status = "; ".join([r.status, *r.notes])
-        lines.append(f"{r.student:<{width}}  {_fmt(r.score):>5} / {_fmt(r.max_score):<3}  {status}")
+        lines.append(f"{r.student:<{width}}  {fmt_number(r.score):>5} / {fmt_number(r.max_score):<3}  {status}")
     return "\n".join(lines)
 
 
