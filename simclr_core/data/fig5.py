@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from .augment import MAX_SIZE, AugmentConfig, check_float_images
-from .fast_augment import BatchAugment, crop_flip, gaussian_blur, sample_crop_boxes, to_grayscale
+from .batch_colour import gaussian_blur, to_grayscale
+from .batch_crop import crop_flip, sample_crop_boxes
+from .fast_augment import BatchAugment
 
 __all__ = ["FIG5_OPS", "compose"]
 
