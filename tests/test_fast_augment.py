@@ -9,7 +9,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from simclr_core.data import fast_augment
+from simclr_core.data import batch_crop, fast_augment
 from simclr_core.data.augment import AugmentConfig, SimCLRAugment, build_transform
 from simclr_core.data.fast_augment import (LUMA, BatchAugment, adjust_brightness, adjust_contrast, adjust_hue,
                                       adjust_saturation, crop_flip, gaussian_blur, resample_weights, sample_crop_boxes,
@@ -308,7 +308,7 @@ def test_parameters_reach_the_device_in_one_packed_copy(cfg, monkeypatch):
 
     def packed(tree, device):
         calls.append(device)
-        return fast_augment._packed_copy(tree, device)
+        return batch_crop._packed_copy(tree, device)
 
     monkeypatch.setattr(fast_augment, "_to_device", packed)
     y = BatchAugment(cfg)(x, torch.Generator().manual_seed(5))

@@ -35,8 +35,7 @@ from .. import checks
 from .augment import AugmentConfig, check_float_images
 from .batch_colour import (LUMA, _blend_step, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation,
                            gaussian_blur, to_grayscale)
-from .batch_crop import (_crop_apply, _crop_plan, _packed_copy, _to_device, _uniform, crop_flip, resample_weights,
-                         sample_crop_boxes)
+from .batch_crop import _crop_apply, _crop_plan, _to_device, _uniform, crop_flip, resample_weights, sample_crop_boxes
 
 __all__ = ["BatchAugment", "sample_crop_boxes", "resample_weights", "crop_flip", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "to_grayscale", "gaussian_blur", "LUMA"]
@@ -119,11 +118,11 @@ class BatchAugment(nn.Module):
         host = self._draw(x.shape, x.device, generator)
         keys = list(host)
         dev = dict(zip(keys, _to_device([host[k] for k in keys], x.device)))
-        return self._apply(x, dev)
+        return self._run_ops(x, dev)
 
     def _draw(self, shape: torch.Size, device: torch.device, g: torch.Generator | None) -> dict:
         """All random parameters, drawn on the CPU in a fixed order (crop, flip, jitter, grayscale, blur), and what is
-        computed from them there; ``_forward`` copies them to the device in one go, so nothing in ``_apply`` waits
+        computed from them there; ``_forward`` copies them to the device in one go, so nothing in ``_run_ops`` waits
         for the device."""
         cfg = self.cfg
         B, C, H, W = shape
@@ -151,7 +150,7 @@ class BatchAugment(nn.Module):
                 host["norm"] = (self.mean, self.std)
         return host
 
-    def _apply(self, x: torch.Tensor, dev: dict) -> torch.Tensor:
+    def _run_ops(self, x: torch.Tensor, dev: dict) -> torch.Tensor:
         """The ops on the images, with the parameters of ``_draw`` on x's device."""
         cfg = self.cfg
 
