@@ -16,7 +16,9 @@ and in every checkpoint, so a resumed run keeps the schedule it started with. Ch
 probe are not in the budget.
 
 Read bottom-up: ``steps_in_budget`` is the arithmetic, ``time_steps`` and ``time_monitor`` the two measurements,
-``plan_steps`` puts them together (``runs.pretrain`` and notebook 05 call them with the trainer's twin).
+``plan_steps`` puts them together (notebook 05 calls them with the trainer's twin), ``plan_for_trainer`` does all
+three for a ``train.loop.Trainer`` (``runs.pretrain``), and ``short_budget_warning`` is what a run of fewer than
+``MIN_USEFUL_EPOCHS`` epochs is told.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from .. import checks
 
-__all__ = ["steps_in_budget", "time_steps", "time_monitor", "plan_steps", "BudgetPlan"]
+__all__ = ["steps_in_budget", "time_steps", "time_monitor", "plan_steps", "plan_for_trainer", "BudgetPlan",
+           "MIN_USEFUL_EPOCHS", "short_budget_warning"]
+
+# below half an epoch the presets' learning-rate warmup (0.25-0.5 epochs) has barely ended, and the encoder's kNN
+# accuracy stays at or below its random initialisation's (docs/benchmarks.md, "how short a pretraining learns nothing")
+MIN_USEFUL_EPOCHS = 0.5
 
 
 def steps_in_budget(budget_s: float, step_s: float, monitor_s: float, steps_per_epoch: int, max_steps: int) -> int:
@@ -108,3 +115,26 @@ def plan_steps(minutes: float, step_s: float, monitor_s: float, steps_per_epoch:
     checks.positive_float("minutes", minutes)
     steps = steps_in_budget(60.0 * minutes, step_s, monitor_s, steps_per_epoch, planned_steps)
     return BudgetPlan(minutes, step_s, monitor_s, steps_per_epoch, steps, planned_steps)
+
+
+def plan_for_trainer(minutes: float, epochs: int, trainer, monitor, world: int, is_main: bool) -> BudgetPlan:
+    """The steps of ``trainer``'s run that fit ``minutes``: the step timed on the trainer's twin, one ``monitor``
+    pass (on the main process only); under torchrun every process takes the smallest plan (they must agree on the
+    schedule)."""
+    twin = trainer.twin()
+    step_s = time_steps(twin.step, trainer.precision.device)
+    monitor_s = time_monitor(lambda: monitor(trainer)) if (is_main and monitor is not None) else 0.0
+    plan = plan_steps(minutes, step_s, monitor_s, trainer.steps_per_epoch, epochs * trainer.steps_per_epoch)
+    if world > 1:
+        dev = trainer.precision.device
+        t = torch.tensor([plan.steps], device=dev if dev.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        plan = replace(plan, steps=int(t.item()))
+    return plan
+
+
+def short_budget_warning(epochs: float) -> str:
+    """What a run of ``epochs`` (< MIN_USEFUL_EPOCHS) should be told."""
+    return (f"warning: {epochs:.2f} epochs is too short to learn anything: below {MIN_USEFUL_EPOCHS:g} epochs the "
+            f"learning-rate warmup has barely ended and the encoder's kNN accuracy stays at or below its random "
+            f"initialisation's; give --minutes enough for at least {MIN_USEFUL_EPOCHS:g} epochs (or use --epochs)")

@@ -28,16 +28,17 @@ import torch
 
 from ..nn.models import SimCLR
 from .config import Recipe, recipe_from_dict
-from .runfolder import claim_folder, read_json_object, refuse_links, write_bytes_atomic, write_text_atomic
 from .probe import epochs_trained
-from .runs import CONFIG, METRICS, load_run, read_run_config
+from .runfolder import (CONFIG, METRICS, PROBE, claim_folder, read_json_object, refuse_links, write_bytes_atomic,
+                        write_text_atomic)
+from .saved_run import load_run, read_run_config
 from .step import build_model
 
 __all__ = ["export_pretrained", "load_pretrained", "Pretrained", "MODEL_FILE", "DIGESTS", "MAX_BYTES"]
 
 MODEL_FILE = "model.pt"
 DIGESTS = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` checks the folder too
-EXPORT_FILES = (MODEL_FILE, CONFIG, "probe.json", METRICS, DIGESTS)
+EXPORT_FILES = (MODEL_FILE, CONFIG, PROBE, METRICS, DIGESTS)
 MAX_BYTES = 5 * 1024 * 1024  # what a repository should carry: 5 MiB
 
 
@@ -110,10 +111,10 @@ def export_pretrained(run_dir, out, command: str = "", max_bytes: int = MAX_BYTE
             "data": read_run_config(run_dir).get("data"), "dtype": "float16", "bytes": len(files[MODEL_FILE]),
             "sha256": hashlib.sha256(files[MODEL_FILE]).hexdigest(), "command": command}
     files[CONFIG] = (json.dumps(info, indent=1) + "\n").encode()
-    if (run_dir / "probe.json").is_file():
-        probe = read_json_object(run_dir / "probe.json", "probe result")
+    if (run_dir / PROBE).is_file():
+        probe = read_json_object(run_dir / PROBE, "probe result")
         probe.pop("run", None)  # a path on the machine that trained it
-        files["probe.json"] = (json.dumps(probe, indent=1) + "\n").encode()
+        files[PROBE] = (json.dumps(probe, indent=1) + "\n").encode()
     if (run_dir / METRICS).is_file():
         files[METRICS] = (run_dir / METRICS).read_bytes()
     for name, data in files.items():
@@ -173,6 +174,6 @@ def load_pretrained(folder, device="cpu") -> Pretrained:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (RuntimeError, AttributeError) as err:
         raise ValueError(f"{weights_path} does not fit the network of {cfg_path}: {str(err)[:300]}") from None
-    probe_path = folder / "probe.json"
+    probe_path = folder / PROBE
     probe = read_json_object(probe_path, "probe result") if probe_path.is_file() else None
     return Pretrained(model.to(device).eval(), recipe, info, probe)

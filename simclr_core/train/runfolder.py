@@ -31,10 +31,11 @@ from pathlib import Path
 
 __all__ = ["RunFolderError", "read_json", "read_json_object", "write_bytes_atomic", "write_text_atomic", "temp_file",
            "fsync_folder", "refuse_links", "RunLock", "claim_folder", "open_run_folder", "is_run_folder", "remove_stale_temp_files", "LOCK",
-           "RUN_FILES", "MAX_JSON_BYTES"]
+           "RUN_FILES", "CONFIG", "METRICS", "CHECKPOINT", "PROBE", "MAX_JSON_BYTES"]
 
 LOCK = ".simclr-run.lock"
-RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "probe.json")  # what a run writes besides LOCK
+CONFIG, METRICS, CHECKPOINT, PROBE = "config.json", "metrics.jsonl", "checkpoint.pt", "probe.json"
+RUN_FILES = (CONFIG, METRICS, CHECKPOINT, PROBE)  # what a run writes besides LOCK
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a run's metrics.jsonl of 100,000 epochs is ~30 MB; configs are a few kB
 _TEMP_PREFIX = ".simclr-tmp."
 _TEMP_RE = re.compile(r"\.simclr-tmp\.[A-Za-z0-9_.-]+\.[A-Za-z0-9_]{8}")  # _TEMP_PREFIX + target name + mkstemp's 8
@@ -241,7 +242,7 @@ class RunLock:
         self.release()
 
 
-def open_run_folder(out, resume: bool, force: bool, checkpoint: str = "checkpoint.pt") -> tuple[Path, RunLock]:
+def open_run_folder(out, resume: bool, force: bool, checkpoint: str = CHECKPOINT) -> tuple[Path, RunLock]:
     """The run folder ``out`` claimed (``claim_folder``) and locked (``RunLock``) for a run; its checkpoint must agree
     with ``resume`` (one to continue, or none to start). The caller releases the lock when the run ends."""
     run_dir = Path(out).expanduser()

@@ -1,11 +1,12 @@
-"""Run folders: ``pretrain`` (a recipe, run to the end, with checkpoints and exact resume) and ``load_run``.
+"""Run folders: ``pretrain`` (a recipe, run to the end, with checkpoints and exact resume).
 
 A run folder holds config.json (the recipe, the run options and the data's identity), metrics.jsonl (one JSON object
 per complete epoch), checkpoint.pt (atomic, written after every complete epoch), the lock file that marks it as a
 run (``train.runfolder``) and, after a probe, probe.json. Every file is written through a temporary file and a
 rename, never through a symbolic link. ``pretrain`` assembles the one loop (``train.loop.Trainer``) with the
 callbacks a run needs; under torchrun it adds DDP, rank-sharded batches and the global-batch loss
-(``train.distributed``). ``train.probe`` evaluates a run folder.
+(``train.distributed``). ``train.saved_run`` reads a run folder back (``load_run``, ``read_run_config``, importable
+from here as well) and ``train.probe`` evaluates it.
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ from ..data.datasets import ImageDataset, data_digest, default_root, load_datase
 from ..nn.models import SimCLR
 from ..precision import Precision, precision_for
 from . import budget
+from .budget import MIN_USEFUL_EPOCHS, short_budget_warning
 from .callbacks import Checkpointer, KnnMonitor, ProgressBar, TimeLimit
 from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, set_rng_state
-from .config import Recipe, RunOptions, recipe_from_dict
+from .config import Recipe, RunOptions
 from .loop import Trainer
-from .runfolder import RunLock, open_run_folder, read_json_object, write_text_atomic
+from .runfolder import CHECKPOINT, CONFIG, METRICS, RunLock, open_run_folder, write_text_atomic
+from .saved_run import load_run, read_run_config
 from .step import SimCLRObjective, build_model
 
 __all__ = ["pretrain", "PretrainResult", "load_data", "load_run", "read_run_config", "fingerprint",
            "run_precision", "short_budget_warning", "MIN_USEFUL_EPOCHS", "CHECKPOINT", "METRICS", "CONFIG"]
-
-CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.jsonl", "config.json"
 
 
 @dataclass
@@ -254,69 +255,10 @@ def _fit_budget(recipe: Recipe, state: dict | None, procs: _Processes, parts: _P
         return recipe, None
     if state is not None:
         return replace(recipe, max_steps=state["config"].get("max_steps")), None
-    plan = _plan_budget(recipe, _trainer(recipe, procs, parts, augment), parts.monitor, procs.world, procs.rank == 0)
+    plan = budget.plan_for_trainer(recipe.minutes, recipe.epochs, _trainer(recipe, procs, parts, augment),
+                                   parts.monitor, procs.world, procs.rank == 0)
     if procs.rank == 0:
         print(plan.describe(), file=sys.stderr, flush=True)
-        if plan.steps < MIN_USEFUL_EPOCHS * plan.steps_per_epoch:
-            print(short_budget_warning(plan.epochs), file=sys.stderr, flush=True)
+        if plan.steps < budget.MIN_USEFUL_EPOCHS * plan.steps_per_epoch:
+            print(budget.short_budget_warning(plan.epochs), file=sys.stderr, flush=True)
     return replace(recipe, max_steps=plan.steps), plan
-
-
-def _plan_budget(recipe: Recipe, trainer: Trainer, monitor, world: int, is_main: bool) -> budget.BudgetPlan:
-    """The steps that fit ``recipe.minutes``: the step timed on the trainer's twin, one monitor pass (rank 0 only);
-    under torchrun every process takes the smallest plan (they must agree on the schedule)."""
-    twin = trainer.twin()
-    step_s = budget.time_steps(twin.step, trainer.precision.device)
-    monitor_s = budget.time_monitor(lambda: monitor(trainer)) if (is_main and monitor is not None) else 0.0
-    plan = budget.plan_steps(recipe.minutes, step_s, monitor_s, trainer.steps_per_epoch,
-                             recipe.epochs * trainer.steps_per_epoch)
-    if world > 1:
-        dev = trainer.precision.device
-        t = torch.tensor([plan.steps], device=dev if dev.type == "cuda" else "cpu")
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-        plan = dataclasses.replace(plan, steps=int(t.item()))
-    return plan
-
-
-def read_run_config(run_dir) -> dict:
-    """A run folder's config.json as a dict (``RunFolderError`` naming the file when it is malformed)."""
-    cfg_path = Path(run_dir) / CONFIG
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {cfg_path} is missing (run `simclr pretrain --out "
-                                f"{run_dir}` first)")
-    return read_json_object(cfg_path, "run config", 1024 * 1024)
-
-
-def load_run(run_dir, device="cpu") -> tuple[Recipe, SimCLR, dict]:
-    """(recipe, model with the last checkpoint's weights, checkpoint state) of a finished or interrupted run.
-
-    The recipe is checked (sizes included) before the network is built, so a forged config.json cannot make it
-    allocate more than a sane network."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / CONFIG
-    cfg = read_run_config(run_dir)
-    try:
-        recipe = recipe_from_dict(cfg["recipe"])
-    except (ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"{cfg_path} is not a valid run config: {err}") from None
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    # config.json holds no data digest: the recipe must match, the data fields are taken as stored
-    check_fingerprint(run_dir / CHECKPOINT, state, {**state["config"], **recipe.to_dict()})
-    model = build_model(recipe)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model of {cfg_path}: {str(err)[:500]}") from None
-    return recipe, model.to(device), state
-
-
-# Fashion-MNIST cpu preset, kNN of 10,000 test images: 0.11 epochs scored below the random initialisation, 0.26
-# within noise of it, 0.5 and 1 epoch clearly above it (docs/benchmarks.md; the presets' warmup lasts 0.25-0.5 epochs).
-MIN_USEFUL_EPOCHS = 0.5
-
-
-def short_budget_warning(epochs: float) -> str:
-    """What a run of ``epochs`` (< MIN_USEFUL_EPOCHS) should be told."""
-    return (f"warning: {epochs:.2f} epochs is too short to learn anything: below {MIN_USEFUL_EPOCHS:g} epochs the "
-            f"learning-rate warmup has barely ended and the encoder's kNN accuracy stays at or below its random "
-            f"initialisation's; give --minutes enough for at least {MIN_USEFUL_EPOCHS:g} epochs (or use --epochs)")
