@@ -1,11 +1,9 @@
 """What happened to each submission: the grading summary of `make grade`, the status column of `nbgrader export`.
 
 The autograding preprocessors (``grader.preprocessors``) record what they find in each autograded notebook's metadata
-under ``STATUS_KEY``: the cell in which the kernel died, cells stopped at the time limit, locked cells that were edited
-or deleted (and restored), forbidden calls, limits of the sandbox reached. A submission's own ``STATUS_KEY`` is
-stripped before grading (``grader.guards``) and every value is type-checked when read (``clean_meta``), so nothing a
-student writes becomes a status. This module reads it back, together with the gradebook and the intake's records
-(``grader.intake``), and says for each student and assignment one of
+under ``STATUS_KEY`` (read back and type-checked by ``grader.status_meta``, so nothing a student writes becomes a
+status). This module reads that record, together with the gradebook and the intake's records (``grader.intake``), and
+says for each student and assignment one of
 
     not assigned                             no one has handed in this problem set: not handed out yet
     missing                                  not handed in (others have handed it in)
@@ -35,19 +33,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from . import intake
 from .guards import STATUS_KEY
-from .limits import DEFAULT, size_text
-from .verdict import read_records
+from .status_meta import LIMIT_TEXT, clean_meta, notes, read_meta
 
-LIMIT_TEXT = {"memory": f"used more than {size_text(DEFAULT.memory_bytes)} of memory",
-              "disk": f"wrote more than {size_text(DEFAULT.disk_bytes)} to disk",
-              "processes": f"started more than {DEFAULT.processes} processes"}
+__all__ = ["Row", "row", "rows", "submitted_students", "handed_in", "grading_dir", "course_directory", "table",
+           "headline", "fmt_number", "died_status", "FlagForReview", "main", "MISSING", "NOT_ASSIGNED", "NOT_YET",
+           "NOT_AUTOGRADED", "GRADED", "REVIEWED", "LIMIT_TEXT", "clean_meta", "notes", "read_meta"]
+
+_read_meta = read_meta  # grader.report reads a notebook's record under this name
 
 MISSING = "missing"
 NOT_ASSIGNED = "not assigned"
@@ -61,103 +59,19 @@ def died_status(cell: str) -> str:
     return f"kernel died in cell {cell}, needs review"
 
 
-def _cells(names) -> str:
-    names = list(names)
-    return ("cell " if len(names) == 1 else "cells ") + ", ".join(str(n) for n in names)
-
-
-def _names(value, limit: int = 50) -> list[str] | None:
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return [v[:100] for v in value[:limit]]
-    return None
-
-
-def _count(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def clean_meta(meta) -> dict:
-    """The ``STATUS_KEY`` values of the autograding preprocessors, each of the type they write; any other value is
-    left out (a malformed record never becomes a status nor raises)."""
-    if not isinstance(meta, dict):
-        return {}
-    out = {}
-    if isinstance(meta.get("kernel_died_in"), str) and meta["kernel_died_in"]:
-        out["kernel_died_in"] = meta["kernel_died_in"][:100]
-    if isinstance(meta.get("student_id_typed"), str):
-        out["student_id_typed"] = meta["student_id_typed"][:100]
-    for key in ("timed_out", "edited_tests", "missing_tests", "forbidden"):
-        if _names(meta.get(key)):
-            out[key] = _names(meta[key])
-    others = meta.get("answers_for_other_students")
-    if isinstance(others, dict):
-        kept = {k[:100]: _names(v) for k, v in list(others.items())[:50] if isinstance(k, str) and _names(v)}
-        if kept:
-            out["answers_for_other_students"] = kept
-    late = meta.get("notebook_time_limit")
-    if isinstance(late, dict) and _count(late.get("seconds")) is not None and _names(late.get("not_run")):
-        out["notebook_time_limit"] = {"seconds": late["seconds"], "not_run": _names(late["not_run"])}
-    dropped = meta.get("output_dropped")
-    if isinstance(dropped, dict) and _count(dropped.get("kept")) is not None and _count(dropped.get("dropped")):
-        out["output_dropped"] = {"kept": dropped["kept"], "dropped": dropped["dropped"]}
-    hits = meta.get("limits")
-    if isinstance(hits, dict):
-        kept = {k: _names(v) for k, v in hits.items() if k in LIMIT_TEXT and _names(v)}
-        if kept:
-            out["limits"] = kept
-    verdicts = read_records(meta.get("verdicts"))
-    if verdicts:
-        out["verdicts"] = verdicts
-    return out
-
-
-def notes(meta: dict) -> list[str]:
-    """Readable notes from one autograded notebook's ``STATUS_KEY`` metadata (the kernel's death excepted)."""
-    meta = clean_meta(meta)
-    out = []
-    for kind, cells in meta.get("limits", {}).items():
-        out.append(f"stopped: {LIMIT_TEXT[kind]} in {_cells(cells)}")
-    if meta.get("notebook_time_limit"):
-        late = meta["notebook_time_limit"]
-        out.append(f"stopped: the notebook ran past {late['seconds']} s; {_cells(late['not_run'])} not run")
-    if meta.get("output_dropped"):
-        out.append(f"output beyond {size_text(meta['output_dropped']['kept'])} dropped")
-    if meta.get("timed_out"):
-        out.append(f"{_cells(meta['timed_out'])} stopped at the time limit")
-    if meta.get("edited_tests"):
-        out.append(f"locked {_cells(meta['edited_tests'])} edited; the original restored")
-    if meta.get("missing_tests"):
-        out.append(f"test {_cells(meta['missing_tests'])} deleted; the original restored")
-    if meta.get("forbidden"):
-        out.append(f"forbidden call in {_cells(meta['forbidden'])}")
-    for gid, whose in meta.get("answers_for_other_students", {}).items():
-        out.append(f"{gid} holds the answer for the numbers of {', '.join(whose)}")
-    if meta.get("student_id_typed"):
-        out.append(f"STUDENT_ID typed: {meta['student_id_typed']!r}")
-    return out
-
-
 @dataclass
 class Row:
+    """One student's submission of one assignment: its status (the words above), score and notes, and what the status
+    means for the counts: whether a person must look at it, and how many answers wait for a grade by hand."""
+
     assignment: str
     student: str
     status: str
     score: float | None = None
     max_score: float | None = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def needs_review(self) -> bool:
-        return self.status.endswith("needs review") or self.status.startswith("needs review")
-
-
-def _read_meta(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return clean_meta(nbformat.read(path, as_version=4).metadata.get(STATUS_KEY, {}))
-    except Exception:  # noqa: BLE001 (an unreadable autograded notebook is a failed autograde)
-        return None
+    needs_review: bool = False  # refused at intake, kernel died and not reviewed yet, or not autograded
+    manual_cells: int = 0  # answers waiting for a grade in the Formgrader (status "needs manual grading (N cells)")
 
 
 def submitted_students(coursedir, assignment: str) -> list[str]:
@@ -199,7 +113,8 @@ def row(gb: Gradebook, coursedir, assignment: str, student: str, submitted=None,
     assignment, ``handed_out``: ``handed_in(...)``, when the caller has them (looked up here otherwise)."""
     reason = intake.read_review(grading_dir(coursedir), assignment, student)
     if reason is not None:
-        return Row(assignment, student, intake.NEEDS_REVIEW.format(reason), None, _max_score(gb, assignment))
+        return Row(assignment, student, intake.NEEDS_REVIEW.format(reason), None, _max_score(gb, assignment),
+                   needs_review=True)
     try:
         sub = gb.find_submission(assignment, student)
     except MissingEntry:
@@ -213,7 +128,7 @@ def row(gb: Gradebook, coursedir, assignment: str, student: str, submitted=None,
     died, failed, manual, flagged = [], False, 0, True
     for nb in sub.notebooks:
         path = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment)) / f"{nb.name}.ipynb"
-        meta = _read_meta(path)
+        meta = read_meta(path)
         if meta is None:
             failed = True
             continue
@@ -223,10 +138,12 @@ def row(gb: Gradebook, coursedir, assignment: str, student: str, submitted=None,
         r.notes += notes(meta)
         manual += sum(1 for g in nb.grades if g.needs_manual_grade)
     if died:  # reviewed once every cell FlagForReview marked has a grade from the Formgrader
-        r.status = died_status(", ".join(died)) if manual or not flagged else REVIEWED.format(", ".join(died))
+        r.needs_review = bool(manual) or not flagged
+        r.status = died_status(", ".join(died)) if r.needs_review else REVIEWED.format(", ".join(died))
     elif failed:
-        r.status = NOT_AUTOGRADED
+        r.status, r.needs_review = NOT_AUTOGRADED, True
     elif manual:
+        r.manual_cells = manual
         r.status = f"needs manual grading ({manual} {'cell' if manual == 1 else 'cells'})"
     return r
 
@@ -262,7 +179,7 @@ def headline(assignment: str, rs: list[Row]) -> str:
         return f"{assignment}: {n} student{'s' if n != 1 else ''}, not handed out yet (no one has handed it in)"
     missing = sum(r.status == MISSING for r in rs)
     review = sum(r.needs_review for r in rs)
-    manual = sum(r.status.startswith("needs manual grading") for r in rs)
+    manual = sum(r.manual_cells > 0 for r in rs)
     parts = [f"{n} student{'s' if n != 1 else ''}", f"{n - missing} submitted", f"{missing} missing"]
     if review:
         parts.append(f"{review} need{'s' if review == 1 else ''} review")
