@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "simclr_core"
 
 # a module may import only from layers of lower or equal rank (equal: within its own layer)
 RANK = {"checks": 0, "precision": 0, "nn": 1, "data": 1, "eval": 2, "teaching": 2, "train": 3, "experiments": 4,
-        "cli": 5, "__main__": 6, "__init__": 0}
+        "cli": 5, "cli_args": 5, "__main__": 6, "__init__": 0}
 
 
 def _layer(parts: tuple[str, ...]) -> str:
