@@ -14,8 +14,8 @@ For the same budget (default 10 minutes) and the same model (the cpu preset's sm
 all with a warmup + cosine learning rate driven by each run's own training time (5% warmup; ours passes it to the
 Trainer as ``lr_fn``), stopped at the budget, and trained in alternating 20-second slices so that other load on
 the machine hits every pipeline alike; then evaluate each encoder, the same architecture at random init, and raw
-pixels with the same protocol (kNN k=200 t=0.1 and a linear probe on standardised features) on the 10 000 test
-images.
+pixels with the workbook's one probe protocol (``simclr_core.eval.probe.PROTOCOL``: kNN k=200 t=0.1 and a
+linear probe on standardised features run to convergence) on the 10 000 test images.
 
 Time to accuracy: ours keeps a snapshot of its encoder every ``--snapshot-every`` seconds of its training time
 (default a tenth of the budget). After training, the snapshots are probed in time order with the same protocol
@@ -52,8 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, machine_label, open_trainer  # noqa: E402
 from bench_train import endless, have_lightly, lightly_default_transform, lightly_loader  # noqa: E402
 from simclr_core.data.datasets import SYSTEM_FASHION_MNIST, load_dataset  # noqa: E402
-from simclr_core.eval.features import extract_features, raw_pixel_features  # noqa: E402
-from simclr_core.eval.metrics import compare_representations, knn_accuracy, linear_probe  # noqa: E402
+from simclr_core.eval.probe import PROTOCOL, features, probe, probe_precision, probe_table  # noqa: E402
 from simclr_core.nn.models import SMALL_CNN_WIDTHS  # noqa: E402
 from simclr_core.train.config import preset  # noqa: E402
 from simclr_core.train.runs import run_precision  # noqa: E402
@@ -173,26 +172,24 @@ def run_interleaved(pipelines, cfg, train, budget_s: float, workers: int, slice_
 
 
 class Prober:
-    """Features of one encoder on the probe-train and evaluation images (the run's precision policy; the
-    augmentation's mean/std when it normalises), then kNN and/or the linear probe: the protocol of every row."""
+    """The workbook's one probe protocol (``simclr_core.eval.probe``) on the probe-train and evaluation images, on
+    the run's device, with the augmentation's mean/std when it normalises: the protocol of every row."""
 
-    def __init__(self, cfg, ptrain, test):
-        self.ptrain, self.test = ptrain, test
+    def __init__(self, cfg, ptrain, test, protocol=PROTOCOL):
+        self.ptrain, self.test, self.protocol = ptrain, test, protocol
         self.precision = run_precision(cfg, "cpu")
-        self.norm = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else (None, None)
+        self.norm = (cfg.augment.mean, cfg.augment.std) if cfg.augment.normalize else None
 
     def features(self, encoder) -> tuple[torch.Tensor, torch.Tensor]:
-        return (extract_features(encoder, self.ptrain.images, 512, self.precision, *self.norm),
-                extract_features(encoder, self.test.images, 512, self.precision, *self.norm))
+        return (features(encoder, self.ptrain.images, self.precision, self.protocol, self.norm),
+                features(encoder, self.test.images, self.precision, self.protocol, self.norm))
 
     def scores(self, encoder, metrics=METRICS) -> dict:
-        ftr, fte = self.features(encoder)
-        out = {}
-        if "knn" in metrics:
-            out["knn"] = knn_accuracy(ftr, self.ptrain.targets, fte, self.test.targets, k=200, t=0.1)
-        if "linear" in metrics:
-            out["linear"] = linear_probe(ftr, self.ptrain.targets, fte, self.test.targets, weight_decay=1e-4)
-        return out
+        return probe(encoder, self.ptrain, self.test, self.precision, self.protocol, self.norm, metrics).scores()
+
+    def table(self, encoders: dict) -> list[dict]:
+        """One row per ``name -> encoder`` (None: raw pixels)."""
+        return probe_table(encoders, self.ptrain, self.test, self.precision, self.protocol, self.norm)
 
 
 def first_reach(points: list[tuple[float, float]], target: float) -> dict:
@@ -391,32 +388,30 @@ def main(argv=None):
     ptrain = train if args.probe_train is None else train.subset(args.probe_train, seed=args.seed)
     prober = Prober(cfg, ptrain, test)
     t0 = time.perf_counter()
-    feats = {name: prober.features(enc) for name, enc in encoders.items()}
-    feats["raw pixels"] = (raw_pixel_features(ptrain.images), raw_pixel_features(test.images))
-    rows = compare_representations(feats, ptrain.targets, test.targets)
+    rows = prober.table({**encoders, "raw pixels": None})
     probe_s = time.perf_counter() - t0
     print(f"\n{'representation':<26} {'kNN':>7} {'linear':>7}")
     for r in rows:
-        print(f"{r.name:<26} {100 * r.knn:6.2f}% {100 * r.linear:6.2f}%")
+        print(f"{r['name']:<26} {100 * r['knn']:6.2f}% {100 * r['linear']:6.2f}%")
     out = {"minutes": args.minutes, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "platform": platform.platform(), "machine": machine(), "n_probe_train": len(ptrain), "n_test": len(test),
-           "config": cfg.to_dict(), "precision": prober.precision.describe(),
+           "config": cfg.to_dict(), "precision": probe_precision(prober.precision).describe(),
+           "protocol": PROTOCOL.describe(),
            "evaluated_on": "test" if args.val is None else f"{args.val} held-out training images",
-           "runs": runs, "probe_seconds": probe_s, "results": [r.__dict__ for r in rows],
+           "runs": runs, "probe_seconds": probe_s, "results": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    by = {r.name: r for r in rows}
+    by = {r["name"]: r for r in rows}
     for other in ("lightly", "lightly-defaults"):
         if other in runs:
             key = "ours_minus_" + other.replace("-", "_") + "_points"
-            out[key] = {"knn": 100 * (by["SimCLR (ours)"].knn - by[f"SimCLR ({other})"].knn),
-                        "linear": 100 * (by["SimCLR (ours)"].linear - by[f"SimCLR ({other})"].linear)}
+            out[key] = {m: 100 * (by["SimCLR (ours)"][m] - by[f"SimCLR ({other})"][m]) for m in METRICS}
             print(f"ours - {other}: kNN {out[key]['knn']:+.2f} points, linear {out[key]['linear']:+.2f} points")
 
     # time to accuracy: when does ours reach what each lightly run reached at the end of its budget?
     others = [o for o in ("lightly", "lightly-defaults") if o in runs]
     if with_tta:
-        targets = {o: {m: getattr(by[f"SimCLR ({o})"], m) for m in METRICS} for o in others}
-        score = lambda name: {m: getattr(by[name], m) for m in METRICS}  # noqa: E731
+        targets = {o: {m: by[f"SimCLR ({o})"][m] for m in METRICS} for o in others}
+        score = lambda name: {m: by[name][m] for m in METRICS}  # noqa: E731
         t0 = time.perf_counter()
         curve, table = time_to_accuracy(timed["ours"], score("SimCLR (ours)"), score("random init"), targets,
                                         {o: runs[o]["train_seconds"] for o in others}, prober, args.curve)

@@ -5,18 +5,18 @@
   each votes for its class with weight exp(sim / t) (k = 200, t = 0.1).
 - ``linear_probe``: the paper's linear evaluation protocol (Chen et al. 2020, Sec. 2.3 / B.5): a linear
   classifier (multinomial logistic regression) on frozen features. Here features are standardised with
-  the training mean/std and the classifier is fit full-batch with L-BFGS (exact optimum of a convex
-  problem, no learning rate to tune).
-- ``compare_representations``: the same protocol for several representations (SimCLR, random init, raw pixels).
+  the training mean/std and the classifier is fit full-batch with L-BFGS (a convex problem, no learning rate to
+  tune), run until a stated tolerance; ``fit_linear_probe`` also says whether it got there (``LinearFit``).
+- ``format_probe_table``: a probe.json as text.
 
-Features come from ``simclr_core.eval.features``.
+These are the primitives: the settings every probe of the workbook uses are ``simclr_core.eval.probe``'s
+``ProbeProtocol``. Features come from ``simclr_core.eval.features``.
 
 Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .. import checks
 from ..nn.ntxent import unit_rows
 
-__all__ = ["knn_accuracy", "knn_predict", "linear_probe", "compare_representations", "ProbeScores", "format_probe_table"]
+__all__ = ["knn_accuracy", "knn_predict", "linear_probe", "fit_linear_probe", "LinearFit", "format_probe_table"]
 
 
 def _check_feats(name_f, feats, name_y, labels, num_classes: int | None = None) -> None:
@@ -111,20 +111,60 @@ def _device(device, like: torch.Tensor) -> torch.device:
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
 
 
+@dataclass(frozen=True)
+class LinearFit:
+    """A linear probe's test accuracy and how its optimisation ended.
+
+    ``iterations``: L-BFGS iterations run; ``grad_max``: the largest |entry| of the objective's gradient at the
+    returned weights; ``stopped_by``: 'gradient' (``grad_max`` <= ``tolerance_grad``), 'change' (an iteration moved
+    the objective or the weights by less than ``tolerance_change``), or 'cap' (``max_iter`` iterations or the
+    line searches' evaluation budget ran out first); ``converged``: stopped by a tolerance, not by the cap."""
+
+    accuracy: float
+    iterations: int
+    loss: float
+    grad_max: float
+    stopped_by: str
+
+    @property
+    def converged(self) -> bool:
+        return self.stopped_by != "cap"
+
+
 def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
-                 max_iter: int = 200, device=None, return_model: bool = False, num_classes: int | None = None):
+                 max_iter: int = 200, device=None, return_model: bool = False, num_classes: int | None = None,
+                 tolerance_grad: float = 1e-6, tolerance_change: float = 1e-9):
     """Top-1 test accuracy (fraction) of multinomial logistic regression on standardised frozen features.
 
     Minimises  mean_i CE(W x_i + b, y_i) + weight_decay/2 * ||W||^2  over the whole training set with
-    L-BFGS (strong Wolfe line search), x standardised with the training mean and std. The features are first
-    divided by the largest |training feature|, which the standardisation undoes, so any scale a float holds
+    L-BFGS (strong Wolfe line search), x standardised with the training mean and std, until the largest
+    |gradient entry| is at most ``tolerance_grad``, an iteration changes the objective or the weights by less than
+    ``tolerance_change``, or ``max_iter`` iterations have run (``fit_linear_probe`` says which). The features are
+    first divided by the largest |training feature|, which the standardisation undoes, so any scale a float holds
     works; with one training image every feature is constant and the probe predicts that image's class.
     ``return_model``: also return the classifier and the (mu, sd) it expects, for features divided by the
     returned scale: ``(acc, clf, (mu, sd, scale))``.
     """
+    fit, clf, norm = _fit(train_feats, train_labels, test_feats, test_labels, weight_decay, max_iter, device,
+                          num_classes, tolerance_grad, tolerance_change)
+    return (fit.accuracy, clf, norm) if return_model else fit.accuracy
+
+
+def fit_linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
+                     max_iter: int = 200, device=None, num_classes: int | None = None, tolerance_grad: float = 1e-6,
+                     tolerance_change: float = 1e-9) -> LinearFit:
+    """``linear_probe`` that also says how the optimisation ended (``LinearFit``)."""
+    return _fit(train_feats, train_labels, test_feats, test_labels, weight_decay, max_iter, device, num_classes,
+                tolerance_grad, tolerance_change)[0]
+
+
+def _fit(train_feats, train_labels, test_feats, test_labels, weight_decay, max_iter, device, num_classes,
+         tolerance_grad, tolerance_change):
     C = _check_pair(train_feats, train_labels, test_feats, test_labels, num_classes)
     weight_decay = checks.nonnegative_float("weight_decay", weight_decay)
     checks.positive_int("max_iter", max_iter)
+    tolerance_grad = checks.positive_float("tolerance_grad", tolerance_grad)
+    tolerance_change = checks.positive_float("tolerance_change", tolerance_change)
     device = _device(device, train_feats)
     wide = torch.float64 if device.type != "mps" else torch.float32  # mps has no float64
     X = train_feats.to(device, wide)  # (N, d)
@@ -137,8 +177,10 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_deca
     clf = nn.Linear(X.shape[1], C).to(device)
     nn.init.zeros_(clf.weight)
     nn.init.zeros_(clf.bias)
-    opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    max_eval = 4 * max_iter  # line searches rarely need more than a few evaluations: the cap is max_iter
+    opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=max_iter, max_eval=max_eval, history_size=20,
+                            tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                            line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -148,34 +190,17 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_deca
 
     with torch.enable_grad():
         opt.step(closure)
+        loss = float(closure().detach())  # the objective and its gradient at the weights returned
+    grad_max = max(float(p.grad.abs().max()) for p in clf.parameters())
+    state = opt.state[clf.weight]
+    iterations, evals = int(state.get("n_iter", 0)), int(state.get("func_evals", 0))
+    stopped_by = ("gradient" if grad_max <= tolerance_grad else
+                  "cap" if iterations >= max_iter or evals >= max_eval else "change")
     with torch.no_grad():
         Xt = (test_feats.to(device, wide) / scale - mu.to(wide)) / sd.to(wide)  # (N_test, d)
         logits = Xt @ clf.weight.to(wide).T + clf.bias.to(wide)  # (N_test, C)
         acc = float((logits.argmax(1).cpu() == test_labels.cpu()).float().mean())
-    if return_model:
-        return acc, clf, (mu, sd, scale)
-    return acc
-
-
-@dataclass
-class ProbeScores:
-    name: str
-    knn: float
-    linear: float
-    dim: int
-    seconds: float
-
-
-def compare_representations(features: dict, train_labels, test_labels, k: int = 200, t: float = 0.1,
-                            weight_decay: float = 1e-4) -> list[ProbeScores]:
-    """The same kNN + linear-probe protocol for each entry ``name -> (train_feats, test_feats)``."""
-    rows = []
-    for name, (ftr, fte) in features.items():
-        t0 = time.perf_counter()
-        knn = knn_accuracy(ftr, train_labels, fte, test_labels, k=k, t=t)
-        lin = linear_probe(ftr, train_labels, fte, test_labels, weight_decay=weight_decay)
-        rows.append(ProbeScores(name, knn, lin, ftr.shape[1], time.perf_counter() - t0))
-    return rows
+    return LinearFit(acc, iterations, loss, grad_max, stopped_by), clf, (mu, sd, scale)
 
 
 def format_probe_table(result: dict) -> str:

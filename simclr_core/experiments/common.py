@@ -1,6 +1,6 @@
 """The pieces the experiments of notebooks 06-09 share: a short run of the library's trainer (``ShortRun``,
 ``pretrain_short``), the supervised baseline (``finetune``), the experiment sizes (``Preset``), data, probes and
-the record every result carries (``meta``)."""
+the record every result carries (``meta``: command, preset, device, and the probe protocol of its numbers)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..data.augment import AugmentConfig
 from ..data.datasets import data_digest
 from ..data.fast_augment import BatchAugment
 from ..data.fig5 import FIG5_OPS, compose  # noqa: F401 (re-exported)
+from ..eval.probe import PROTOCOL, ProbeProtocol, probe
 from ..nn.models import SimCLR
 from ..precision import precision_for
 from ..train.config import Recipe, RunOptions, preset
@@ -188,14 +189,19 @@ class Preset:
     finetune_steps: int  # 09: supervised fine-tuning / from-scratch steps
     finetune_batch: int
     embed_points: int  # 08: test images in the t-SNE and UMAP maps
-    probe_iter: int  # L-BFGS iterations of the linear probe
+
+    @property
+    def probe_iter(self) -> int:
+        """The linear probe's iteration cap: the protocol's (``eval.probe.PROTOCOL``), the same for every preset
+        (notebook 09's live cell reads it here)."""
+        return PROTOCOL.max_iter
 
 
 PRESETS = {
     "smoke": Preset("smoke", n_train=256, n_test=128, seeds=(0, 1), steps=3, batch_size=16, widths=(8, 8, 16, 16),
                     fig5_ops=("crop", "color"), fig5_steps=2, fig5_batch=16, small_batch=8, small_batch_steps=3,
                     queue_sizes=(32,), bank_negatives=32, collapse_steps=3, finetune_steps=3, finetune_batch=16,
-                    embed_points=60, probe_iter=10),
+                    embed_points=60),
     # a 2-core laptop: `python -m simclr_core.experiments all` in about 2.5 hours (the cached results)
     "cpu": Preset("cpu", n_train=10_000, n_test=5000,
                   seeds=(0, 1, 2),  # the fewest that give an sd
@@ -208,12 +214,12 @@ PRESETS = {
                   queue_sizes=(4096,), bank_negatives=4096,  # K = 40% of the 10,000 images
                   collapse_steps=400,
                   finetune_steps=200, finetune_batch=128,  # or 10 epochs when more (09)
-                  embed_points=2000, probe_iter=100),
+                  embed_points=2000),
     # one GPU: longer runs, all seven Figure-5 operators, all 60,000 training images
     "gpu": Preset("gpu", n_train=60_000, n_test=10_000, seeds=(0, 1, 2), steps=5000, batch_size=256, widths=None,
                   fig5_ops=tuple(FIG5_OPS), fig5_steps=2000, fig5_batch=256, small_batch=32, small_batch_steps=5000,
                   queue_sizes=(1024, 4096, 16384), bank_negatives=16384, collapse_steps=1000, finetune_steps=1500,
-                  finetune_batch=256, embed_points=3000, probe_iter=200),
+                  finetune_batch=256, embed_points=3000),
 }
 
 
@@ -227,16 +233,10 @@ def load_data(n_train: int, n_test: int, dataset: str = "fashion-mnist", root=No
     return train, test
 
 
-def probe_of(encoder: nn.Module, train, test, device, max_iter: int = 200) -> dict:
-    """{"knn", "linear"}: top-1 accuracy of a kNN classifier (k = 200, t = 0.1) and of a linear probe on frozen
-    features h of un-augmented images."""
-    from ..eval.features import extract_features
-    from ..eval.metrics import knn_accuracy, linear_probe
-
-    ftr = extract_features(encoder, train.images, 1024, device)
-    fte = extract_features(encoder, test.images, 1024, device)
-    knn = knn_accuracy(ftr, train.targets, fte, test.targets, k=min(200, len(train)), t=0.1)
-    return {"knn": knn, "linear": linear_probe(ftr, train.targets, fte, test.targets, max_iter=max_iter, device=device)}
+def probe_of(encoder: nn.Module | None, train, test, device, protocol: ProbeProtocol = PROTOCOL) -> dict:
+    """{"knn", "linear"}: top-1 accuracy under the workbook's one protocol (``eval.probe``) of frozen features h of
+    un-augmented images (the Fashion-MNIST recipe does not standardise its views, so neither do the features)."""
+    return probe(encoder, train, test, device, protocol).scores()
 
 
 def meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:
@@ -255,6 +255,7 @@ def meta(name: str, preset: Preset, dataset: str, device, t0: float) -> dict:
         "torch": torch.__version__,
         "git_commit": commit,
         "wall_s": round(time.time() - t0, 1),
+        "protocol": PROTOCOL.describe(),  # every kNN / linear-probe number of the result (eval.probe)
     }
 
 

@@ -32,7 +32,7 @@ def run_fig5(preset: Preset, dataset: str = "fashion-mnist", device="cpu", progr
                 views = compose([ops[i]] if i == j else [ops[i], ops[j]], size=size)
             model, _ = pretrain_short(train, views, replace(run, seed=seed), device, progress=False, dataset=dataset,
                                       cache=cache)
-            rows.append(probe_of(model.encoder, train, test, device, preset.probe_iter))
+            rows.append(probe_of(model.encoder, train, test, device))
             bar.update()
         scores[cell] = over_seeds(rows)
     bar.close()

@@ -45,7 +45,7 @@ def run_small_batch(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
             model, hist = pretrain_short(train, None, replace(run, seed=seed), device, progress=False,
                                          dataset=dataset, cache=cache)
             secs.append(hist["train_s"])
-            rows.append(probe_of(model.encoder, train, test, device, preset.probe_iter))
+            rows.append(probe_of(model.encoder, train, test, device))
             if curve is None:
                 every = max(1, len(hist["loss"]) // 60)
                 curve = [[s, round(sum(hist["loss"][s - every:s]) / every, 4)]  # mean loss of the last `every` steps

@@ -63,18 +63,15 @@ def markdown_table(rows: dict, columns: dict, bold_best: bool = True, scale: flo
 
 def baselines(train, test, preset, dataset: str, device, run) -> dict:
     """{"random init": {"knn", "linear"}, "raw pixels": {"knn", "linear"}} as mean_sd: the network of ``run``
-    untrained (one initialisation per seed) and the un-learned representation x itself."""
+    untrained (one initialisation per seed) and the un-learned representation x itself, under the same protocol
+    as every trained encoder (``common.probe_of``)."""
     from dataclasses import replace
 
-    from ..eval.features import raw_pixel_features
-    from ..eval.metrics import knn_accuracy, linear_probe
     from .common import build_model, probe_of
 
     rand = []
     for seed in preset.seeds:
         model = build_model(train.images.shape[1], replace(run, seed=seed), dataset).to(device)
-        rand.append(probe_of(model.encoder, train, test, device, preset.probe_iter))
-    ftr, fte = raw_pixel_features(train.images), raw_pixel_features(test.images)
-    raw = {"knn": knn_accuracy(ftr, train.targets, fte, test.targets, k=min(200, len(train)), t=0.1),
-           "linear": linear_probe(ftr, train.targets, fte, test.targets, max_iter=preset.probe_iter, device=device)}
+        rand.append(probe_of(model.encoder, train, test, device))
+    raw = probe_of(None, train, test, device)  # None: raw pixels
     return {"random init": over_seeds(rand), "raw pixels": {k: mean_sd([v]) for k, v in raw.items()}}

@@ -93,7 +93,7 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
         rows, first = [], {}
         for seed in preset.seeds:
             model, run = _model(variant, preset, train, seed, device, dataset, cache)
-            scores = probe_of(model.encoder, train, test, device, preset.probe_iter)
+            scores = probe_of(model.encoder, train, test, device)
             h1, h2, z1, z2 = views_of_test(model, test, views, device)
             h = extract_features(model.encoder, test.images[:n_map], 1024, device)  # (n, d) un-augmented
             pairs, same = _closest_pairs(h, test.images[:n_map], test.targets[:n_map])

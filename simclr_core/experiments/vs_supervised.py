@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.augment import AugmentConfig
+from ..eval.probe import PROTOCOL, features, probe_features
 from ..train.supervised import SupervisedRecipe
-from .common import (Preset, ShortRun, build_model, default_augment, default_views, finetune, load_data, meta,
+from .common import (Preset, ShortRun, build_model, default_views, finetune, load_data, meta,
                      pretrain_short, simclr_views, views_of_test)
 from .stats import over_seeds
 
@@ -29,17 +30,17 @@ FRACTIONS = (0.01, 0.1, 1.0)
 MIN_EPOCHS = 10  # supervised runs: at least this many passes over the labelled images (from scratch needs them)
 
 
-def _accuracy(clf: nn.Module, test, device, size: int) -> float:
-    """Top-1 of a supervised classifier on the test images resized to ``size``, the size of the views it was
-    trained on (a network trained on 16 px views and tested on 28 px images meets other statistics than it learned)."""
-    from ..eval.features import extract_features
-
-    x = test.images
-    if x.shape[-1] != size:
-        x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        x = x.round().clamp(0, 255).to(torch.uint8)  # (N, C, size, size)
-    logits = extract_features(clf, x, 1024, device)  # (N, classes): the "features" are the logits
+def _accuracy(clf: nn.Module, test, device) -> float:
+    """Top-1 of a supervised classifier on the test images at the probe protocol's image size, the size every
+    model of the comparison is tested at (``eval.probe``)."""
+    logits = features(clf, test.images, device, PROTOCOL)  # (N, classes): the "features" are the logits
     return float((logits.argmax(1) == test.targets).float().mean())
+
+
+def eval_size(images) -> int:
+    """The side every model is tested at, and so the side supervised runs train their views at: the protocol's
+    image size, or the images' own."""
+    return PROTOCOL.image_size or int(images.shape[-1])
 
 
 def _label_subset(n_labels: int, N: int, seed: int) -> torch.Tensor:
@@ -70,32 +71,30 @@ class Encoder:
 
 
 def _probe_and_finetune(encoders: list[Encoder], scratch: nn.Module, tr, te, n_classes, preset, seed, sup_views,
-                        sup_size, device) -> dict:
+                        device) -> dict:
     """One seed, every fraction: {fraction: {method: accuracy}} on (images, labels) pairs tr and te."""
     from ..data.datasets import ImageDataset
-    from ..eval.features import extract_features, raw_pixel_features
-    from ..eval.metrics import knn_accuracy, linear_probe
 
     (Xtr, ytr), (Xte, yte) = tr, te
     test = ImageDataset(Xte, yte, tuple(str(c) for c in range(n_classes)), "test")
-    feats = {e.probe: (extract_features(e.module, Xtr, 1024, device), extract_features(e.module, Xte, 1024, device))
-             for e in encoders}
-    feats["raw pixels (linear probe)"] = (raw_pixel_features(Xtr), raw_pixel_features(Xte))
+    feats = {e.probe: (features(e.module, Xtr, device), features(e.module, Xte, device)) for e in encoders}
+    feats["raw pixels (linear probe)"] = (features(None, Xtr, device), features(None, Xte, device))
     out = {}
     for frac in FRACTIONS:
         n = max(n_classes, int(round(frac * len(Xtr))))
         idx = _label_subset(n, len(Xtr), seed)
-        row = {name: linear_probe(ftr[idx], ytr[idx], fte, yte, max_iter=preset.probe_iter, device=device)
-               for name, (ftr, fte) in feats.items()}
+        row = {name: probe_features(ftr[idx], ytr[idx], fte, yte, device, metrics=("linear",),
+                                    num_classes=n_classes).linear for name, (ftr, fte) in feats.items()}
         for e in (e for e in encoders if e.knn):  # a kNN classifier needs no training at all
             ftr, fte = feats[e.probe]
-            row[e.knn] = knn_accuracy(ftr[idx], ytr[idx], fte, yte, k=min(200, n))
+            row[e.knn] = probe_features(ftr[idx], ytr[idx], fte, yte, device, metrics=("knn",),
+                                        num_classes=n_classes).knn
         rec = _supervised(preset, n, seed)
         for e in (e for e in encoders if e.finetuned):
             clf = finetune(copy.deepcopy(e.module), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
-            row[e.finetuned] = _accuracy(clf, test, device, sup_size)
+            row[e.finetuned] = _accuracy(clf, test, device)
         clf = finetune(copy.deepcopy(scratch), Xtr[idx], ytr[idx], n_classes, rec, sup_views, device, False)
-        row["supervised from scratch"] = _accuracy(clf, test, device, sup_size)
+        row["supervised from scratch"] = _accuracy(clf, test, device)
         out[str(frac)] = {"n_labels": n, **row}
     return out
 
@@ -112,15 +111,13 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
 
     from ..data.datasets import ImageDataset
     from ..eval.diagnostics import positive_negative_distances, summary
-    from ..eval.features import extract_features
-    from ..eval.metrics import linear_probe
 
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
     C, K = train.images.shape[1], len(train.classes)
-    # the usual supervised policy (mild crops and flips) at the size of the SimCLR views (Fashion-MNIST: 16 px),
-    # so that a supervised image costs what a pretraining view costs; classifiers are tested at that size too
-    sup_size = default_augment(dataset).size
+    # the usual supervised policy (mild crops and flips) at the size every model is tested at (the probe
+    # protocol's: the full images), so that a supervised classifier meets at test time the scale it trained on
+    sup_size = eval_size(train.images)
     sup_views = simclr_views(AugmentConfig(size=sup_size, crop_scale=(0.5, 1.0),
                                            color_jitter=False, grayscale=False))
     base = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
@@ -141,7 +138,7 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
                     Encoder(nohead.encoder, "no-head SimCLR h (linear probe)"),
                     Encoder(fresh, "random-init h (linear probe)")]
         in_domain.append(_probe_and_finetune(encoders, fresh, (train.images, train.targets),
-                                             (test.images, test.targets), K, preset, seed, sup_views, sup_size, device))
+                                             (test.images, test.targets), K, preset, seed, sup_views, device))
         # transfer: SimCLR on the source images without labels, supervised on them with labels, same init
         src_run = replace(run, steps=max(1, preset.steps // 2))  # half the images: half the steps, ~15 epochs
         simclr_src, _ = pretrain_short(src_ds, None, src_run, device, progress=False, dataset=dataset, cache=cache)
@@ -152,7 +149,7 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
                     Encoder(sup_src, "supervised-pretrained h (linear probe)", finetuned="supervised-pretrained fine-tuned"),
                     Encoder(fresh, "random-init h (linear probe)")]
         transfer.append(_probe_and_finetune(encoders, fresh, _classes(train, tgt), _classes(test, tgt), len(tgt),
-                                            preset, seed, sup_views, sup_size, device))
+                                            preset, seed, sup_views, device))
         if seed == preset.seeds[0]:
             first = simclr
         bar.update()
@@ -172,13 +169,13 @@ def run_vs_supervised(preset: Preset, dataset: str = "fashion-mnist", device="cp
     half = torch.arange(4 * m) % m < m // 2  # first half of the images trains the probe, second half tests
     rotation = {}
     for name, module in (("h", first.encoder), ("z", nn.Sequential(first.encoder, first.head))):
-        f = extract_features(module, rot, 1024, device)
-        rotation[name] = linear_probe(f[half], r_lab[half], f[~half], r_lab[~half], max_iter=preset.probe_iter,
-                                      device=device)
+        f = features(module, rot, device)
+        rotation[name] = probe_features(f[half], r_lab[half], f[~half], r_lab[~half], device, metrics=("linear",),
+                                        num_classes=4).linear
     return {**meta("vs_supervised", preset, dataset, device, t0), "pretrain": asdict(base),
             "finetune": {"min_steps": preset.finetune_steps, "min_epochs": MIN_EPOCHS,
                          "batch_size": preset.finetune_batch, "lr": SupervisedRecipe().lr,
-                         "view_size": sup_size},
+                         "view_size": sup_size, "test_size": sup_size},
             "n_pretrain": len(train), "fractions": list(FRACTIONS),
             "source_classes": [train.classes[c] for c in src], "target_classes": [train.classes[c] for c in tgt],
             "n_source": len(src_ds), "source_steps": max(1, preset.steps // 2), "in_domain": _mean_over_seeds(in_domain), "transfer": _mean_over_seeds(transfer),

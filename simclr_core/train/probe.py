@@ -1,4 +1,4 @@
-"""``probe_run``: the linear-evaluation table of a run folder (kNN and a linear probe), written to probe.json.
+"""``probe_run``: the linear-evaluation table of a run folder (``eval.probe``'s protocol), written to probe.json.
 
 The run folder may have come from someone else, so it is read as data: its config.json is checked before anything
 is built (``runs.load_run``), probe.json is written through a temporary file and a rename (a symbolic link there is
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..data.datasets import dataset_root, load_dataset
-from ..eval.features import extract_features, raw_pixel_features
-from ..eval.metrics import compare_representations
+from ..eval.probe import PROTOCOL, ProbeProtocol, probe_precision, probe_table
 from .runfolder import refuse_links, write_text_atomic
 from .runs import load_run, read_run_config, run_precision
 from .step import build_model
@@ -63,15 +63,31 @@ class _Stages:
                   flush=True)
 
 
+def _protocol(protocol: ProbeProtocol | None, k: int | None, t: float | None,
+              weight_decay: float | None) -> ProbeProtocol:
+    """The workbook's protocol (``eval.probe.PROTOCOL``) unless given, with the CLI's --k / --knn-t /
+    --weight-decay in place of its settings where they are given."""
+    protocol = PROTOCOL if protocol is None else protocol
+    if not isinstance(protocol, ProbeProtocol):
+        raise ValueError(f"protocol must be a simclr_core.eval.probe.ProbeProtocol or None, got {type(protocol).__name__}")
+    over = {name: v for name, v in (("knn_k", k), ("knn_t", t), ("weight_decay", weight_decay)) if v is not None}
+    return replace(protocol, **over)
+
+
 def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subset: int | None = None,
-              batch_size: int = 512, k: int = 200, t: float = 0.1, weight_decay: float = 1e-4,
-              data_root: str | None = None, progress: bool = True) -> dict:
+              batch_size: int | None = None, k: int | None = None, t: float | None = None,
+              weight_decay: float | None = None, data_root: str | None = None, progress: bool = True,
+              protocol: ProbeProtocol | None = None) -> dict:
     """The linear-evaluation table of a run folder, written to ``run_dir/probe.json``.
 
-    Three representations under one protocol (kNN and linear probe on the same train/test images): the SimCLR
-    encoder f of the run's last checkpoint, the same architecture at its random initialisation (``build_model``
-    of the run's recipe: the exact weights the run started from), and raw pixels. Features are extracted with the
-    run's precision policy. ``data_root``: where the dataset is (None: the default folder)."""
+    Three representations under the workbook's one protocol (``eval.probe``: kNN and the linear probe run to
+    convergence, on the same train/test images): the SimCLR encoder f of the run's last checkpoint, the same
+    architecture at its random initialisation (``build_model`` of the run's recipe: the exact weights the run
+    started from), and raw pixels. ``k``, ``t``, ``weight_decay``, ``batch_size``: settings of the protocol
+    replaced (None: the protocol's). ``data_root``: where the dataset is (None: the default folder)."""
+    protocol = _protocol(protocol, k, t, weight_decay)
+    if batch_size is not None:
+        protocol = replace(protocol, batch_size=batch_size)
     run_dir = Path(run_dir)
     refuse_links(run_dir, (PROBE,))  # before minutes of work, not after
     recipe, model, state = load_run(run_dir)
@@ -80,33 +96,24 @@ def probe_run(run_dir, device="auto", train_subset: int | None = None, test_subs
     note = _data_root_note(recorded, data_root, recipe.dataset)
     if note:
         print(note, file=sys.stderr, flush=True)
-    precision = run_precision(recipe, device)
-    model = precision.prepare(model)
+    precision = run_precision(recipe, device)  # its device: the protocol decides the rest (eval.probe)
     train = load_dataset(recipe.dataset, data_root, train=True)
     test = load_dataset(recipe.dataset, data_root, train=False)
     if train_subset is not None:
         train = train.subset(min(train_subset, len(train)), seed=recipe.seed)
     if test_subset is not None:
         test = test.subset(min(test_subset, len(test)), seed=recipe.seed)
-    random_init = precision.prepare(build_model(recipe).encoder)
-    mean, std = (recipe.augment.mean, recipe.augment.std) if recipe.augment.normalize else (None, None)
-    stage = _Stages(6, progress)
-    feats = {"raw pixels": (raw_pixel_features(train.images), raw_pixel_features(test.images))}
-    for name, enc in (("SimCLR", model.encoder), ("random init", random_init)):
-        stage(f"features of {name} ({len(train)} + {len(test)} images)")
-        feats[name] = (extract_features(enc, train.images, batch_size, precision, mean, std),
-                       extract_features(enc, test.images, batch_size, precision, mean, std))
-    feats = {name: feats[name] for name in ("SimCLR", "random init", "raw pixels")}
-    rows = []
-    for name, pair in feats.items():
-        stage(f"kNN and linear probe of {name} ({pair[0].shape[1]}-d)")
-        rows += compare_representations({name: pair}, train.targets, test.targets, k=k, t=t, weight_decay=weight_decay)
+    encoders = {"SimCLR": model.encoder, "random init": build_model(recipe).encoder, "raw pixels": None}
+    norm = (recipe.augment.mean, recipe.augment.std) if recipe.augment.normalize else None
+    stage = _Stages(len(encoders) + 1, progress)
+    rows = probe_table(encoders, train, test, precision, protocol, norm, stage)
     stage("written to probe.json")
     result = {
         "run": str(run_dir), "dataset": recipe.dataset, "encoder": recipe.encoder, "epochs_trained": epochs_trained(state),
         "steps_trained": sum(int(h.get("steps", 0)) for h in state.get("history", [])),
-        "n_train": len(train), "n_test": len(test), "knn_k": k, "knn_t": t, "weight_decay": weight_decay,
-        "precision": precision.describe(), "results": [r.__dict__ for r in rows],
+        "n_train": len(train), "n_test": len(test), "knn_k": protocol.knn_k, "knn_t": protocol.knn_t,
+        "weight_decay": protocol.weight_decay, "protocol": protocol.describe(),
+        "precision": probe_precision(precision, protocol).describe(), "results": rows,
     }
     write_text_atomic(run_dir / PROBE, json.dumps(result, indent=2))
     return result
