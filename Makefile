@@ -49,8 +49,8 @@ lecture:
 	export JUPYTER_CONFIG_PATH="$(CURDIR)/lecture/config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" && \
 	exec "$$venv/bin/voila" $(LECTURE_ARGS) "$(CURDIR)/lecture"
 
-# Test files run TEST_JOBS at a time (pytest-xdist, one file per worker: a file's fixtures are built once);
-# TEST_JOBS=0 runs everything in this one process.
+# Test files run TEST_JOBS at a time (pytest-xdist, one file per worker: a file's fixtures are built once; the files
+# sharing tests/conftest.py's graded course count as one); TEST_JOBS=0 runs everything in this one process.
 TEST_JOBS ?= 2
 XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 test:

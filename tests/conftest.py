@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +12,37 @@ import pytest
 from filelock import FileLock
 
 from simclr_core.data.synthetic import write_fake_cifar10
+
+
+# test files that read the session's ``graded_course``: under pytest-xdist they run on one worker, which grades it once
+GRADED_COURSE_FILES = ("tests/test_grading.py", "tests/test_grading_attacks.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs test files on TEST_JOBS pytest-xdist workers, a file whole on one worker so that its module
+    fixtures are built once (--dist loadfile); the files of GRADED_COURSE_FILES count as one file here."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedCourseScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "graded_course" if scope in GRADED_COURSE_FILES else scope
+
+    return SharedCourseScheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory):
+    """One course of every kind of submission and every attack, graded once per session through the real
+    `nbgrader autograde` in the sandbox (tests/grade_kinds.grade_shared_course): (root, procs, results), each by
+    assignment. The files that use it are GRADED_COURSE_FILES."""
+    from . import grade_kinds
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not installed: `sudo apt-get install bubblewrap`")
+    return grade_kinds.grade_shared_course(tmp_path_factory.mktemp("graded") / "course")
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,16 @@ ATTACK_KINDS = {
     "ps3_batch_size": ["correct", "forged_hook", "fake_grad"],
     "ps4_applications": ["queue_wrong"],
 }
+# what tests/test_grading.py reads: the kinds of ps1 with their scores, and the right, patched and copied answers of
+# the other problem sets
+TESTED_KINDS = {
+    "ps1_similarity_matrix": COMMON + list(submissions.PS1_MISTAKES) + [
+        "copied_numbers", "copied_notebook", "forbidden_library", "edited_test", "deleted_test", "infinite_loop",
+        "kernel_crash", "escape_attempts"],
+    "ps2_temperature": ["correct", "patched_comparators", "copied_numbers"],
+    "ps3_batch_size": ["correct", "patched_comparators", "copied_numbers"],
+    "ps4_applications": ["correct", "patched_comparators"],
+}
 
 
 def env() -> dict:
@@ -96,6 +106,20 @@ def results(root: Path, a: str, kinds) -> dict:
                         msgs[g["grade_id"]] = text.strip()
             out[kind] = (sub.score, sub.max_score, msgs)
     return out
+
+
+def grade_shared_course(dst: Path) -> tuple[Path, dict, dict]:
+    """One course grading TESTED_KINDS and ATTACK_KINDS together, one `nbgrader autograde` per problem set (a kind
+    in both tables is one submission): (root, assignment -> the autograde process, assignment -> results()).
+    tests/conftest.py grades it once per session for tests/test_grading.py and tests/test_grading_attacks.py."""
+    root = make_course(dst)
+    procs, res = {}, {}
+    for a in ASSIGNMENTS:
+        kinds = sorted(set(TESTED_KINDS[a]) | set(ATTACK_KINDS[a]))
+        submit(root, a, kinds)
+        procs[a] = nbgrader("autograde", a, "--create", "--Execute.timeout=10", cwd=root)
+        res[a] = results(root, a, kinds)
+    return root, procs, res
 
 
 def first_failure(msgs: dict) -> str:

@@ -55,11 +55,17 @@ COPIED = {"ps2_temperature": (6 - 4 / 3 - 1, ["share_low", "share_high", "L_batc
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    root = G.make_course(tmp_path_factory.mktemp("grading") / "course")
-    G.submit(root, A1, PS1)
-    proc = G.nbgrader("autograde", A1, "--create", "--Execute.timeout=10", cwd=root)
-    return root, proc, G.results(root, A1, PS1)
+def course(graded_course):
+    """ps1 of the session's graded course (tests/conftest.py), which also holds the attacks of
+    tests/test_grading_attacks.py."""
+    root, procs, res = graded_course
+    return root, procs[A1], res[A1]
+
+
+def test_the_shared_course_grades_every_kind_of_this_file():
+    assert set(PS1) == set(G.TESTED_KINDS[A1])
+    for a in AUTO_POINTS:
+        assert set(G.TESTED_KINDS[a]) == {*OTHERS, *(["copied_numbers"] if a in COPIED else [])}
 
 
 def _text(msgs):
@@ -130,12 +136,9 @@ def test_hidden_tests_and_references_stay_out_of_the_feedback(course):
 
 
 @pytest.mark.parametrize("a", ["ps2_temperature", "ps3_batch_size", "ps4_applications"])
-def test_other_problem_sets_score_right_answers_only(tmp_path, a):
-    root = G.make_course(tmp_path / "course")
-    kinds = OTHERS + (["copied_numbers"] if a in COPIED else [])
-    G.submit(root, a, kinds)
-    proc = G.nbgrader("autograde", a, "--create", cwd=root)
-    res = G.results(root, a, kinds)
+def test_other_problem_sets_score_right_answers_only(graded_course, a):
+    _, procs, results = graded_course
+    proc, res = procs[a], results[a]
     assert "Attribute 'checksum'" not in proc.stdout + proc.stderr, "no test cell was changed: no checksum warning"
     assert res["correct"][0] == AUTO_POINTS[a], (res["correct"], proc.stderr[-2000:])
     assert "FAIL" not in _text(res["correct"][2])

@@ -1,7 +1,7 @@
 """Attacks on the grader itself, through the real `nbgrader autograde` in the bubblewrap sandbox.
 
-One temporary course grades every attack of tests/submissions.py (``ATTACKS``, ``LIBRARY_KINDS``) once per
-module: forged values displayed by an IPython hook, a replaced report function, a rewritten ``session.pack`` or a
+The session's one graded course (``graded_course``, tests/conftest.py) holds every attack of tests/submissions.py
+(``ATTACK_KINDS``, ``LIBRARY_KINDS``): forged values displayed by an IPython hook, a replaced report function, a rewritten ``session.pack`` or a
 finalizer; library functions reached through ``sys.modules``, the visible test's alias or a cell of the student's
 own; a gradient set by hand; and what the feedback must not reveal (hidden inputs, who is on the roster) or must
 still say (the named mistake behind a failing visible assert, an IPython command refused by name).
@@ -26,15 +26,12 @@ A1, A2, A3, A4 = G.ASSIGNMENTS
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = G.make_course(tmp_path_factory.mktemp("attacks") / "course")
-    out = {}
-    for a, kinds in G.ATTACK_KINDS.items():
-        G.submit(root, a, kinds)
-        proc = G.nbgrader("autograde", a, "--create", "--Execute.timeout=10", cwd=root)
+def graded(graded_course):
+    """The session's graded course (tests/conftest.py), which also holds the kinds of tests/test_grading.py."""
+    root, procs, res = graded_course
+    for a, proc in procs.items():
         assert proc.returncode == 0, proc.stderr[-3000:]
-        out[a] = G.results(root, a, kinds)
-    return root, out
+    return root, res
 
 
 def _text(msgs: dict) -> str:
