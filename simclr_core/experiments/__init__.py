@@ -8,9 +8,12 @@ objective change (``common.ShortRun``). Modules:
   (PIRL) or no negatives at all are objectives of the trainer), ``finetune`` (the supervised baseline of Q6, the
   library's ``train.supervised`` loop), ``Preset`` (experiment sizes), data, probes and the record of a result;
 - ``fig5``, ``small_batch``, ``visualize``, ``vs_supervised``: the experiments of notebooks 06, 07, 08 and 09. Each
-  returns a JSON-able dict that records the command, the config, the device and the measured numbers;
+  returns a JSON-able dict that records the command, the config, the device, the probe protocol
+  (``simclr_core.eval.probe``) and the measured numbers;
   ``python -m simclr_core.experiments NAME --preset P --out notebooks/results`` writes NAME.json, which the
-  notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``.
+  notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``;
+- ``phenomena`` / ``phenomena_table``: from those JSONs, the paired per-seed verdict on each phenomenon of the
+  paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table).
 
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
 images, 3 seeds, ``python -m simclr_core.experiments all`` in about 2.5 hours; the cached numbers in notebooks/results
@@ -30,6 +33,7 @@ from ..precision import parse_device, resolve_device
 from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
+from .phenomena_table import write_phenomena
 from .small_batch import run_small_batch, variants as small_batch_variants
 from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
@@ -37,7 +41,7 @@ from .vs_supervised import run_vs_supervised
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
            "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
            "save_result", "load_or_run", "build_model", "default_views", "probe_of",
-           "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views"]
+           "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views", "write_phenomena"]
 
 
 DEFAULT_CACHE = Path("~/.cache/simclr-workbook/experiment-runs")
@@ -69,7 +73,9 @@ def main(argv=None) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m simclr_core.experiments", description=__doc__.split("\n")[0])
-    ap.add_argument("names", nargs="+", choices=[*EXPERIMENTS, "all"])
+    ap.add_argument("names", nargs="+", choices=[*EXPERIMENTS, "all", "phenomena"],
+                    help="experiments to run ('all': every one); 'phenomena': phenomena.json and the README's table "
+                         "from the cached results in --out (reads JSON only, seconds; after the experiments named)")
     ap.add_argument("--preset", default=None, choices=list(PRESETS),
                     help="experiment sizes (default: gpu when the device is a CUDA GPU, else cpu)")
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10"])
@@ -85,14 +91,20 @@ def main(argv=None) -> None:
     except ValueError as err:
         ap.error(str(err))
     preset = args.preset or ("gpu" if device.type == "cuda" else "cpu")
-    names = list(EXPERIMENTS) if "all" in args.names else args.names
+    names = list(EXPERIMENTS) if "all" in args.names else [n for n in args.names if n in EXPERIMENTS]
     cache = None if args.no_cache else Path(args.cache).expanduser()
     total = 0.0
     for name in names:
         res = EXPERIMENTS[name](PRESETS[preset], args.dataset, device, progress=True, cache=cache)
         total += res["wall_s"]
         print(f"{name}: {res['wall_s']} s -> {save_result(res, args.out)}", flush=True)
-    print(f"total: {total / 60:.1f} minutes", flush=True)
+    if names:
+        print(f"total: {total / 60:.1f} minutes", flush=True)
+    if "phenomena" in args.names or "all" in args.names:
+        try:
+            print(f"phenomena -> {write_phenomena(args.out)}", flush=True)
+        except ValueError as err:
+            ap.error(str(err))
 
 
 def _device(s: str) -> str:

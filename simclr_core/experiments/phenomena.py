@@ -1,0 +1,207 @@
+"""The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
+
+Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json; seconds, no
+training). Every comparison is paired: both arms of a row were trained with the same seed, so from the same
+initial weights, on the same images, and probed on the same test images; the per-seed differences A - B are what
+the verdict reads (``verdict``, thresholds in ``RULES``). A phenomenon the cached runs cannot answer gets a row
+``not measured`` with the reason. ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the
+results README's table (``phenomena_table``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .stats import mean_sd
+
+__all__ = ["Threshold", "RULES", "MIN_SEEDS", "PHENOMENA", "Comparison", "COMPARISONS", "NOT_MEASURED", "verdict",
+           "read_results", "compute_phenomena", "FILE", "METRICS_ZH", "VERDICTS_ZH"]
+
+FILE = "phenomena.json"
+MIN_SEEDS = 3  # the fewest paired differences that give an sd worth comparing a mean with
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    reason: str
+
+
+# The verdict rule and its minimum effects: one table, each with its reason.
+RULES = {
+    "sd_factor": Threshold(2.0, "shown when the paired mean exceeds 2 sd of the paired differences (the seed-to-"
+                                "seed spread of the effect itself), contradicts when it is below -2 sd"),
+    "min_effect_points": Threshold(1.0, "accuracies, in percentage points: two standard errors of the test-sample "
+                                        "noise of a paired difference (about 0.45 points when two models disagree "
+                                        "on 10 % of the 5,000 test images); a smaller gap could come from another "
+                                        "test sample whatever the seeds say, so it neither shows nor contradicts"),
+    "min_effect_rank": Threshold(1.0, "effective rank (exp of the entropy of the normalised singular values): one "
+                                      "dimension of the embedding"),
+}
+
+
+def verdict(diffs, min_effect: float, sd_factor: float = RULES["sd_factor"].value) -> str:
+    """'shown' (mean > sd_factor x sd and > min_effect), 'contradicts' (mean < -sd_factor x sd and < -min_effect)
+    or 'not shown', for at least MIN_SEEDS paired differences (sd: the sample sd, n - 1)."""
+    diffs = [float(d) for d in diffs]
+    if len(diffs) < MIN_SEEDS:
+        raise ValueError(f"a verdict needs at least {MIN_SEEDS} paired differences (one per seed), got {len(diffs)}")
+    ms = mean_sd(diffs)
+    m, sd = ms["mean"], ms["sd"]
+    if m > sd_factor * sd and m > min_effect:
+        return "shown"
+    if m < -sd_factor * sd and m < -min_effect:
+        return "contradicts"
+    return "not shown"
+
+
+PHENOMENA = {  # id: (English, Chinese)
+    "P1": ("pretraining beats random init", "预训练胜过随机初始化"),
+    "P2": ("augmentation composition (Figure 5)", "数据增强的组合(图 5)"),
+    "P3": ("more negatives help", "更多负样本有帮助"),
+    "P4": ("memory bank / MoCo queue vs plain SimCLR at a small batch", "小 batch 下记忆库 / MoCo 队列与普通 SimCLR 对比"),
+    "P5": ("temperature", "温度"),
+    "P6": ("projection head: h vs z, head vs no head", "投影头:h 与 z,有头与无头"),
+    "P7": ("few labels", "少量标签"),
+    "P8": ("no negatives: collapse", "没有负样本:坍缩"),
+}
+METRICS_ZH = {"knn": "kNN", "linear": "线性探针", "top-1": "top-1", "effective rank of z": "z 的有效秩"}
+VERDICTS_ZH = {"shown": "已显示", "not shown": "未显示", "contradicts": "相反", "not measured": "未测量"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row: A - B per seed in ``file``; ``a`` and ``b`` are key paths into it (ints index lists)."""
+
+    id: str
+    phenomenon: str
+    comparison: tuple[str, str]  # (English, Chinese)
+    metric: str
+    file: str
+    a: tuple
+    b: tuple
+    unit: str = "points"  # 'points': accuracies (fractions x 100); 'rank': effective rank as stored
+    note: tuple[str, str] = ("", "")
+
+
+_OPS = ((0, "crop", "裁剪"), (1, "cutout", "挖空(cutout)"), (2, "colour", "颜色失真"), (3, "noise", "噪声"))
+_IN = ("in_domain",)
+_NEG_NOTE = ("the collapsed run trained 400 steps, SimCLR 1,200: collapse happens within the first few hundred",
+             "坍缩的运行训练了 400 步,SimCLR 训练了 1,200 步:坍缩在最初几百步内就会发生")
+_SIZE_NOTE = ("in the cached runs fine-tuned and from-scratch classifiers were tested at 16 px, the probes at 28 px",
+              "缓存的运行中,微调和从零训练的分类器在 16 像素下测试,探针在 28 像素下测试")
+_P7 = {"probe": ("SimCLR linear probe", "SimCLR 线性探针", "SimCLR h (linear probe)", "linear"),
+       "fine-tuned": ("SimCLR fine-tuned", "SimCLR 微调", "SimCLR fine-tuned", "top-1")}
+COMPARISONS = (
+    *(Comparison(f"P1 ({m})", "P1", ("SimCLR vs random init (same network, its initial weights)",
+                                     "SimCLR 对比随机初始化(同一网络,其初始权重)"), m, "visualize.json",
+                 ("variants", "SimCLR", m), ("variants", "random init", m)) for m in ("knn", "linear")),
+    *(Comparison(f"P2 default policy vs random init ({m})", "P2", ("default augmentation policy vs random init",
+                                                                  "默认增强策略对比随机初始化"), m,
+                 "fig5.json", ("default_policy", m), ("baselines", "random init", m)) for m in ("knn", "linear")),
+    *(Comparison(f"P2 crop+colour vs {en} ({m})", "P2", (f"crop then colour vs {en} alone", f"先裁剪再颜色失真对比单独{zh}"),
+                 m, "fig5.json", (m, 0, 2), (m, op, op)) for op, en, zh in _OPS for m in ("knn", "linear")),
+    *(Comparison(f"P4 {en} vs SimCLR, N=32 ({m})", "P4", (f"{en} vs plain SimCLR at N = 32", f"N = 32 时,{zh}对比普通 SimCLR"),
+                 m, "small_batch.json", ("variants", key, m), ("variants", "SimCLR, N=32", m))
+      for en, zh, key in (("memory bank", "记忆库", "memory bank (PIRL), N=32"),
+                          ("MoCo queue", "MoCo 队列", "MoCo queue K=4096, N=32")) for m in ("knn", "linear")),
+    Comparison("P6 h vs z (linear)", "P6", ("probe on h vs on z = g(h), all labels", "在 h 上与在 z = g(h) 上的探针,全部标签"),
+               "linear", "vs_supervised.json", (*_IN, "1.0", "SimCLR h (linear probe)"),
+               (*_IN, "1.0", "SimCLR z = g(h) (linear probe)")),
+    Comparison("P6 head vs no head (linear)", "P6", ("h of a run with a head vs of a run without, all labels",
+                                                     "有投影头与无投影头的运行的 h,全部标签"),
+               "linear", "vs_supervised.json", (*_IN, "1.0", "SimCLR h (linear probe)"),
+               (*_IN, "1.0", "no-head SimCLR h (linear probe)")),
+    *(Comparison(f"P7 {what} vs scratch, {pct} labels", "P7", (f"{en} vs supervised from scratch, {pct} of the labels",
+                                                               f"{zh}对比从零监督训练,{pct} 的标签"),
+                 metric, "vs_supervised.json", (*_IN, frac, key), (*_IN, frac, "supervised from scratch"), note=_SIZE_NOTE)
+      for frac, pct in (("0.01", "1 %"), ("0.1", "10 %")) for what, (en, zh, key, metric) in _P7.items()),
+    *(Comparison(f"P8 SimCLR vs no negatives ({m})", "P8", ("SimCLR vs the alignment-only run (no negatives)",
+                                                           "SimCLR 对比只有对齐项的运行(没有负样本)"),
+                 m, "visualize.json", ("variants", "SimCLR", key), ("variants", "collapsed (no negatives)", key),
+                 unit, note=_NEG_NOTE)
+      for m, key, unit in (("knn", "knn", "points"), ("effective rank of z", "z_effective_rank", "rank"))),
+)
+
+NOT_MEASURED = (
+    {"id": "P3 more negatives at fixed images per step", "phenomenon": "P3",
+     "reason": ("no cached run varies the negatives an anchor sees at a fixed number of images per step; the cached "
+                "N = 128 vs N = 32 comparison (small_batch.json, both 1,200 steps) is confounded: the larger batch "
+                "also sees 4x the images",
+                "没有缓存的运行在每步图像数固定的情况下改变锚点看到的负样本数;缓存中 N = 128 与 N = 32 的比较"
+                "(small_batch.json,都是 1,200 步)是混杂的:大 batch 同时也多看了 4 倍的图像"),
+     "confounded": ("small_batch.json", ("variants", "SimCLR, N=128", "knn"), ("variants", "SimCLR, N=32", "knn"))},
+    {"id": "P5 temperature", "phenomenon": "P5",
+     "reason": ("no cached training run varies tau (notebook 02 measures the loss at several tau, not what a run "
+                "trained at each learns)",
+                "没有缓存的训练运行改变 tau(笔记本 02 在几个 tau 下测量损失,而不是在每个 tau 下训练得到的表示)")},
+)
+
+
+def _r(x: float) -> float:
+    """Stored to 4 decimals: the cached accuracies are float32 values, digits past these are noise."""
+    return round(float(x), 4)
+
+
+def _get(obj, path):
+    for key in path:
+        obj = obj[key]
+    return obj
+
+
+def _values(ms, unit: str) -> list[float]:
+    return [(100.0 if unit == "points" else 1.0) * float(v) for v in ms["values"]]
+
+
+def _row(c: Comparison, results: dict) -> dict:
+    data = results[c.file]
+    a, b = _values(_get(data, c.a), c.unit), _values(_get(data, c.b), c.unit)
+    if len(a) != len(b):
+        raise ValueError(f"{c.id}: the arms have {len(a)} and {len(b)} seeds in {c.file}; a paired row needs both")
+    diffs = [x - y for x, y in zip(a, b)]
+    ms = mean_sd(diffs)
+    min_effect = RULES["min_effect_rank" if c.unit == "rank" else "min_effect_points"].value
+    return {"id": c.id, "phenomenon": c.phenomenon, "comparison": c.comparison[0], "comparison_zh": c.comparison[1],
+            "metric": c.metric, "unit": c.unit,
+            "source": {"file": c.file, "a": list(c.a), "b": list(c.b)}, "seeds": list(data["preset"]["seeds"]),
+            "a": [_r(v) for v in a], "b": [_r(v) for v in b], "differences": [_r(d) for d in diffs],
+            "mean": _r(ms["mean"]), "sd": _r(ms["sd"]), "min_effect": min_effect,
+            "verdict": verdict(diffs, min_effect), "note": c.note[0], "note_zh": c.note[1]}
+
+
+def _not_measured(spec: dict, results: dict) -> dict:
+    row = {"id": spec["id"], "phenomenon": spec["phenomenon"], "verdict": "not measured", "reason": spec["reason"][0],
+           "reason_zh": spec["reason"][1]}
+    if "confounded" in spec:
+        file, a, b = spec["confounded"]
+        diffs = [x - y for x, y in zip(_values(_get(results[file], a), "points"), _values(_get(results[file], b), "points"))]
+        ms = mean_sd(diffs)
+        row["confounded"] = {"file": file, "a": list(a), "b": list(b), "differences": [_r(d) for d in diffs],
+                             "mean": _r(ms["mean"]), "sd": _r(ms["sd"])}
+    return row
+
+
+def read_results(folder) -> dict:
+    """{file name: parsed JSON} of the cached results the table reads, with a clear error for a missing one."""
+    files = sorted({c.file for c in COMPARISONS} | {s["confounded"][0] for s in NOT_MEASURED if "confounded" in s})
+    out = {}
+    for name in files:
+        path = Path(folder) / name
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: the phenomena table reads the cached {', '.join(files)} "
+                             f"(python -m simclr_core.experiments all writes them)")
+        out[name] = json.loads(path.read_text())
+    return out
+
+
+def compute_phenomena(folder) -> dict:
+    """The phenomena table of the cached results in ``folder``: its rule, one row per comparison, then the rows
+    of what the cached runs do not measure, ordered by phenomenon."""
+    results = read_results(folder)
+    rows = [_row(c, results) for c in COMPARISONS] + [_not_measured(s, results) for s in NOT_MEASURED]
+    rows.sort(key=lambda r: r["phenomenon"])  # stable: the order of COMPARISONS within a phenomenon
+    return {"experiment": "phenomena", "command": "python -m simclr_core.experiments phenomena",
+            "reads": sorted(results), "rule": {k: {"value": t.value, "reason": t.reason} for k, t in RULES.items()},
+            "phenomena": {k: {"en": en, "zh": zh} for k, (en, zh) in PHENOMENA.items()}, "rows": rows}
