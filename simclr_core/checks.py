@@ -11,7 +11,7 @@ import math
 from numbers import Integral, Real
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "positive_float", "nonnegative_float", "probability", "one_of",
-           "int_tuple", "optional", "temperature", "TEMPERATURE_MIN", "known_keys"]
+           "int_tuple", "optional", "temperature", "TEMPERATURE_MIN", "known_keys", "known_name", "boolean"]
 
 TEMPERATURE_MIN = 1e-4  # the logits sim / tau stay within +-1e4: loss and gradient finite and accurate in float32
 
@@ -67,6 +67,21 @@ def probability(name: str, v) -> float:
 def one_of(name: str, v, valid) -> object:
     if v not in tuple(valid):
         raise ValueError(f"{name} must be one of {tuple(valid)}, got {v!r}")
+    return v
+
+
+def known_name(what: str, v, valid):
+    """``v`` if it is one of the names in ``valid`` (a dataset, an encoder, an augmentation, ...); otherwise
+    "unknown <what> <v>; valid: [...]"."""
+    if not isinstance(v, str) or v not in valid:
+        raise ValueError(f"unknown {what} {v!r}; valid: {list(valid)}")
+    return v
+
+
+def boolean(name: str, v) -> bool:
+    """True or False itself (not 1, 0, "yes" or None)."""
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
     return v
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
+from . import checks
+
 __all__ = ["DEVICE_FORMS", "parse_device", "resolve_device", "CpuInfo", "read_cpu_info", "cpu_kind",
            "cpu_has_fast_bf16", "Precision", "precision_for", "as_precision"]
 
@@ -205,8 +207,8 @@ class Precision:
 def precision_for(device: str | torch.device = "auto", amp: bool = True, channels_last: bool = True) -> Precision:
     """The policy for ``device`` (the table in this module's docstring); ``amp``/``channels_last`` False turn
     autocast / the channels_last format off."""
-    if not isinstance(amp, bool) or not isinstance(channels_last, bool):
-        raise ValueError(f"amp and channels_last must be True or False, got amp={amp!r}, channels_last={channels_last!r}")
+    checks.boolean("amp", amp)
+    checks.boolean("channels_last", channels_last)
     dev = resolve_device(device)
     native_bf16 = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_fast_bf16())
     return Precision(dev, torch.bfloat16 if amp and native_bf16 else None, channels_last and dev.type in ("cuda", "cpu"))

@@ -55,8 +55,7 @@ class AugmentConfig:
         for name in ("jitter_p", "grayscale_p", "blur_p"):
             checks.probability(name, getattr(self, name))
         for name in ("crop", "flip", "color_jitter", "grayscale", "blur", "normalize"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
         if (not isinstance(self.mean, (tuple, list)) or not isinstance(self.std, (tuple, list))
                 or len(self.mean) != len(self.std) or len(self.mean) not in (1, 3)
                 or any(not (isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m)) for m in self.mean)
@@ -66,10 +65,8 @@ class AugmentConfig:
 
     def without(self, *ops: str) -> "AugmentConfig":
         """A copy with the named ops switched off, e.g. ``cfg.without("color_jitter", "grayscale")``."""
-        valid = ("crop", "flip", "color_jitter", "grayscale", "blur")
         for op in ops:
-            if op not in valid:
-                raise ValueError(f"unknown augmentation {op!r}; valid: {valid}")
+            checks.known_name("augmentation", op, ("crop", "flip", "color_jitter", "grayscale", "blur"))
         return replace(self, **{op: False for op in ops})
 
 

@@ -59,9 +59,7 @@ FASHION_CLASSES = FACTS["fashion-mnist"].classes
 
 def facts(name: str) -> DatasetFacts:
     """The ``DatasetFacts`` of ``name`` (one of ``DATASETS``)."""
-    if name not in FACTS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
-    return FACTS[name]
+    return FACTS[checks.known_name("dataset", name, DATASETS)]
 
 
 class DatasetUnavailable(RuntimeError):
@@ -125,8 +123,7 @@ def default_root() -> Path:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False) -> ImageDataset:
     """Load ``cifar10`` or ``fashion-mnist`` (train or test split) into memory."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {DATASETS}")
+    checks.known_name("dataset", name, DATASETS)
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise ValueError(f"root must be a folder path or None, got {root!r}")
     if root is not None and not str(root).strip():

@@ -13,6 +13,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from .augment import MAX_SIZE, AugmentConfig, check_float_images
 from .batch_colour import gaussian_blur, to_grayscale
 from .batch_crop import crop_flip, sample_crop_boxes
@@ -99,8 +100,7 @@ class compose:
     def __init__(self, names, size: int | None = None):
         names = [names] if isinstance(names, str) else list(names)
         for n in names:
-            if n not in FIG5_OPS:
-                raise ValueError(f"unknown augmentation {n!r}; valid: {list(FIG5_OPS)}")
+            checks.known_name("augmentation", n, FIG5_OPS)
         if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and 4 <= size <= MAX_SIZE):
             raise ValueError(f"size must be an integer >= 4 and <= {MAX_SIZE} (pixels) or None, got {size!r}")
         self.names, self.size = names, size

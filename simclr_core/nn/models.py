@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from ..checks import int_in_range, int_tuple, positive_int
+from ..checks import int_in_range, int_tuple, known_name, positive_int
 
 __all__ = ["resnet18_cifar", "small_cnn", "SMALL_CNN_WIDTHS", "ProjectionHead", "SimCLR", "build_encoder", "ENCODERS"]
 
@@ -89,9 +89,7 @@ ENCODERS = {"resnet18_cifar": resnet18_cifar, "small_cnn": small_cnn}
 
 def build_encoder(name: str, in_channels: int = 3) -> Encoder:
     """Encoder by name: one of ``ENCODERS``."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; valid: {sorted(ENCODERS)}")
-    return ENCODERS[name](in_channels=in_channels)
+    return ENCODERS[known_name("encoder", name, sorted(ENCODERS))](in_channels=in_channels)
 
 
 class ProjectionHead(nn.Module):

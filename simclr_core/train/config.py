@@ -17,7 +17,7 @@ from ..data.datasets import DATASETS, facts
 from ..nn.models import ENCODERS, SMALL_CNN_WIDTHS
 from .schedule import LR_SCALINGS, OPTIMIZERS
 
-__all__ = ["Recipe", "RunOptions", "preset", "PRESETS", "PRESET_NAMES", "recipe_from_dict", "options_from_dict",
+__all__ = ["Recipe", "RunOptions", "preset", "PRESETS", "PRESET_NAMES", "recipe_from_dict",
            "SIZE_LIMITS", "MAX_PARAMETERS"]
 
 # Sizes a config may ask for, checked before anything is allocated (a config.json may come from anyone): generous
@@ -104,8 +104,7 @@ class Recipe:
         if checks.nonnegative_int("seed", self.seed) >= 2**32:  # seeds torch, numpy and the subset generators
             raise ValueError(f"seed must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
         for name in ("head", "amp", "channels_last", "fast_layers", "sync_bn"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
         if not isinstance(self.augment, AugmentConfig):
             raise ValueError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
         if self.augment.normalize and len(self.augment.mean) != facts(self.dataset).channels:
@@ -162,8 +161,7 @@ class RunOptions:
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {self.device!r}")
         for name in ("download", "progress", "resume", "force"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,10 +184,6 @@ def _from_dict(cls, d: dict):
 def recipe_from_dict(d: dict) -> Recipe:
     """Inverse of ``Recipe.to_dict`` (e.g. from a run's config.json); unknown keys are an error."""
     return _from_dict(Recipe, d)
-
-
-def options_from_dict(d: dict) -> RunOptions:
-    return _from_dict(RunOptions, d)
 
 
 # ------------------------------------------------------------------ the presets: one table, with reasons
