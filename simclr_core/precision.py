@@ -18,7 +18,7 @@ The policy (``benchmarks/bench_train.py --precisions`` measures each cell on the
 | MPS | float32 | contiguous |
 
 oneDNN reports bf16 "supported" on every AVX-512 CPU because it can emulate it, but emulated bf16 convolutions are
-about twice as slow as float32 ones, so only the instructions the CPU reports count. Anything unreadable falls to
+slower than float32 ones (docs/benchmarks.md), so only the instructions the CPU reports count. Anything unreadable falls to
 float32, which is never much slower than bf16 and always correct. ``amp=False`` (CLI ``--no-amp``) means float32
 everywhere: training, feature extraction, probes and baselines. Losses are always computed in float32.
 """

@@ -189,7 +189,7 @@ def recipe_from_dict(d: dict) -> Recipe:
 # ------------------------------------------------------------------ the presets: one table, with reasons
 
 _FASHION_AUG = AugmentConfig(
-    size=16,  # 16x16 views of the 28x28 images: a step 1.75x cheaper; probed on full 28x28 images (measured best)
+    size=16,  # 16x16 views of the 28x28 images: cheaper steps, best in the tuning (docs/tuning.md); probed at 28x28
     crop_scale=(0.2, 1.0),  # 8% of 28x28 is an 8x8 patch: too little of a garment (10-min held-out runs)
     strength=1.0,  # brightness/contrast s = 1 beat s = 0.5 in 10-minute held-out runs (docs/tuning.md)
     grayscale=False,  # grayscale images: saturation, hue and grayscale do nothing
@@ -212,7 +212,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ),
     ("cpu", "fashion-mnist"): dict(
         encoder="small_cnn",
-        widths=(32, 64, 128, 1024),  # a wide last block (h is 1024-d): 86.2 / 91.1 vs 86.0 / 90.5 (docs/tuning.md)
+        widths=(32, 64, 128, 1024),  # a wide last block (h is 1024-d): better probes than narrower (docs/tuning.md)
         epochs=15,  # an upper bound: `minutes` decides how many fit
         minutes=8.0,  # as for CIFAR-10: about 15 minutes with the probes on a 2-core laptop
         batch_size=128,  # more steps in the budget; beat 256 in held-out 10-minute runs
