@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import checks
+from .process_group import min_over_processes
 
 __all__ = ["steps_in_budget", "time_steps", "time_monitor", "plan_steps", "plan_for_trainer", "BudgetPlan",
            "MIN_USEFUL_EPOCHS", "short_budget_warning"]
@@ -126,10 +127,7 @@ def plan_for_trainer(minutes: float, epochs: int, trainer, monitor, world: int, 
     monitor_s = time_monitor(lambda: monitor(trainer)) if (is_main and monitor is not None) else 0.0
     plan = plan_steps(minutes, step_s, monitor_s, trainer.steps_per_epoch, epochs * trainer.steps_per_epoch)
     if world > 1:
-        dev = trainer.precision.device
-        t = torch.tensor([plan.steps], device=dev if dev.type == "cuda" else "cpu")
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-        plan = replace(plan, steps=int(t.item()))
+        plan = replace(plan, steps=min_over_processes(plan.steps))
     return plan
 
 

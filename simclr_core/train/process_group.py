@@ -1,5 +1,5 @@
 """The process group that ``torchrun`` describes: its environment checked before any work, joined or not, and the
-small collectives a training run needs (``barrier``, ``any_process``, ``reduce_mean``).
+small collectives a training run needs (``barrier``, ``any_process``, ``min_over_processes``, ``reduce_mean``).
 
 ``torchrun`` starts one process per GPU (or per CPU worker) and sets RANK, WORLD_SIZE and LOCAL_RANK; ``torchrun_env``
 reads and checks them, ``init_distributed`` joins the default process group (NCCL on GPUs, gloo on CPU) or, without
@@ -18,7 +18,7 @@ import torch.distributed as dist
 from ..precision import resolve_device
 
 __all__ = ["DistInfo", "TorchrunEnv", "torchrun_env", "init_distributed", "cleanup", "barrier", "is_main_process",
-           "reduce_mean", "any_process"]
+           "reduce_mean", "any_process", "min_over_processes"]
 
 
 def _world() -> tuple[int, int]:
@@ -162,6 +162,17 @@ def any_process(flag: bool) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=_collective_device())  # (1,)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def min_over_processes(v: int) -> int:
+    """The smallest of ``v`` over all processes, on every process (a collective: all processes must call it), e.g.
+    the number of steps a time budget buys, on which they must agree; ``v`` itself without a process group."""
+    _, world_size = _world()
+    if world_size == 1:
+        return int(v)
+    t = torch.tensor([v], device=_collective_device())  # (1,)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
 
 
 def reduce_mean(x: torch.Tensor) -> torch.Tensor:
