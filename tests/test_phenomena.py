@@ -101,3 +101,22 @@ def test_a_verdict_needs_three_seeds():
 
 def test_the_rule_has_reasons():
     assert all(t.reason and t.value > 0 for t in RULES.values())
+
+
+def test_a_smaller_result_gives_rows_without_verdicts_not_an_error(tmp_path):
+    """A preset with two seeds or two Figure-5 operators (smoke) still gets a table: those rows are 'not measured'."""
+    for name in ("fig5", "small_batch", "visualize", "vs_supervised"):
+        data = json.loads((RESULTS / f"{name}.json").read_text())
+        if name == "fig5":
+            data["ops"] = ["crop", "cutout"]
+        if name == "visualize":
+            for v in data["variants"].values():
+                for ms in (x for x in v.values() if isinstance(x, dict) and "values" in x):
+                    ms["values"] = ms["values"][:2]
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    rows = {r["id"]: r for r in compute_phenomena(tmp_path)["rows"]}
+    assert rows["P2 crop+colour vs crop (knn)"]["verdict"] == "not measured"
+    assert "operator 'color'" in rows["P2 crop+colour vs crop (knn)"]["reason"]
+    assert rows["P1 (knn)"]["verdict"] == "not measured" and len(rows["P1 (knn)"]["differences"]) == 2
+    assert rows["P6 h vs z (linear)"]["verdict"] == "shown"
+    assert "only 2 seeds" in markdown(compute_phenomena(tmp_path), "en")

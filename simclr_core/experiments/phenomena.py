@@ -86,7 +86,8 @@ class Comparison:
     note: tuple[str, str] = ("", "")
 
 
-_OPS = ((0, "crop", "裁剪"), (1, "cutout", "挖空(cutout)"), (2, "colour", "颜色失真"), (3, "noise", "噪声"))
+_OPS = (("crop", "crop", "裁剪"), ("cutout", "cutout", "挖空(cutout)"), ("color", "colour", "颜色失真"),
+        ("noise", "noise", "噪声"))
 _IN = ("in_domain",)
 _NEG_NOTE = ("the collapsed run trained 400 steps, SimCLR 1,200: collapse happens within the first few hundred",
              "坍缩的运行训练了 400 步,SimCLR 训练了 1,200 步:坍缩在最初几百步内就会发生")
@@ -102,11 +103,12 @@ COMPARISONS = (
                                                                   "默认增强策略对比随机初始化"), m,
                  "fig5.json", ("default_policy", m), ("baselines", "random init", m)) for m in ("knn", "linear")),
     *(Comparison(f"P2 crop+colour vs {en} ({m})", "P2", (f"crop then colour vs {en} alone", f"先裁剪再颜色失真对比单独{zh}"),
-                 m, "fig5.json", (m, 0, 2), (m, op, op)) for op, en, zh in _OPS for m in ("knn", "linear")),
-    *(Comparison(f"P4 {en} vs SimCLR, N=32 ({m})", "P4", (f"{en} vs plain SimCLR at N = 32", f"N = 32 时,{zh}对比普通 SimCLR"),
-                 m, "small_batch.json", ("variants", key, m), ("variants", "SimCLR, N=32", m))
-      for en, zh, key in (("memory bank", "记忆库", "memory bank (PIRL), N=32"),
-                          ("MoCo queue", "MoCo 队列", "MoCo queue K=4096, N=32")) for m in ("knn", "linear")),
+                 m, "fig5.json", (m, "crop", "color"), (m, op, op)) for op, en, zh in _OPS for m in ("knn", "linear")),
+    *(Comparison(f"P4 {en} vs SimCLR, small batch ({m})", "P4", (f"{en} vs plain SimCLR at the small batch",
+                                                                 f"小 batch 下{zh}对比普通 SimCLR"),
+                 m, "small_batch.json", ("variants", key, m), ("variants", "SimCLR, N={small_batch}", m))
+      for en, zh, key in (("memory bank", "记忆库", "memory bank (PIRL), N={small_batch}"),
+                          ("MoCo queue", "MoCo 队列", "MoCo queue K={queue}, N={small_batch}")) for m in ("knn", "linear")),
     Comparison("P6 h vs z (linear)", "P6", ("probe on h vs on z = g(h), all labels", "在 h 上与在 z = g(h) 上的探针,全部标签"),
                "linear", "vs_supervised.json", (*_IN, "1.0", "SimCLR h (linear probe)"),
                (*_IN, "1.0", "SimCLR z = g(h) (linear probe)")),
@@ -132,7 +134,8 @@ NOT_MEASURED = (
                 "also sees 4x the images",
                 "没有缓存的运行在每步图像数固定的情况下改变锚点看到的负样本数;缓存中 N = 128 与 N = 32 的比较"
                 "(small_batch.json,都是 1,200 步)是混杂的:大 batch 同时也多看了 4 倍的图像"),
-     "confounded": ("small_batch.json", ("variants", "SimCLR, N=128", "knn"), ("variants", "SimCLR, N=32", "knn"))},
+     "confounded": ("small_batch.json", ("variants", "SimCLR, N={large_batch}", "knn"),
+                    ("variants", "SimCLR, N={small_batch}", "knn"))},
     {"id": "P5 temperature", "phenomenon": "P5",
      "reason": ("no cached training run varies tau (notebook 02 measures the loss at several tau, not what a run "
                 "trained at each learns)",
@@ -145,10 +148,30 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
-def _get(obj, path):
+def _resolve(data: dict, path) -> list:
+    """``path`` made concrete for this result: {small_batch}, {large_batch} and {queue} filled in from it (07's
+    keys name its batch sizes), and a name indexing a list read as a Figure-5 operator (row: 1st op, column: 2nd).
+    KeyError when the result has no such entry."""
+    sizes = {k: data[k] for k in ("small_batch", "large_batch") if k in data}
+    if "queue_sizes" in data.get("preset", {}):
+        sizes["queue"] = max(data["preset"]["queue_sizes"])
+    obj, out = data, []
     for key in path:
+        if isinstance(key, str) and "{" in key:
+            key = key.format(**sizes)
+        if isinstance(obj, list) and isinstance(key, str):
+            if key not in data.get("ops", []):
+                raise KeyError(f"operator {key!r} (this result has {data.get('ops')})")
+            key = data["ops"].index(key)
         obj = obj[key]
-    return obj
+        out.append(key)
+    return out
+
+
+def _get(data: dict, path):
+    for key in path:
+        data = data[key]
+    return data
 
 
 def _values(ms, unit: str) -> list[float]:
@@ -157,18 +180,25 @@ def _values(ms, unit: str) -> list[float]:
 
 def _row(c: Comparison, results: dict) -> dict:
     data = results[c.file]
-    a, b = _values(_get(data, c.a), c.unit), _values(_get(data, c.b), c.unit)
+    try:
+        pa, pb = _resolve(data, c.a), _resolve(data, c.b)
+    except KeyError as err:  # e.g. the smoke preset's grid of two operators
+        missing = f"{c.file} has no {err.args[0]}"
+        return {"id": c.id, "phenomenon": c.phenomenon, "verdict": "not measured", "reason": missing,
+                "reason_zh": missing}
+    a, b = _values(_get(data, pa), c.unit), _values(_get(data, pb), c.unit)
     if len(a) != len(b):
         raise ValueError(f"{c.id}: the arms have {len(a)} and {len(b)} seeds in {c.file}; a paired row needs both")
     diffs = [x - y for x, y in zip(a, b)]
-    ms = mean_sd(diffs)
+    ms = mean_sd(diffs)  # fewer than MIN_SEEDS (the smoke preset's 2): numbers without a verdict
     min_effect = RULES["min_effect_rank" if c.unit == "rank" else "min_effect_points"].value
     return {"id": c.id, "phenomenon": c.phenomenon, "comparison": c.comparison[0], "comparison_zh": c.comparison[1],
             "metric": c.metric, "unit": c.unit,
-            "source": {"file": c.file, "a": list(c.a), "b": list(c.b)}, "seeds": list(data["preset"]["seeds"]),
+            "source": {"file": c.file, "a": pa, "b": pb}, "seeds": list(data["preset"]["seeds"]),
             "a": [_r(v) for v in a], "b": [_r(v) for v in b], "differences": [_r(d) for d in diffs],
             "mean": _r(ms["mean"]), "sd": _r(ms["sd"]), "min_effect": min_effect,
-            "verdict": verdict(diffs, min_effect), "note": c.note[0], "note_zh": c.note[1]}
+            "verdict": verdict(diffs, min_effect) if len(diffs) >= MIN_SEEDS else "not measured",
+            "note": c.note[0], "note_zh": c.note[1]}
 
 
 def _not_measured(spec: dict, results: dict) -> dict:
@@ -176,9 +206,14 @@ def _not_measured(spec: dict, results: dict) -> dict:
            "reason_zh": spec["reason"][1]}
     if "confounded" in spec:
         file, a, b = spec["confounded"]
-        diffs = [x - y for x, y in zip(_values(_get(results[file], a), "points"), _values(_get(results[file], b), "points"))]
+        data = results[file]
+        try:
+            a, b = _resolve(data, a), _resolve(data, b)
+        except KeyError:
+            return row
+        diffs = [x - y for x, y in zip(_values(_get(data, a), "points"), _values(_get(data, b), "points"))]
         ms = mean_sd(diffs)
-        row["confounded"] = {"file": file, "a": list(a), "b": list(b), "differences": [_r(d) for d in diffs],
+        row["confounded"] = {"file": file, "a": a, "b": b, "differences": [_r(d) for d in diffs],
                              "mean": _r(ms["mean"]), "sd": _r(ms["sd"])}
     return row
 

@@ -33,7 +33,10 @@ def _num(x: float, unit: str) -> str:
 
 def _cells(row: dict, lang: str) -> list[str]:
     zh = lang == "zh"
-    if row["verdict"] == "not measured":
+    if "reason" not in row and row["verdict"] == "not measured":  # numbers without a verdict: too few seeds
+        few = f"只有 {len(row['differences'])} 个种子" if zh else f"only {len(row['differences'])} seeds"
+        row = {**row, "verdict": "not measured", "reason": few, "reason_zh": few, "note": few, "note_zh": few}
+    if "reason" in row:
         reason = row["reason_zh" if zh else "reason"]
         if "confounded" in row:
             c = row["confounded"]
