@@ -126,6 +126,20 @@ def test_linear_probe_runs_to_its_tolerance_and_says_so():
     assert capped.loss > fit.loss
 
 
+def test_the_primitives_default_to_the_protocol():
+    """A direct call of the primitives (notebook 09's live cell makes one) probes as eval.probe does."""
+    import inspect
+
+    from simclr_core.eval.metrics import knn_accuracy, linear_probe
+
+    for fn in (linear_probe, fit_linear_probe):
+        d = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+        assert (d["weight_decay"], d["max_iter"], d["tolerance_grad"], d["tolerance_change"]) == (
+            PROTOCOL.weight_decay, PROTOCOL.max_iter, PROTOCOL.tolerance_grad, PROTOCOL.tolerance_change)
+    d = {k: p.default for k, p in inspect.signature(knn_accuracy).parameters.items()}
+    assert (d["k"], d["t"]) == (PROTOCOL.knn_k, PROTOCOL.knn_t)
+
+
 @pytest.mark.parametrize("field,value,needle", [("knn_k", 0, "knn_k must be a positive integer, got 0"),
                                                 ("tolerance_grad", -1.0, "tolerance_grad must be a finite number > 0"),
                                                 ("image_size", 2.5, "image_size must be a positive integer, got 2.5"),

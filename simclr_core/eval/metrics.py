@@ -131,9 +131,10 @@ class LinearFit:
         return self.stopped_by != "cap"
 
 
+# the defaults are eval.probe.PROTOCOL's (tests/test_probe_protocol.py), so a direct call stops where every probe does
 def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
-                 max_iter: int = 200, device=None, return_model: bool = False, num_classes: int | None = None,
-                 tolerance_grad: float = 1e-6, tolerance_change: float = 1e-9):
+                 max_iter: int = 1000, device=None, return_model: bool = False, num_classes: int | None = None,
+                 tolerance_grad: float = 1e-4, tolerance_change: float = 1e-9):
     """Top-1 test accuracy (fraction) of multinomial logistic regression on standardised frozen features.
 
     Minimises  mean_i CE(W x_i + b, y_i) + weight_decay/2 * ||W||^2  over the whole training set with
@@ -151,7 +152,7 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, weight_deca
 
 
 def fit_linear_probe(train_feats, train_labels, test_feats, test_labels, weight_decay: float = 1e-4,
-                     max_iter: int = 200, device=None, num_classes: int | None = None, tolerance_grad: float = 1e-6,
+                     max_iter: int = 1000, device=None, num_classes: int | None = None, tolerance_grad: float = 1e-4,
                      tolerance_change: float = 1e-9) -> LinearFit:
     """``linear_probe`` that also says how the optimisation ended (``LinearFit``)."""
     return _fit(train_feats, train_labels, test_feats, test_labels, weight_decay, max_iter, device, num_classes,
