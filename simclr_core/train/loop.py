@@ -147,9 +147,9 @@ class Trainer:
         seconds = time.perf_counter() - self._epoch_t0
         loss = self._epoch_loss
         if self.world_size > 1:  # log the global-batch loss, not rank 0's share (every rank reaches this line)
-            from . import distributed
+            from .process_group import reduce_mean
 
-            loss = distributed.reduce_mean(loss)
+            loss = reduce_mean(loss)
         n = max(self._epoch_steps, 1)
         row = {"epoch": self._epoch[0], "loss": float(loss) / n, "lr": self._lr, "steps": self._epoch_steps,
                "images_per_s": self._epoch_steps * self.recipe.batch_size / seconds, "train_seconds": seconds}
