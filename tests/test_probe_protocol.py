@@ -124,6 +124,9 @@ def test_linear_probe_runs_to_its_tolerance_and_says_so():
     capped = fit_linear_probe(X, y, Xt, yt, weight_decay=1e-3, max_iter=2, tolerance_grad=1e-5)
     assert not capped.converged and capped.stopped_by == "cap" and capped.iterations == 2
     assert capped.loss > fit.loss
+    with pytest.warns(RuntimeWarning, match="cap of 2 iterations .* not converged"):
+        res = probe_features(X, y, Xt, yt, "cpu", ProbeProtocol(max_iter=2, tolerance_grad=1e-5))
+    assert not res.fit.converged
 
 
 def test_the_primitives_default_to_the_protocol():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -145,6 +146,9 @@ def probe_features(train_feats, train_labels, test_feats, test_labels, precision
         fit = fit_linear_probe(train_feats, train_labels, test_feats, test_labels, protocol.weight_decay,
                                protocol.max_iter, probe_precision(precision, protocol).device, num_classes,
                                protocol.tolerance_grad, protocol.tolerance_change)
+        if not fit.converged:  # every caller's log shows it, whether or not it keeps the fit
+            warnings.warn(f"the linear probe stopped at its cap of {protocol.max_iter} iterations with max|grad| "
+                          f"{fit.grad_max:.2g} > {protocol.tolerance_grad:g}: not converged", RuntimeWarning, stacklevel=2)
     return ProbeResult(knn, None if fit is None else fit.accuracy, fit, int(train_feats.shape[1]),
                        time.perf_counter() - t0)
 

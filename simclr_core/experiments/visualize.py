@@ -81,7 +81,7 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
     from tqdm.auto import tqdm
 
     from ..eval.diagnostics import positive_negative_distances, summary
-    from ..eval.features import extract_features
+    from ..eval.probe import features
 
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
@@ -95,7 +95,7 @@ def run_visualize(preset: Preset, dataset: str = "fashion-mnist", device="cpu", 
             model, run = _model(variant, preset, train, seed, device, dataset, cache)
             scores = probe_of(model.encoder, train, test, device)
             h1, h2, z1, z2 = views_of_test(model, test, views, device)
-            h = extract_features(model.encoder, test.images[:n_map], 1024, device)  # (n, d) un-augmented
+            h = features(model.encoder, test.images[:n_map], device)  # (n, d) un-augmented, as the probe sees them
             pairs, same = _closest_pairs(h, test.images[:n_map], test.targets[:n_map])
             row = {**scores, "nn_same_class": same}
             for space, (a, b) in (("h", (h1, h2)), ("z", (z1, z2))):
