@@ -13,6 +13,8 @@ from filelock import FileLock
 
 from simclr_core.data.synthetic import write_fake_cifar10
 
+from .figure_facts import record_in_kernels
+
 
 # test files that read the session's ``graded_course``: under pytest-xdist they run on one worker, which grades it once
 GRADED_COURSE_FILES = ("tests/test_grading.py", "tests/test_grading_attacks.py")
@@ -76,8 +78,10 @@ def smoke_site(tmp_path_factory):
         if not (out / "html" / "build_info.json").is_file():
             t0 = time.monotonic()
             script = Path(__file__).resolve().parent.parent / "scripts" / "build_site.py"
+            # every figure a kernel displays carries what tests/test_figures.py checks (tests/figure_facts.py)
+            env = {**os.environ, "IPYTHONDIR": str(record_in_kernels(shared / "smoke_site_ipython"))}
             proc = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)],
-                                  capture_output=True, text=True, timeout=900)
+                                  capture_output=True, text=True, timeout=900, env=env)
             if proc.returncode != 0:
                 failed.write_text(f"the smoke build of the site failed (exit {proc.returncode}):\n"
                                   f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")

@@ -10,14 +10,14 @@ wider one down, text included. Every figure is checked for
 (d) no legend drawn over data: the legend's box against the lines' and patches' (bars, histogram steps) pixels,
     notebook 04's colour-histogram figure in particular,
 
-plus no shared offset / multiplier text ("1e-13") over an axis and no titles or axis labels running into each other. ``figure_facts`` measures one figure; it is
-self-contained, so the notebook tests paste its source into the kernel and call it on every figure
-``plt.show()`` displays.
+plus no shared offset / multiplier text ("1e-13") over an axis and no titles or axis labels running into each other.
+``figure_facts`` (tests/figure_facts.py) measures one figure. The notebooks' figures are those of the session's smoke
+build of the site (``smoke_executed``): its kernels measured every figure they displayed and put the facts in the
+PNG output's metadata.
 """
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import re
@@ -28,88 +28,14 @@ import nbformat
 import pytest
 import torch
 from matplotlib.figure import Figure
-from nbclient import NotebookClient
 
 from simclr_core.teaching.explorers import AugmentationExplorer, augmentation_explorer, batch_size_explorer, temperature_explorer
 from simclr_core.teaching.plotting import DISPLAY_WIDTH_PX, MIN_TEXT_PX, cjk_font, use_workbook_style
 
+from .figure_facts import FACTS_KEY, figure_facts
+
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 MAX_PNG_WIDTH = 1000
-
-
-def figure_facts(fig, png_width=None, display_width=950):
-    """What a reader sees of ``fig``: PNG width, smallest text on screen (px), offset texts, legends over data."""
-    import io as _io
-    import struct
-
-    import numpy as _np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Rectangle
-    from matplotlib.text import Text
-
-    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: draw it with Agg, as pyplot's inline backend does
-        FigureCanvasAgg(fig)
-    if png_width is None:  # what the inline backend sends: savefig(bbox_inches="tight") at the figure's dpi
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        png_width = struct.unpack(">II", buf.getvalue()[16:24])[0]
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    scale = min(1.0, display_width / png_width)
-    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    smallest = min(texts, key=lambda t: t.get_fontsize())
-    offsets = [a.get_offset_text().get_text() for ax in fig.axes for a in (ax.xaxis, ax.yaxis)]
-
-    def data_pixels(ax):
-        """(label, (P, 2) display points along every line and patch outline, inside the axes) for ax's data."""
-        for artist in [*ax.lines, *ax.patches]:
-            if not artist.get_visible():
-                continue
-            if isinstance(artist, Rectangle) and artist.get_fill():  # a bar: all of its area
-                e = artist.get_window_extent(renderer)
-                gx, gy = _np.meshgrid(_np.linspace(e.x0, e.x1, 25), _np.linspace(e.y0, e.y1, 25))
-                pts = _np.column_stack([gx.ravel(), gy.ravel()])
-            else:
-                if isinstance(artist, Line2D):
-                    xy = artist.get_transform().transform(artist.get_xydata())
-                else:  # a histogram step, a polygon: its outline
-                    xy = artist.get_transform().transform(artist.get_path().vertices)
-                xy = xy[_np.isfinite(xy).all(axis=1)]
-                if len(xy) < 2:
-                    pts = xy
-                else:  # 20 points along every segment: a line crossing the legend is caught, not only its vertices
-                    t = _np.linspace(0, 1, 20)[:, None, None]
-                    pts = (xy[:-1] + t * (xy[1:] - xy[:-1])).reshape(-1, 2)
-            box = ax.bbox
-            inside = (pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)
-            label = artist.get_label()
-            yield (type(artist).__name__ if label.startswith("_") else label), pts[inside]
-
-    # titles and axis labels that run into each other (a long title over its neighbour's): every pair of them, and
-    # each against the other axes' tick labels
-    labels = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)]
-    labels += [t for t in (getattr(fig, "_suptitle", None),) if t is not None]
-    labels = [(t, t.get_window_extent(renderer)) for t in labels if t.get_visible() and t.get_text().strip()]
-    clashes = [f"{a.get_text()!r} / {b.get_text()!r}" for k, (a, ea) in enumerate(labels) for b, eb in labels[k + 1:]
-               if ea.padded(-1).overlaps(eb.padded(-1))]
-    legends = [(ax.get_legend(), [ax]) for ax in fig.axes if ax.get_legend() is not None]
-    legends += [(lg, fig.axes) for lg in fig.legends]
-    covered = []
-    for legend, axes in legends:
-        e = legend.get_window_extent(renderer).padded(-1)  # a touch along the border is not covering
-        hits = [label for ax in axes for label, pts in data_pixels(ax)
-                if ((pts[:, 0] > e.x0) & (pts[:, 0] < e.x1) & (pts[:, 1] > e.y0) & (pts[:, 1] < e.y1)).any()]
-        covered.append(hits)
-    return {
-        "png_width": int(png_width),
-        "min_text_px": smallest.get_fontsize() * fig.dpi / 72 * scale,
-        "smallest_text": smallest.get_text(),
-        "offset_texts": [o for o in offsets if o],
-        "legends_cover": covered,
-        "text_clashes": clashes,
-        "xlabels": [ax.get_xlabel() for ax in fig.axes],
-    }
 
 
 def assert_legible(facts: dict, what: str) -> None:
@@ -254,44 +180,28 @@ def test_explorer_figures_are_legible():
 # ---------------------------------------------------------------- the notebooks
 
 
-def run_recording_figures(name: str, tmp_path, monkeypatch):
-    """Execute notebooks/<name> in smoke mode with ``figure_facts`` called on every figure ``plt.show()`` shows."""
-    nb = nbformat.read(NB_DIR / name, as_version=4)
-    record = (
-        "import json as _json\nimport matplotlib.pyplot as _plt\n\n" + inspect.getsource(figure_facts) + "\n\n"
-        "_FIGURE_FACTS, _plt_show = [], _plt.show\n\n\n"
-        "def _show_and_record(*args, **kwargs):\n"
-        "    for num in _plt.get_fignums():\n"
-        "        _FIGURE_FACTS.append(figure_facts(_plt.figure(num)))\n"
-        "    return _plt_show(*args, **kwargs)\n\n\n"
-        "_plt.show = _show_and_record\n"
-    )
-    nb.cells.insert(2, nbformat.v4.new_code_cell(record))  # right after the setup cell
-    nb.cells.append(nbformat.v4.new_code_cell("print('__FIGURES__' + _json.dumps(_FIGURE_FACTS))"))
-    monkeypatch.setenv("SIMCLR_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures become image/png outputs
-    monkeypatch.setenv("SIMCLR_DATA", str(tmp_path / "no-data"))  # the offline images, as in CI
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}).execute()
+def shown_figures(nb) -> tuple[list[dict], list[str], str]:
+    """(facts, PNGs, stderr) of an executed notebook: every image/png output with the facts its kernel measured."""
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    facts = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs).split("__FIGURES__", 1)[1])
-    pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
+    shown = [o for o in outputs if "image/png" in o.get("data", {})]
+    facts = [o.get("metadata", {}).get(FACTS_KEY) for o in shown]
     stderr = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.name == "stderr")
-    return facts, pngs, stderr
+    return facts, [o["data"]["image/png"] for o in shown], stderr
 
 
 NOTEBOOKS = sorted(p.name for p in NB_DIR.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("00"))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_figures_are_legible(name, tmp_path, monkeypatch):
+def test_notebook_figures_are_legible(name, smoke_executed):
     import base64
     import struct
 
-    facts, pngs, stderr = run_recording_figures(name, tmp_path, monkeypatch)
-    assert pngs and len(facts) == len(pngs), f"{name}: {len(pngs)} figures shown, {len(facts)} measured"
+    facts, pngs, stderr = shown_figures(smoke_executed(name.removesuffix(".ipynb")))
+    assert pngs, f"{name}: no figure shown"
     for k, (f, png) in enumerate(zip(facts, pngs)):
+        assert isinstance(f, dict) and "error" not in f, f"{name}, figure {k + 1} was not measured: {f}"
         shown_width = struct.unpack(">II", base64.b64decode(png)[16:24])[0]
         assert shown_width == f["png_width"], f"{name}, figure {k + 1}: measured another PNG than the one shown"
         assert_legible(f, f"{name}, figure {k + 1} ({', '.join(x for x in f['xlabels'] if x)})")
