@@ -19,7 +19,7 @@ def outcome(row: Row) -> str:
     reason), or the status itself."""
     if row.needs_review:
         return "needs review"
-    if row.status.startswith("needs manual grading"):
+    if row.manual_cells:
         return "needs manual grading"
     return row.status
 

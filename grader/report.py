@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import status
+from . import status, status_meta
 from .guards import write_atomic
 
 # why points were lost, in the order a loss is attributed to one of them (the chart's bars add up to the loss)
@@ -127,7 +127,7 @@ def collect(gb: Gradebook, coursedir, assignment: str) -> ProblemSet:
     for sub in sorted(a.submissions, key=lambda s: s.student.id):
         for nb in sub.notebooks:
             folder = coursedir.format_path(coursedir.autograded_directory, sub.student.id, assignment)
-            meta = status._read_meta(Path(folder) / f"{nb.name}.ipynb") or {}
+            meta = status_meta.read_meta(Path(folder) / f"{nb.name}.ipynb") or {}
             for g in nb.grades:
                 if g.name in qs:
                     add_grade(qs[g.name], sub.student.id, float(g.score or 0.0), bool(g.needs_manual_grade),

@@ -45,7 +45,6 @@ __all__ = ["Row", "row", "rows", "submitted_students", "handed_in", "grading_dir
            "headline", "fmt_number", "died_status", "FlagForReview", "main", "MISSING", "NOT_ASSIGNED", "NOT_YET",
            "NOT_AUTOGRADED", "GRADED", "REVIEWED", "LIMIT_TEXT", "clean_meta", "notes", "read_meta"]
 
-_read_meta = read_meta  # grader.report reads a notebook's record under this name
 
 MISSING = "missing"
 NOT_ASSIGNED = "not assigned"

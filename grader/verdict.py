@@ -70,7 +70,7 @@ def _sentences(value) -> list[str] | None:
 
 def read_record(record) -> dict | None:
     """One graded cell's record as ``Verdict.record`` wrote it (read back from a notebook's metadata by
-    ``grader.status.clean_meta``), or None unless every field is as written
+    ``grader.status_meta.clean_meta``), or None unless every field is as written
     (``accepted``, the other readings accepted as right, may be absent: records written before it existed)."""
     if not isinstance(record, dict) or set(record) - {"accepted"} != {"fraction", "mistakes", *VERDICT_FLAGS}:
         return None
