@@ -12,7 +12,8 @@ from pathlib import Path
 
 LIGHTLY_DIR = Path(os.environ.get("LIGHTLY_TARGET", Path.home() / ".cache" / "simclr-workbook" / "lightly-pkgs"))
 RESULTS = Path(__file__).resolve().parent / "results"
-ENDLESS_EPOCHS = 1_000_000  # a benchmark's trainer is stepped for a time, never to the end of a schedule
+ENDLESS_EPOCHS = 100_000  # a benchmark's trainer is stepped for a time, never to the end of a schedule (the
+# recipe's own bound, train.config.SIZE_LIMITS)
 
 
 def import_lightly():

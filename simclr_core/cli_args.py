@@ -157,9 +157,12 @@ def _add_probe(sub) -> None:
                         "received run's recorded folder is only named, never read unless given here)")
     q.add_argument("--train-subset", type=_int_at_least("--train-subset", 2), help="probe on this many training images")
     q.add_argument("--test-subset", type=_positive_int("--test-subset"), help="evaluate on this many test images")
-    q.add_argument("--k", type=_positive_int("--k"), default=200, help="kNN neighbours")
-    q.add_argument("--knn-t", type=_positive_float("--knn-t"), default=0.1, help="kNN vote temperature")
-    q.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"), default=1e-4, help="L2 penalty of the linear probe")
+    # default None: the workbook's one probe protocol (eval.probe.PROTOCOL), so the command and every other probe agree
+    # (tests/test_probe_protocol.py holds these help texts to it; torch is not imported for --help)
+    q.add_argument("--k", type=_positive_int("--k"), help="kNN neighbours (default: the protocol's, 200)")
+    q.add_argument("--knn-t", type=_positive_float("--knn-t"), help="kNN vote temperature (default: the protocol's, 0.1)")
+    q.add_argument("--weight-decay", type=_nonneg_float("--weight-decay"),
+                   help="L2 penalty of the linear probe (default: the protocol's, 1e-4)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -252,7 +252,7 @@ def test_a_short_budget_says_its_true_fraction_of_an_epoch_and_warns(cifar_root,
     assert "0.75 epochs (3 steps)" in captured.out  # the probe table: not "1 epochs"
     assert main(["probe", str(out), "--data-root", str(cifar_root), "--k", "5", "--device", "cpu"]) == 0
     err = capsys.readouterr().err  # not a terminal here: the progress is one line per stage
-    assert "probe 1/6 (at 0 s): features of SimCLR (200 + 60 images)" in err and "probe 6/6" in err
+    assert "probe 1/4 (at 0 s): features, kNN and linear probe of SimCLR" in err and "probe 4/4" in err
     monkeypatch.setattr(budget, "time_steps", lambda *a, **k: 20.0)  # 0.5 min buys 1 step: a quarter epoch
     assert main(["pretrain", *TINY, "--data-root", str(cifar_root), "--out", str(tmp_path / "shorter"),
                  "--minutes", "0.5"]) == 0

@@ -184,3 +184,15 @@ def test_no_caller_probes_on_its_own():
 def test_the_caller_check_catches_a_direct_call():
     assert _called_names("from x import linear_probe\nacc = linear_probe(a, b, c, d)\n") & PRIMITIVES == {"linear_probe"}
     assert _called_names("import m\nm.knn_accuracy(a, b, c, d, k=20)\n") & PRIMITIVES == {"knn_accuracy"}
+
+
+def test_the_probe_commands_defaults_are_the_protocols():
+    """`simclr probe` passes None unless told, so the protocol decides; its help states the protocol's values."""
+    from simclr_core.cli_args import build_parser
+
+    args = build_parser().parse_args(["probe", "run"])
+    assert (args.k, args.knn_t, args.weight_decay) == (None, None, None)
+    helps = {a.dest: a.help for a in build_parser()._subparsers._group_actions[0].choices["probe"]._actions}
+    for dest, value in (("k", PROTOCOL.knn_k), ("knn_t", PROTOCOL.knn_t), ("weight_decay", PROTOCOL.weight_decay)):
+        stated = float(helps[dest].rsplit(", ", 1)[1].rstrip(")"))
+        assert stated == value, (dest, helps[dest], value)
