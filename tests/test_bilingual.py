@@ -137,7 +137,7 @@ def _runs(section: list[Block]) -> list[tuple[str, list[Block]]]:
 def unpaired_english(source: str, one_to_one: bool = False) -> list[str]:
     """The English blocks and headings of a cell without a complete Chinese counterpart (first words of each).
 
-    ``one_to_one`` (the problem sets): a run of English blocks also needs at least as many Chinese blocks after it,
+    ``one_to_one`` (the notebooks and the problem sets): a run of English blocks also needs at least as many Chinese blocks after it,
     so a Chinese paragraph deleted between two English ones is found even when the next one is long enough for both."""
     found: list[Block] = []
     bl = blocks(source)
@@ -223,12 +223,13 @@ def _markdown_cells(path: Path) -> list[tuple[int, str]]:
 
 def report() -> dict[str, int]:
     """English blocks without a Chinese counterpart, per notebook (``python tests/test_bilingual.py`` prints it)."""
-    return {p.stem: sum(len(unpaired_english(s)) for _, s in _markdown_cells(p)) for p in NOTEBOOKS}
+    return {p.stem: sum(len(unpaired_english(s, one_to_one=True)) for _, s in _markdown_cells(p)) for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_english_paragraph_has_a_chinese_counterpart(path):
-    missing = [f"cell {i}: {text!r}" for i, s in _markdown_cells(path) for text in unpaired_english(s)]
+    """Paragraph by paragraph: a run of English blocks needs as many Chinese blocks after it (``one_to_one``)."""
+    missing = [f"cell {i}: {text!r}" for i, s in _markdown_cells(path) for text in unpaired_english(s, one_to_one=True)]
     assert not missing, (f"{path.name}: {len(missing)} English blocks without a complete Chinese counterpart "
                          f"(at least {RATIO} CJK characters per English word, in the blocks right after):\n  "
                          + "\n  ".join(missing))
