@@ -37,8 +37,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
-    """One course of every kind of submission and every attack, graded once per session through the real
-    `nbgrader autograde` in the sandbox (tests/grade_kinds.grade_shared_course): (root, procs, results), each by
+    """Every kind of submission and every attack, graded once per session through the real `nbgrader autograde` in
+    the sandbox (tests/grade_kinds.grade_shared_course): (root of ps1's course, procs, results), the last two by
     assignment. The files that use it are GRADED_COURSE_FILES."""
     from . import grade_kinds
 
