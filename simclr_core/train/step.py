@@ -5,6 +5,8 @@ z = g(f(view)), loss = NT-Xent(z1, z2, tau) (eq. 1). An *objective* turns the tw
 is SimCLR's, the others add negatives from outside the batch (notebook 07) or remove them (notebook 08's collapse):
 
 - ``SimCLRObjective``: in-batch negatives (the 2N - 2 other views), or ``nt_xent_distributed`` under torchrun;
+- ``GroupedObjective``: NT-Xent within groups of m pairs of the batch (2m - 2 negatives per anchor), so that the
+  negatives an anchor sees vary while the images per step stay N (``experiments.negatives``);
 - ``QueueObjective``: + a FIFO queue of the last K keys, optionally from a momentum encoder (MoCo);
 - ``MemoryBankObjective``: + K negatives drawn from a bank of one stored embedding per image (PIRL-style);
 - ``AlignmentObjective``: only -cos(z1, z2), no negatives: the representation collapses.
@@ -22,12 +24,14 @@ import torch.nn.functional as F
 from .. import checks
 from ..nn.fast_layers import use_fast_layers
 from ..nn.loss import nt_xent_unchecked
+from ..nn.ntxent import ntxent_losses
 from ..nn.models import ProjectionHead, SimCLR, build_encoder, small_cnn
 from ..nn.queue import MemoryBank, MomentumEncoder, NegativeQueue, nt_xent_with_queue_unchecked
 from ..precision import Precision
 from .config import Recipe
 
-__all__ = ["build_model", "project", "SimCLRObjective", "QueueObjective", "MemoryBankObjective", "AlignmentObjective"]
+__all__ = ["build_model", "project", "SimCLRObjective", "GroupedObjective", "grouped_nt_xent", "check_group_pairs",
+           "QueueObjective", "MemoryBankObjective", "AlignmentObjective"]
 
 
 def build_model(recipe: Recipe) -> SimCLR:
@@ -75,6 +79,43 @@ class SimCLRObjective:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def check_group_pairs(group_pairs, batch_size: int) -> int:
+    """m, the pairs per NT-Xent group: an integer >= 2 that divides the batch's N pairs (m = 1 would leave an
+    anchor no negative at all: its loss is 0 and so is its gradient; the no-negatives ablation is
+    ``AlignmentObjective``)."""
+    valid = [m for m in range(2, batch_size + 1) if batch_size % m == 0]
+    if isinstance(group_pairs, bool) or not isinstance(group_pairs, int) or group_pairs not in valid:
+        raise ValueError(f"group_pairs (m, pairs per NT-Xent group) must be an integer >= 2 that divides the batch "
+                         f"size N = {batch_size}, got {group_pairs!r}; valid: {valid}")
+    return group_pairs
+
+
+def grouped_nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float, group_pairs: int) -> torch.Tensor:
+    """NT-Xent computed within groups: pairs [g m, (g + 1) m) of (z1, z2) form group g, whose 2m rows are an
+    NT-Xent batch of their own (``nn.ntxent.ntxent_losses``), so each anchor's denominator holds the 2m - 2 other
+    rows of its group. Returns the mean over all 2N anchors (= the mean of the groups' means, the groups being
+    equal in size); with m = N it is ``nt_xent``. The batch is shuffled by the loader, so contiguous groups are
+    random groups. Checked on shapes only (no host synchronisation)."""
+    n, d = z1.shape
+    m = check_group_pairs(group_pairs, n)
+    groups = torch.cat([z1.reshape(n // m, m, d), z2.reshape(n // m, m, d)], dim=1)  # (G, 2m, D) [view 1, view 2]
+    return torch.stack([ntxent_losses(g, tau) for g in groups]).mean()
+
+
+class GroupedObjective(SimCLRObjective):
+    """NT-Xent with the batch's N pairs split into N / m groups (``grouped_nt_xent``): the network still sees N
+    images per step, in one batch of 2N views (BatchNorm as in ``SimCLRObjective``); only the negatives per anchor
+    change, 2m - 2 instead of 2N - 2 (the fixed-images comparison of ``experiments.negatives``)."""
+
+    def __init__(self, temperature: float, group_pairs: int, batch_size: int):
+        super().__init__(temperature)
+        self.m = check_group_pairs(group_pairs, checks.positive_int("batch_size", batch_size))
+
+    def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
+        z1, z2 = project(model, torch.cat([v1, v2]), precision).chunk(2)  # (N, d_z) each
+        return grouped_nt_xent(z1, z2, self.tau, self.m)
 
 
 class QueueObjective(SimCLRObjective):
