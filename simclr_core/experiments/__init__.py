@@ -12,12 +12,16 @@ objective change (``common.ShortRun``). Modules:
   (``simclr_core.eval.probe``) and the measured numbers;
   ``python -m simclr_core.experiments NAME --preset P --out notebooks/results`` writes NAME.json, which the
   notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``;
+- ``negatives``, ``temperature``: phenomena P3 (more negatives at a fixed N images per step: NT-Xent within groups
+  of m pairs) and P5 (pretraining at several tau), which no notebook experiment varies; their JSONs feed the
+  phenomena table only;
 - ``phenomena`` / ``phenomena_table``: from those JSONs, the paired per-seed verdict on each phenomenon of the
   paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table).
 
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
-images, 3 seeds, ``python -m simclr_core.experiments all`` in about 2.5 hours; the cached numbers in notebooks/results
-were made with it), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number
+images, 3 seeds; the four notebook experiments in about 2.5 hours, the cached numbers in notebooks/results were made
+with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 30 and 40 minutes, their
+plain-SimCLR arm being the cached run), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number
 is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels. Finished pretraining runs
 are kept in a cache folder (``--cache``), so experiments that share a run train it once. Data: Fashion-MNIST
 (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
@@ -33,13 +37,15 @@ from ..precision import parse_device, resolve_device
 from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
+from .negatives import run_negatives
 from .phenomena_table import write_phenomena
 from .small_batch import run_small_batch, variants as small_batch_variants
+from .temperature import run_temperature
 from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
-           "run_fig5", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
+           "run_fig5", "run_negatives", "run_temperature", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
            "save_result", "load_or_run", "build_model", "default_views", "probe_of",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views", "write_phenomena"]
 
@@ -47,7 +53,7 @@ __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Pre
 DEFAULT_CACHE = Path("~/.cache/simclr-workbook/experiment-runs")
 
 EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
-               "vs_supervised": run_vs_supervised}
+               "vs_supervised": run_vs_supervised, "negatives": run_negatives, "temperature": run_temperature}
 
 
 def load_result(name: str, folder) -> dict | None:

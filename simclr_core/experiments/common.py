@@ -28,7 +28,7 @@ from ..precision import precision_for
 from ..train.config import Recipe, RunOptions, preset
 from ..train.loop import Callback
 from ..train.runs import pretrain
-from ..train.step import AlignmentObjective, MemoryBankObjective, QueueObjective
+from ..train.step import AlignmentObjective, GroupedObjective, MemoryBankObjective, QueueObjective, check_group_pairs
 from ..train.step import build_model as _build_model
 from ..train.supervised import SupervisedRecipe, train_classifier
 
@@ -57,6 +57,7 @@ class ShortRun:
     bank_negatives: int = 0  # > 0: this many negatives drawn from a memory bank of one embedding per image (PIRL)
     negatives: bool = True  # False: alignment-only loss -cos(z1, z2), the collapsing ablation
     seed: int = 0
+    group_pairs: int = 0  # > 0: NT-Xent within groups of this many pairs (2m - 2 negatives, still N images per step)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "head_dim"):
@@ -64,10 +65,14 @@ class ShortRun:
         checks.nonnegative_int("queue_size", self.queue_size)
         checks.nonnegative_int("bank_negatives", self.bank_negatives)
         checks.nonnegative_int("seed", self.seed)
+        if checks.nonnegative_int("group_pairs", self.group_pairs):
+            check_group_pairs(self.group_pairs, self.batch_size)
 
     @property
     def negatives_per_anchor(self) -> int:
-        """2N - 2 in-batch negatives, plus the queue's or the bank's."""
+        """2N - 2 in-batch negatives (2m - 2 within groups of m pairs), plus the queue's or the bank's."""
+        if self.group_pairs and self.negatives:
+            return 2 * self.group_pairs - 2
         return 2 * self.batch_size - 2 + self.queue_size + self.bank_negatives if self.negatives else 0
 
     def recipe(self, dataset: str, n_images: int) -> Recipe:
@@ -88,7 +93,17 @@ class ShortRun:
         if self.bank_negatives:
             return lambda model: MemoryBankObjective(self.temperature, model, n_images, self.bank_negatives,
                                                      seed=self.seed)
+        if self.group_pairs:
+            return lambda model: GroupedObjective(self.temperature, self.group_pairs, self.batch_size)
         return None
+
+    def key(self) -> dict:
+        """What identifies the run in the cache: its fields, less ``group_pairs`` when it is 0 (plain SimCLR), so
+        that the runs cached before grouping existed keep their keys."""
+        fields = asdict(self)
+        if not fields["group_pairs"]:
+            del fields["group_pairs"]
+        return fields
 
 
 class _Every(Callback):
@@ -121,7 +136,7 @@ def _cache_file(cache, train, views, run: ShortRun, dataset: str) -> Path | None
     key_views = "recipe" if views is None else repr(views)
     if " at 0x" in key_views:
         return None
-    key = json.dumps({"run": asdict(run), "dataset": dataset, "data": data_digest(train), "n": len(train),
+    key = json.dumps({"run": run.key(), "dataset": dataset, "data": data_digest(train), "n": len(train),
                       "views": key_views, "torch": torch.__version__}, sort_keys=True)
     return Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
