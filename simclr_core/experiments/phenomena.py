@@ -1,10 +1,11 @@
 """The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
 
-Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json; seconds, no
-training). Every comparison is paired: both arms of a row were trained with the same seed, so from the same
+Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json, and when they
+exist negatives.json and temperature.json; seconds, no training). Every comparison is paired: both arms of a row were trained with the same seed, so from the same
 initial weights, on the same images, and probed on the same test images; the per-seed differences A - B are what
 the verdict reads (``verdict``, thresholds in ``RULES``). A phenomenon the cached runs cannot answer gets a row
-``not measured`` with the reason. ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the
+``not measured`` with the reason: P3 and P5 until ``python -m simclr_core.experiments negatives temperature`` has
+written their JSONs (``OPTIONAL``, rows built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the
 results README's table (``phenomena_table``).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from .stats import mean_sd
 
 __all__ = ["Threshold", "RULES", "MIN_SEEDS", "PHENOMENA", "Comparison", "COMPARISONS", "NOT_MEASURED", "verdict",
-           "read_results", "compute_phenomena", "FILE", "METRICS_ZH", "VERDICTS_ZH"]
+           "read_results", "compute_phenomena", "measured_comparisons", "OPTIONAL", "FILE", "METRICS_ZH", "VERDICTS_ZH"]
 
 FILE = "phenomena.json"
 MIN_SEEDS = 3  # the fewest paired differences that give an sd worth comparing a mean with
@@ -128,7 +129,7 @@ COMPARISONS = (
 )
 
 NOT_MEASURED = (
-    {"id": "P3 more negatives at fixed images per step", "phenomenon": "P3",
+    {"id": "P3 more negatives at fixed images per step", "phenomenon": "P3", "file": "negatives.json",
      "reason": ("no cached run varies the negatives an anchor sees at a fixed number of images per step; the cached "
                 "N = 128 vs N = 32 comparison (small_batch.json, both 1,200 steps) is confounded: the larger batch "
                 "also sees 4x the images",
@@ -136,11 +137,43 @@ NOT_MEASURED = (
                 "(small_batch.json,都是 1,200 步)是混杂的:大 batch 同时也多看了 4 倍的图像"),
      "confounded": ("small_batch.json", ("variants", "SimCLR, N={large_batch}", "knn"),
                     ("variants", "SimCLR, N={small_batch}", "knn"))},
-    {"id": "P5 temperature", "phenomenon": "P5",
+    {"id": "P5 temperature", "phenomenon": "P5", "file": "temperature.json",
      "reason": ("no cached training run varies tau (notebook 02 measures the loss at several tau, not what a run "
                 "trained at each learns)",
                 "没有缓存的训练运行改变 tau(笔记本 02 在几个 tau 下测量损失,而不是在每个 tau 下训练得到的表示)")},
 )
+
+
+OPTIONAL = tuple(s["file"] for s in NOT_MEASURED)  # read when present; absent: the row above says why
+_BEST_NOTE = ("the best tau is picked by these runs' mean kNN, so its gaps lean slightly optimistic; beating every "
+              "other tau places the optimum inside the range",
+              "最佳 tau 由这些运行的平均 kNN 选出,因此它的差距略偏乐观;胜过其他每个 tau 说明最优值位于该范围之内")
+
+
+def _p3(data: dict) -> list[Comparison]:
+    """The most negatives vs the fewest, at the same N images per step: m = largest vs m = smallest."""
+    big, small, n = max(data["groups"]), min(data["groups"]), data["batch_size"]
+    text = (f"{2 * big - 2} vs {2 * small - 2} negatives per anchor (NT-Xent within groups of {big} vs {small} pairs), "
+            f"both N = {n} images per step", f"每个锚点 {2 * big - 2} 对 {2 * small - 2} 个负样本(在 {big} 对与 {small} 对"
+            f"的组内计算 NT-Xent),每步都是 N = {n} 张图像")
+    return [Comparison(f"P3 m={big} vs m={small} ({m})", "P3", text, m, "negatives.json",
+                       ("variants", f"m={big}", m), ("variants", f"m={small}", m)) for m in ("knn", "linear")]
+
+
+def _p5(data: dict) -> list[Comparison]:
+    """The tau of the best mean kNN vs every other tau (where the optimum lies), both metrics."""
+    names = {f"tau={t:g}": t for t in data["temperatures"]}
+    best = max(names, key=lambda k: data["variants"][k]["knn"]["mean"])
+    return [Comparison(f"P5 {best} vs {other} ({m})", "P5", (f"pretrained at the best {best} vs at {other}",
+                                                             f"在最佳的 {best} 下预训练对比在 {other} 下"),
+                       m, "temperature.json", ("variants", best, m), ("variants", other, m), note=_BEST_NOTE)
+            for other in names if other != best for m in ("knn", "linear")]
+
+
+def measured_comparisons(results: dict) -> list[Comparison]:
+    """The rows of P3 and P5 from negatives.json and temperature.json, for those of them in ``results``."""
+    build = {"negatives.json": _p3, "temperature.json": _p5}
+    return [c for name in OPTIONAL if name in results for c in build[name](results[name])]
 
 
 def _r(x: float) -> float:
@@ -219,7 +252,8 @@ def _not_measured(spec: dict, results: dict) -> dict:
 
 
 def read_results(folder) -> dict:
-    """{file name: parsed JSON} of the cached results the table reads, with a clear error for a missing one."""
+    """{file name: parsed JSON} of the cached results the table reads, with a clear error for a missing one; the
+    ``OPTIONAL`` ones only when present."""
     files = sorted({c.file for c in COMPARISONS} | {s["confounded"][0] for s in NOT_MEASURED if "confounded" in s})
     out = {}
     for name in files:
@@ -228,6 +262,9 @@ def read_results(folder) -> dict:
             raise ValueError(f"{path} is missing: the phenomena table reads the cached {', '.join(files)} "
                              f"(python -m simclr_core.experiments all writes them)")
         out[name] = json.loads(path.read_text())
+    for name in OPTIONAL:
+        if (Path(folder) / name).is_file():
+            out[name] = json.loads((Path(folder) / name).read_text())
     return out
 
 
@@ -235,7 +272,8 @@ def compute_phenomena(folder) -> dict:
     """The phenomena table of the cached results in ``folder``: its rule, one row per comparison, then the rows
     of what the cached runs do not measure, ordered by phenomenon."""
     results = read_results(folder)
-    rows = [_row(c, results) for c in COMPARISONS] + [_not_measured(s, results) for s in NOT_MEASURED]
+    rows = [_row(c, results) for c in (*COMPARISONS, *measured_comparisons(results))]
+    rows += [_not_measured(s, results) for s in NOT_MEASURED if s["file"] not in results]
     rows.sort(key=lambda r: r["phenomenon"])  # stable: the order of COMPARISONS within a phenomenon
     return {"experiment": "phenomena", "command": "python -m simclr_core.experiments phenomena",
             "reads": sorted(results), "rule": {k: {"value": t.value, "reason": t.reason} for k, t in RULES.items()},
