@@ -8,8 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from simclr_core import experiments as ex
+from simclr_core.data.datasets import ImageDataset
 from simclr_core.experiments import negatives, temperature
 from simclr_core.experiments.phenomena import NOT_MEASURED, compute_phenomena
 from simclr_core.experiments.phenomena_table import markdown
@@ -39,7 +41,8 @@ def test_the_smoke_run_writes_well_formed_json(smoke, name, arm_key, arms):
             ms = v[metric]
             assert len(ms["values"]) == len(data["preset"]["seeds"]) == 2
             ref = mean_sd(ms["values"])
-            assert (ms["mean"], ms["sd"]) == pytest.approx((ref["mean"], ref["sd"])) and all(0 <= x <= 1 for x in ms["values"])
+            assert (ms["mean"], ms["sd"]) == pytest.approx((ref["mean"], ref["sd"]))
+            assert all(0 <= x <= 1 for x in ms["values"])
         assert len(v["final_loss"]) == 2 and v["train_s"] >= 0
     assert set(data["baselines"]) == {"random init", "raw pixels"}
     assert not (RESULTS / f"{name}.json").exists() or (smoke / f"{name}.json").read_text() != (
@@ -61,6 +64,16 @@ def test_the_plain_arms_are_the_cached_simclr_run():
     assert replace(plain, group_pairs=4).negatives_per_anchor == 6 and plain.negatives_per_anchor == 254
     with pytest.raises(ValueError, match=r"group_pairs .* N = 128, got 3; valid: \[2, 4, 8, 16, 32, 64, 128\]"):
         ex.ShortRun(group_pairs=3)
+
+
+def test_a_grouped_run_is_cached_apart_from_the_plain_one(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    train = ImageDataset(torch.randint(0, 256, (32, 1, 12, 12), generator=g, dtype=torch.uint8),
+                         torch.randint(0, 3, (32,), generator=g), ("a", "b", "c"), "fashion-mnist")
+    run, views = ex.ShortRun(steps=2, batch_size=8, widths=(4, 8), head_dim=8), ex.compose(["crop"], size=8)
+    _, plain = ex.pretrain_short(train, views, run, progress=False, cache=tmp_path)
+    _, grouped = ex.pretrain_short(train, views, replace(run, group_pairs=2), progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2 and plain["loss"][0] != grouped["loss"][0]
 
 
 def test_all_runs_the_new_experiments():

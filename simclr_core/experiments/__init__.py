@@ -16,15 +16,16 @@ objective change (``common.ShortRun``). Modules:
   of m pairs) and P5 (pretraining at several tau), which no notebook experiment varies; their JSONs feed the
   phenomena table only;
 - ``phenomena`` / ``phenomena_table``: from those JSONs, the paired per-seed verdict on each phenomenon of the
-  paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table).
+  paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table;
+  it reads negatives.json and temperature.json when present, and keeps P3 and P5 ``not measured`` until then).
 
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
 images, 3 seeds; the four notebook experiments in about 2.5 hours, the cached numbers in notebooks/results were made
-with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 30 and 40 minutes, their
-plain-SimCLR arm being the cached run), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number
-is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels. Finished pretraining runs
-are kept in a cache folder (``--cache``), so experiments that share a run train it once. Data: Fashion-MNIST
-(offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
+with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 35 and 45 minutes, their
+plain-SimCLR arm being the cached run), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer
+runs). Every number is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels.
+Finished pretraining runs are kept in a cache folder (``--cache``), so experiments that share a run train it once.
+Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
 """
 
 from __future__ import annotations

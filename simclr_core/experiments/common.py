@@ -217,7 +217,8 @@ PRESETS = {
                     fig5_ops=("crop", "color"), fig5_steps=2, fig5_batch=16, small_batch=8, small_batch_steps=3,
                     queue_sizes=(32,), bank_negatives=32, collapse_steps=3, finetune_steps=3, finetune_batch=16,
                     embed_points=60),
-    # a 2-core laptop: `python -m simclr_core.experiments all` in about 2.5 hours (the cached results)
+    # a 2-core laptop: the four notebook experiments in about 2.5 hours (the cached results); negatives and
+    # temperature (phenomena P3, P5) add about 35 and 45 minutes (9 and 12 runs of 1,200 steps at N = 128)
     "cpu": Preset("cpu", n_train=10_000, n_test=5000,
                   seeds=(0, 1, 2),  # the fewest that give an sd
                   steps=1200,  # kNN +4 over random init, within 0.5 of a 3000-step run (measured learning curve)

@@ -1,12 +1,13 @@
 """The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
 
 Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json, and when they
-exist negatives.json and temperature.json; seconds, no training). Every comparison is paired: both arms of a row were trained with the same seed, so from the same
-initial weights, on the same images, and probed on the same test images; the per-seed differences A - B are what
-the verdict reads (``verdict``, thresholds in ``RULES``). A phenomenon the cached runs cannot answer gets a row
-``not measured`` with the reason: P3 and P5 until ``python -m simclr_core.experiments negatives temperature`` has
-written their JSONs (``OPTIONAL``, rows built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the
-results README's table (``phenomena_table``).
+exist negatives.json and temperature.json; seconds, no training). Every comparison is paired: both arms of a row
+were trained with the same seed, so from the same initial weights, on the same images, and probed on the same test
+images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in ``RULES``). A
+phenomenon the cached runs cannot answer gets a row ``not measured`` with the reason: P3 and P5 until
+``python -m simclr_core.experiments negatives temperature`` has written their JSONs (``OPTIONAL``; their rows are
+built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes
+phenomena.json and the results README's table (``phenomena_table``).
 """
 
 from __future__ import annotations
