@@ -38,8 +38,8 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
     """Every kind of submission and every attack, graded once per session through the real `nbgrader autograde` in
-    the sandbox (tests/grade_kinds.grade_shared_course): (root of ps1's course, procs, results), the last two by
-    assignment. The files that use it are GRADED_COURSE_FILES."""
+    the sandbox (tests/grade_kinds.grade_shared_course): {"kinds": ..., "attacks": ...}, each (root, procs,
+    results). The files that use it are GRADED_COURSE_FILES."""
     from . import grade_kinds
 
     if shutil.which("bwrap") is None:

@@ -108,29 +108,31 @@ def results(root: Path, a: str, kinds) -> dict:
     return out
 
 
-def _grade_course(dst: Path, assignments: list[str]) -> tuple[Path, dict, dict]:
+def _grade_course(dst: Path, table: dict[str, list[str]]) -> tuple[Path, dict, dict]:
     root = make_course(dst)
     procs, res = {}, {}
-    for a in assignments:
-        kinds = sorted(set(TESTED_KINDS[a]) | set(ATTACK_KINDS[a]))
+    for a, kinds in table.items():
         submit(root, a, kinds)
         procs[a] = nbgrader("autograde", a, "--create", "--Execute.timeout=10", cwd=root)
         res[a] = results(root, a, kinds)
     return root, procs, res
 
 
-def grade_shared_course(dst: Path) -> tuple[Path, dict, dict]:
-    """TESTED_KINDS and ATTACK_KINDS graded together, one `nbgrader autograde` per problem set (a kind in both
-    tables is one submission): (the root of ps1's course, assignment -> the autograde process, assignment ->
-    results()). ps1 and the other three are two courses graded side by side, each with its own gradebook (the
-    waits on kernels of one fill the other's). tests/conftest.py grades it once per session for
+def grade_shared_course(dst: Path) -> dict[str, tuple[Path, dict, dict]]:
+    """TESTED_KINDS and ATTACK_KINDS graded in two courses side by side, each its own gradebook, so that one's waits
+    on kernels fill the other's: "kinds" holds ps1's TESTED_KINDS, "attacks" ps1's ATTACK_KINDS and both tables of
+    ps2-ps4 (a kind in both is one submission). Each is (root, assignment -> the `nbgrader autograde` process,
+    assignment -> results()), one autograde per problem set. tests/conftest.py grades them once per session for
     tests/test_grading.py and tests/test_grading_attacks.py."""
     from concurrent.futures import ThreadPoolExecutor
 
+    first = ASSIGNMENTS[0]
+    tables = {"kinds": {first: TESTED_KINDS[first]},
+              "attacks": {a: ATTACK_KINDS[a] if a == first else sorted(set(TESTED_KINDS[a]) | set(ATTACK_KINDS[a]))
+                          for a in ASSIGNMENTS}}
     with ThreadPoolExecutor(2) as pool:
-        first, rest = pool.map(lambda job: _grade_course(dst / job[0], job[1]),
-                               [("ps1", ASSIGNMENTS[:1]), ("others", ASSIGNMENTS[1:])])
-    return first[0], {**first[1], **rest[1]}, {**first[2], **rest[2]}
+        graded = pool.map(lambda name: _grade_course(dst / name, tables[name]), tables)
+        return dict(zip(tables, graded))
 
 
 def first_failure(msgs: dict) -> str:

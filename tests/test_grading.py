@@ -56,9 +56,8 @@ COPIED = {"ps2_temperature": (6 - 4 / 3 - 1, ["share_low", "share_high", "L_batc
 
 @pytest.fixture(scope="module")
 def course(graded_course):
-    """ps1 of the session's graded course (tests/conftest.py), which also holds the attacks of
-    tests/test_grading_attacks.py."""
-    root, procs, res = graded_course
+    """ps1's kinds in the session's graded courses (tests/conftest.py)."""
+    root, procs, res = graded_course["kinds"]
     return root, procs[A1], res[A1]
 
 
@@ -137,7 +136,7 @@ def test_hidden_tests_and_references_stay_out_of_the_feedback(course):
 
 @pytest.mark.parametrize("a", ["ps2_temperature", "ps3_batch_size", "ps4_applications"])
 def test_other_problem_sets_score_right_answers_only(graded_course, a):
-    _, procs, results = graded_course
+    _, procs, results = graded_course["attacks"]  # ps2-ps4 of both tables are graded there
     proc, res = procs[a], results[a]
     assert "Attribute 'checksum'" not in proc.stdout + proc.stderr, "no test cell was changed: no checksum warning"
     assert res["correct"][0] == AUTO_POINTS[a], (res["correct"], proc.stderr[-2000:])

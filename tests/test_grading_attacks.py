@@ -1,9 +1,9 @@
 """Attacks on the grader itself, through the real `nbgrader autograde` in the bubblewrap sandbox.
 
-The session's one graded course (``graded_course``, tests/conftest.py) holds every attack of tests/submissions.py
-(``ATTACK_KINDS``, ``LIBRARY_KINDS``): forged values displayed by an IPython hook, a replaced report function, a rewritten ``session.pack`` or a
-finalizer; library functions reached through ``sys.modules``, the visible test's alias or a cell of the student's
-own; a gradient set by hand; and what the feedback must not reveal (hidden inputs, who is on the roster) or must
+The attacks' course of the session's graded courses (``graded_course``, tests/conftest.py) holds every attack of
+tests/submissions.py (``ATTACK_KINDS``, ``LIBRARY_KINDS``): forged values displayed by an IPython hook, a replaced
+report function, a rewritten ``session.pack`` or a finalizer; library functions reached through ``sys.modules``,
+the visible test's alias or a cell of the student's own; a gradient set by hand; and what the feedback must not reveal (hidden inputs, who is on the roster) or must
 still say (the named mistake behind a failing visible assert, an IPython command refused by name).
 """
 
@@ -27,8 +27,8 @@ A1, A2, A3, A4 = G.ASSIGNMENTS
 
 @pytest.fixture(scope="module")
 def graded(graded_course):
-    """The session's graded course (tests/conftest.py), which also holds the kinds of tests/test_grading.py."""
-    root, procs, res = graded_course
+    """The attacks' course of the session's graded courses (tests/conftest.py)."""
+    root, procs, res = graded_course["attacks"]
     for a, proc in procs.items():
         assert proc.returncode == 0, proc.stderr[-3000:]
     return root, res
