@@ -3,8 +3,9 @@
 The attacks' course of the session's graded courses (``graded_course``, tests/conftest.py) holds every attack of
 tests/submissions.py (``ATTACK_KINDS``, ``LIBRARY_KINDS``): forged values displayed by an IPython hook, a replaced
 report function, a rewritten ``session.pack`` or a finalizer; library functions reached through ``sys.modules``,
-the visible test's alias or a cell of the student's own; a gradient set by hand; and what the feedback must not reveal (hidden inputs, who is on the roster) or must
-still say (the named mistake behind a failing visible assert, an IPython command refused by name).
+the visible test's alias or a cell of the student's own; a gradient set by hand; and what the feedback must not
+reveal (hidden inputs, who is on the roster) or must still say (the named mistake behind a failing visible assert,
+an IPython command refused by name).
 """
 
 from __future__ import annotations
