@@ -85,8 +85,9 @@ def check_group_pairs(group_pairs, batch_size: int) -> int:
     """m, the pairs per NT-Xent group: an integer >= 2 that divides the batch's N pairs (m = 1 would leave an
     anchor no negative at all: its loss is 0 and so is its gradient; the no-negatives ablation is
     ``AlignmentObjective``)."""
-    valid = [m for m in range(2, batch_size + 1) if batch_size % m == 0]
-    if isinstance(group_pairs, bool) or not isinstance(group_pairs, int) or group_pairs not in valid:
+    if isinstance(group_pairs, bool) or not isinstance(group_pairs, int) or group_pairs < 2 \
+            or batch_size % group_pairs:  # checked on every step of a grouped run: the list of divisors only for the error
+        valid = [m for m in range(2, batch_size + 1) if batch_size % m == 0]
         raise ValueError(f"group_pairs (m, pairs per NT-Xent group) must be an integer >= 2 that divides the batch "
                          f"size N = {batch_size}, got {group_pairs!r}; valid: {valid}")
     return group_pairs
