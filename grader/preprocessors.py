@@ -13,7 +13,6 @@ summary of ``make grade`` and the status column of ``nbgrader export`` (``grader
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -25,6 +24,7 @@ from traitlets import Bool, Integer
 
 from .guards import OutputBudget, limit_hits
 from .limits import DEFAULT
+from .sandbox import CheckedKernelManager, MalformedKernelMessage, SandboxKernelManager, bwrap_path
 
 STATUS_KEY = "simclr_grading"
 TIMEOUT_ERRORS = ("CellTimeoutError", "KeyboardInterrupt")
@@ -87,9 +87,8 @@ class SandboxedExecute(Execute):
     def __init__(self, **kw):
         super().__init__(**kw)
         self._student = None
+        self.kernel_manager_class = CheckedKernelManager
         if self.sandbox:
-            from .sandbox import SandboxKernelManager, bwrap_path
-
             if bwrap_path() is None:
                 raise RuntimeError("sandboxed grading needs bubblewrap (`sudo apt-get install bubblewrap`, or "
                                    "`make system`); --SandboxedExecute.sandbox=False grades WITHOUT a sandbox")
@@ -126,9 +125,9 @@ class SandboxedExecute(Execute):
         self.timeout_func = self._cell_timeout
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
-        except (DeadKernelError, CellTimeoutError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            # the kernel died, stopped answering or sent messages that are not JSON (e.g. a submission that broke
-            # IPython or replaced json.dumps in it)
+        except (DeadKernelError, CellTimeoutError, MalformedKernelMessage) as e:
+            # the kernel died, stopped answering or sent messages that are not Jupyter messages (e.g. a submission
+            # that broke IPython or replaced json.dumps in it)
             if self._running is None:
                 raise  # it never started: a set-up problem, not the submission's
             index, cell = self._running

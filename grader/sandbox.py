@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.session import Session
+from traitlets import default
 
 from .limits import DEFAULT, Limits, seccomp_filter, user_tasks
 
@@ -145,7 +147,32 @@ def bwrap_command(inner: list[str], workdir: Path, connection_file: str, ipc_dir
     return _sandbox_argv(workdir, env, binds) + list(inner)
 
 
-class SandboxKernelManager(AsyncKernelManager):
+class MalformedKernelMessage(Exception):
+    """The kernel sent a message that is not a signed Jupyter message seen for the first time, e.g. because the
+    submission replaced ``json.dumps`` in it: then every message packs to the same text, so the second one
+    repeats the first's signature, and its content is not JSON."""
+
+
+class CheckedSession(Session):
+    """A session whose every way of reading a bad message raises one error (``MalformedKernelMessage``), so a
+    broken kernel is reported the same however its messages happen to interleave."""
+
+    def deserialize(self, msg_list, content=True, copy=True):
+        try:
+            return super().deserialize(msg_list, content=content, copy=copy)
+        except ValueError as e:  # a bad signature, a repeated one, not JSON, not UTF-8 (all ValueErrors)
+            raise MalformedKernelMessage(f"{type(e).__name__}: {e}") from e
+
+
+class CheckedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose clients read messages through ``CheckedSession``."""
+
+    @default("session")
+    def _checked_session(self):
+        return CheckedSession(parent=self)
+
+
+class SandboxKernelManager(CheckedKernelManager):
     """An AsyncKernelManager whose kernel runs under bwrap (see the module docstring).
 
     The kernel starts in a tmpfs holding a copy of the regular files of the folder nbgrader starts it in (the

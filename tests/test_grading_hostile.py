@@ -319,3 +319,25 @@ def test_grading_again_leaves_what_was_graded(course):
                                        "removed)")
     assert not (_autograded(root, PLANTED).parent / "notes.txt").exists()
     assert after == {s: line for s, line in before.items() if s != PLANTED}
+
+
+def test_every_bad_kernel_message_is_one_error():
+    """A kernel whose json.dumps was replaced packs every message to the same text: the client reads a message
+    that is not JSON, or one whose signature repeats an earlier one's, depending on which channel it reads first.
+    Both are one error, so the submission's status does not depend on timing."""
+    from grader.sandbox import CheckedKernelManager, MalformedKernelMessage
+
+    session = CheckedKernelManager().session
+    kernel = session.clone()  # the kernel's side: same key
+    good = kernel.serialize(kernel.msg("status", {"execution_state": "idle"}))[1:]  # after the delimiter
+    assert session.deserialize(good)["content"] == {"execution_state": "idle"}
+    with pytest.raises(MalformedKernelMessage, match="Duplicate Signature"):
+        session.deserialize(good)
+    kernel.pack = lambda obj: b"{"
+    broken = kernel.serialize(kernel.msg("status", {"execution_state": "idle"}))[1:]
+    with pytest.raises(MalformedKernelMessage, match="JSONDecodeError"):
+        session.deserialize(broken)
+    with pytest.raises(MalformedKernelMessage, match="Duplicate Signature"):
+        session.deserialize(broken)
+    with pytest.raises(MalformedKernelMessage, match="Invalid Signature"):
+        session.deserialize([b"0" * 64, *good[1:]])
