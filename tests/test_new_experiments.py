@@ -66,6 +66,13 @@ def test_the_plain_arms_are_the_cached_simclr_run():
         ex.ShortRun(group_pairs=3)
 
 
+def test_a_bank_run_names_its_draws_in_the_cache_key():
+    """A bank run trained when its draws could hit the anchor's own entry must not be found again."""
+    plain = ex.ShortRun()
+    bank = replace(plain, bank_negatives=64)
+    assert bank.key()["bank_draws"] == ex.common.BANK_DRAWS and "bank_draws" not in plain.key()
+
+
 def test_a_grouped_run_is_cached_apart_from_the_plain_one(tmp_path):
     g = torch.Generator().manual_seed(0)
     train = ImageDataset(torch.randint(0, 256, (32, 1, 12, 12), generator=g, dtype=torch.uint8),

@@ -41,6 +41,9 @@ def simclr_views(cfg: AugmentConfig):
 
 # ------------------------------------------------------------------ 2. one short pretraining run
 
+BANK_DRAWS = "skip the batch's images"  # train.step.MemoryBankObjective: no anchor meets its own stored entry
+
+
 @dataclass(frozen=True)
 class ShortRun:
     """One SimCLR run of the Fashion-MNIST ``cpu`` preset's recipe (its network, SGD, lr, schedule, tau, weight
@@ -99,10 +102,13 @@ class ShortRun:
 
     def key(self) -> dict:
         """What identifies the run in the cache: its fields, less ``group_pairs`` when it is 0 (plain SimCLR), so
-        that the runs cached before grouping existed keep their keys."""
+        that the runs cached before grouping existed keep their keys; a memory-bank run also names the bank's
+        draws (``BANK_DRAWS``), so that no run of a bank that could draw the anchor's own entry is found again."""
         fields = asdict(self)
         if not fields["group_pairs"]:
             del fields["group_pairs"]
+        if self.bank_negatives:
+            fields["bank_draws"] = BANK_DRAWS
         return fields
 
 
