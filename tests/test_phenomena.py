@@ -120,3 +120,11 @@ def test_a_smaller_result_gives_rows_without_verdicts_not_an_error(tmp_path):
     assert rows["P1 (knn)"]["verdict"] == "not measured" and len(rows["P1 (knn)"]["differences"]) == 2
     assert rows["P6 h vs z (linear)"]["verdict"] == "shown"
     assert "only 2 seeds" in markdown(compute_phenomena(tmp_path), "en")
+
+
+def test_a_notebook_shows_the_rows_of_its_phenomena_only(table):
+    lines = [line for line in markdown(table, "en", only=("P5",)).splitlines() if line.startswith("| P")]
+    assert len(lines) == sum(r["phenomenon"] == "P5" for r in table["rows"]) > 0
+    assert all(line.startswith("| P5 ") for line in lines)
+    with pytest.raises(ValueError, match=r"unknown phenomena \['P9'\]; valid: \['P1', "):
+        markdown(table, "zh", only=("P9",))

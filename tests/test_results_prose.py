@@ -1,9 +1,10 @@
-"""The prose of notebooks 06-09 cannot drift from its numbers.
+"""The prose of the notebooks that report experiments (02's temperature runs, 06-09) cannot drift from its numbers.
 
-Every "mean ± sd" quoted in a markdown cell of an application notebook, and every decimal number in its findings
-cells (the cells headed "What the measurement shows" / "测量结果"), is a value of that notebook's cached JSON
-(notebooks/results), formatted as the notebook formats it (``experiments.stats.fmt``) -- or one of the paper's
-numbers the notebook quotes. A few qualitative claims the prose makes are checked against the JSON as well.
+Every "mean ± sd" quoted in a markdown cell of such a notebook, and every decimal number in its findings cells
+(the cells headed "What the measurement shows" / "测量结果"), is a value of that notebook's cached JSON
+(notebooks/results), formatted as the notebook formats it (``experiments.stats.fmt``), a paired difference of
+the phenomena table (phenomena.json, as its tables print it), or one of the paper's numbers the notebook quotes.
+A few qualitative claims the prose makes are checked against the JSON as well.
 """
 
 import json
@@ -17,8 +18,9 @@ import pytest
 from simclr_core.experiments.stats import differs, fmt
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = {"06_augmentation_ablation": "fig5", "07_small_batches": "small_batch",
-             "08_visualizing_representations": "visualize", "09_simclr_vs_supervised": "vs_supervised"}
+NOTEBOOKS = {"02_temperature": ("temperature",), "06_augmentation_ablation": ("fig5",),
+             "07_small_batches": ("small_batch", "negatives"), "08_visualizing_representations": ("visualize",),
+             "09_simclr_vs_supervised": ("vs_supervised",)}  # the first is the notebook's own experiment
 # numbers the notebooks quote from the paper / lecture, not measured here
 PAPER = {"56.3", "48.3", "25.4", "65.6", "56.4", "76.5", "69.3", "1.28"}
 # settings and closed forms the findings quote, per notebook (not measurements)
@@ -28,11 +30,29 @@ PLUS_MINUS = re.compile(r"(-?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
 DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
 
 
+def _results(name) -> list[dict]:
+    out = []
+    for exp in NOTEBOOKS[name]:
+        path = ROOT / "notebooks" / "results" / f"{exp}.json"
+        if not path.is_file():
+            pytest.skip(f"no cached {path.name}")
+        out.append(json.loads(path.read_text()))
+    return out
+
+
 def _result(name):
-    path = ROOT / "notebooks" / "results" / f"{NOTEBOOKS[name]}.json"
-    if not path.is_file():
-        pytest.skip(f"no cached {path.name}")
-    return json.loads(path.read_text())
+    return _results(name)[0]
+
+
+def _paired() -> set[str]:
+    """The phenomena table's paired differences as its tables print them: mean ± sd, each per-seed difference."""
+    path = ROOT / "notebooks" / "results" / "phenomena.json"
+    out = set()
+    for row in json.loads(path.read_text())["rows"] if path.is_file() else []:
+        if "mean" in row and row["unit"] == "points":
+            text = f"{row['mean']:.1f} ± {row['sd']:.1f}".replace("-0.0 ", "0.0 ")
+            out.update([text, *text.split(" ± "), *(f"{d:.1f}" for d in row["differences"])])
+    return out
 
 
 def _mean_sds(obj):
@@ -61,7 +81,7 @@ def _leaves(obj) -> set[str]:
 def _quotable(result) -> set[str]:
     """Every way the notebooks format a measured value: percentages to 0-1 digits, raw values to 1-3 digits."""
     out = set()
-    for ms in _mean_sds(result):
+    for ms in _mean_sds(result if isinstance(result, dict) else list(result)):
         for scale, digits in ((100, 1), (100, 0), (1, 1), (1, 2), (1, 3)):
             text = fmt(ms, scale, digits)
             out.update([text, *text.split(" ± ")])
@@ -79,7 +99,7 @@ def _findings(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_every_quoted_mean_sd_is_a_cached_value(name):
-    quotable = _quotable(_result(name))
+    quotable = _quotable(_results(name)) | _paired()
     quoted = [f"{m} ± {s}" for text in _markdown(name) for m, s in PLUS_MINUS.findall(text)]
     assert quoted, f"{name} quotes no measured mean ± sd"
     wrong = [q for q in quoted if q not in quotable]
@@ -88,10 +108,10 @@ def test_every_quoted_mean_sd_is_a_cached_value(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_every_decimal_in_the_findings_is_a_cached_value_or_the_papers(name):
-    result = _result(name)
+    results = _results(name)
     findings = _findings(name)
     assert findings, f"{name} has no findings cell ('What the measurement shows' / '测量结果')"
-    quotable = _quotable(result) | _leaves(result) | PAPER | SETTINGS.get(name, set())
+    quotable = _quotable(results) | _leaves(results) | _paired() | PAPER | SETTINGS.get(name, set())
     numbers = [n for text in findings for n in DECIMAL.findall(text)]
     wrong = sorted({n for n in numbers if n not in quotable})
     assert not wrong, f"{name}'s findings quote numbers that are neither measured nor the paper's: {wrong}"
@@ -188,7 +208,7 @@ def test_08_simclr_beats_random_init_and_the_collapsed_run_collapses():
 def test_the_results_readme_quotes_the_cached_wall_times():
     text = (ROOT / "notebooks" / "results" / "README.md").read_text()
     total = 0.0
-    for exp in [*NOTEBOOKS.values(), "negatives", "temperature"]:  # the last two answer P3 and P5 of phenomena.json
+    for exp in dict.fromkeys(e for names in NOTEBOOKS.values() for e in names):
         path = ROOT / "notebooks" / "results" / f"{exp}.json"
         if not path.is_file():
             continue
@@ -227,3 +247,24 @@ def test_09_what_the_findings_claim():
     assert inv["z"]["pos_neg_ratio"] < inv["h"]["pos_neg_ratio"] and rot["h"] > rot["z"] + 0.1
     assert f"{100 * rot['h']:.0f}% vs {100 * rot['z']:.0f}%" in "\n".join(_findings("09_simclr_vs_supervised"))
     assert f"{100 * rot['h']:.0f}% 对 {100 * rot['z']:.0f}%" in "\n".join(_findings("09_simclr_vs_supervised"))
+
+
+def _phenomenon_rows(p: str) -> dict:
+    rows = json.loads((ROOT / "notebooks" / "results" / "phenomena.json").read_text())["rows"]
+    return {r["id"]: r for r in rows if r["phenomenon"] == p}
+
+
+def test_02_an_intermediate_tau_is_best_by_knn_and_the_linear_probe_barely_cares():
+    v = _result("02_temperature")["variants"]
+    knn = {k: x["knn"]["mean"] for k, x in v.items()}
+    assert max(knn, key=knn.get) == "tau=0.2" and list(v)[0] != "tau=0.2" != list(v)[-1]  # "both ends lose"
+    assert max(v, key=lambda k: v[k]["knn"]["sd"]) == "tau=0.05"  # "the largest sd"
+    p5 = _phenomenon_rows("P5")
+    assert p5["P5 tau=0.2 vs tau=1 (knn)"]["verdict"] == "shown"
+    assert p5["P5 tau=0.2 vs tau=0.05 (knn)"]["verdict"] == "not shown"
+    assert p5["P5 tau=0.2 vs tau=0.05 (knn)"]["mean"] > p5["P5 tau=0.2 vs tau=1 (knn)"]["mean"]  # "larger"
+    assert all(r["verdict"] == "not shown" and abs(r["mean"]) < 1 for k, r in p5.items() if "linear" in k)
+    rand = _result("02_temperature")["baselines"]["random init"]["linear"]
+    assert all(differs(x["linear"], rand) == 1 for x in v.values())  # "all well above random init"
+    loss = [sum(x["final_loss"]) for k, x in v.items() if k != "tau=0.05"]
+    assert loss == sorted(loss)  # the final loss rises with tau from 0.1 on

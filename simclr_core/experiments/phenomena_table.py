@@ -55,14 +55,19 @@ def _cells(row: dict, lang: str) -> list[str]:
     return [comparison, metric, diffs, f"{_num(row['mean'], row['unit'])} ± {sd}", verdict]
 
 
-def markdown(table: dict, lang: str) -> str:
-    """The table in ``lang`` ('en' or 'zh'): one line per row of phenomena.json, in its order."""
+def markdown(table: dict, lang: str, only: tuple[str, ...] | None = None) -> str:
+    """The table in ``lang`` ('en' or 'zh'): one line per row of phenomena.json, in its order; ``only``: the rows
+    of these phenomena (e.g. ``("P5",)``, what a notebook shows beside its own experiment)."""
     if lang not in _HEAD:
         raise ValueError(f"lang must be one of {tuple(_HEAD)}, got {lang!r}")
+    known = set(table["phenomena"])
+    if only is not None and not set(only) <= known:
+        raise ValueError(f"only: unknown phenomena {sorted(set(only) - known)}; valid: {sorted(known)}")
+    rows = [r for r in table["rows"] if only is None or r["phenomenon"] in only]
     head, caption = _HEAD[lang]
-    seeds = sorted({s for r in table["rows"] for s in r.get("seeds", [])})
+    seeds = sorted({s for r in rows for s in r.get("seeds", [])})
     lines = [caption.format(seeds=", ".join(map(str, seeds))) + ":", "", head, "|---" * 6 + "|"]
-    for row in table["rows"]:
+    for row in rows:
         name = table["phenomena"][row["phenomenon"]][lang]
         lines.append(f"| {row['phenomenon']} {name} | " + " | ".join(_cells(row, lang)) + " |")
     return "\n".join(lines)
