@@ -12,9 +12,10 @@ objective change (``common.ShortRun``). Modules:
   (``simclr_core.eval.probe``) and the measured numbers;
   ``python -m simclr_core.experiments NAME --preset P --out notebooks/results`` writes NAME.json, which the
   notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``;
-- ``negatives``, ``temperature``: phenomena P3 (more negatives at a fixed N images per step: NT-Xent within groups
-  of m pairs) and P5 (pretraining at several tau), which no notebook experiment varies; their JSONs feed the
-  phenomena table only;
+- ``negatives``, ``temperature``, ``pretraining``: phenomena P3 (more negatives at a fixed N images per step:
+  NT-Xent within groups of m pairs), P5 (pretraining at several tau; notebook 02) and P1 at length (one long run per
+  seed, probed along the way; notebook 08), which the notebooks' own experiments do not vary; their JSONs also
+  feed the phenomena table;
 - ``phenomena`` / ``phenomena_table``: from those JSONs, the paired per-seed verdict on each phenomenon of the
   paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table;
   it reads negatives.json and temperature.json when present, and keeps P3 and P5 ``not measured`` until then).
@@ -40,13 +41,14 @@ from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, 
 from .fig5 import run_fig5
 from .negatives import run_negatives
 from .phenomena_table import write_phenomena
+from .pretraining import run_pretraining
 from .small_batch import run_small_batch, variants as small_batch_variants
 from .temperature import run_temperature
 from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
-           "run_fig5", "run_negatives", "run_temperature", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
+           "run_fig5", "run_negatives", "run_pretraining", "run_temperature", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
            "save_result", "load_or_run", "build_model", "default_views", "probe_of",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views", "write_phenomena"]
 
@@ -54,7 +56,8 @@ __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Pre
 DEFAULT_CACHE = Path("~/.cache/simclr-workbook/experiment-runs")
 
 EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
-               "vs_supervised": run_vs_supervised, "negatives": run_negatives, "temperature": run_temperature}
+               "vs_supervised": run_vs_supervised, "negatives": run_negatives, "temperature": run_temperature,
+               "pretraining": run_pretraining}
 
 
 def load_result(name: str, folder) -> dict | None:

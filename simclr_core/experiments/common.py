@@ -134,7 +134,7 @@ def build_model(in_channels: int, run: ShortRun, dataset: str = "fashion-mnist")
     return _build_model(run.recipe(dataset, 1_000_000))
 
 
-def _cache_file(cache, train, views, run: ShortRun, dataset: str) -> Path | None:
+def run_cache_file(cache, train, views, run: ShortRun, dataset: str) -> Path | None:
     """Where a finished run is kept, keyed by everything that determines it; None when it cannot be keyed
     (a view function without a stable description, e.g. a lambda)."""
     if cache is None:
@@ -153,7 +153,7 @@ def pretrain_short(train, views, run: ShortRun, device="cpu", progress: bool = T
     ``views(x, g)`` (None: the preset's augmentation policy). ``callback(step, model)`` is called every ``every``
     steps (e.g. a kNN evaluation for a curve). ``cache``: a folder where finished runs are kept and found again
     (runs with a callback are not cached). Returns (model, history) with history = {"step": [...], "loss": [...]}."""
-    file = _cache_file(cache, train, views, run, dataset) if callback is None else None
+    file = run_cache_file(cache, train, views, run, dataset) if callback is None else None
     recipe = run.recipe(dataset, len(train))
     if file is not None and file.is_file():
         state = torch.load(file, map_location="cpu", weights_only=True)
