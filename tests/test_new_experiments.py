@@ -128,11 +128,26 @@ def test_p3_and_p5_rows_from_hand_made_results(tmp_path):
         assert len(lines) == len(table["rows"])
 
 
-def test_absent_results_keep_p3_and_p5_not_measured(tmp_path):
+def test_absent_results_keep_p1_at_length_p3_and_p5_not_measured(tmp_path):
     _copy_cached(tmp_path)
-    rows = [r for r in compute_phenomena(tmp_path)["rows"] if r["phenomenon"] in ("P3", "P5")]
-    assert [r["verdict"] for r in rows] == ["not measured"] * 2
+    rows = [r for r in compute_phenomena(tmp_path)["rows"] if r["verdict"] == "not measured"]
+    assert [r["phenomenon"] for r in rows] == ["P1", "P3", "P5"]
     assert [r["reason"] for r in rows] == [s["reason"][0] for s in NOT_MEASURED]
+
+
+def test_p1_at_length_rows_from_hand_made_results(tmp_path):
+    _copy_cached(tmp_path)
+    run = {"experiment": "pretraining", "preset": {"seeds": [0, 1, 2]}, "steps": 6000, "variants": {
+        "SimCLR, 6,000 steps": _arm([81, 82, 83], [88, 88.5, 89])}, "baselines": {
+        "random init": _arm([75, 76, 77], [84, 86, 85])}}
+    (tmp_path / "pretraining.json").write_text(json.dumps(run))
+    rows = {r["id"]: r for r in compute_phenomena(tmp_path)["rows"] if r["phenomenon"] == "P1"}
+    assert rows["P1 6,000 steps (knn)"]["differences"] == pytest.approx([6, 6, 6], abs=1e-3)
+    assert rows["P1 6,000 steps (knn)"]["verdict"] == "shown"
+    assert rows["P1 6,000 steps (linear)"]["differences"] == pytest.approx([4, 2.5, 4], abs=1e-3)
+    assert rows["P1 6,000 steps (linear)"]["verdict"] == "shown"
+    assert "pretrained 6,000 steps vs random init" in rows["P1 6,000 steps (knn)"]["comparison"]
+    assert len(rows) == 4  # the main runs' two rows stay
 
 
 def test_smoke_results_give_p3_and_p5_rows_without_verdicts(smoke, tmp_path):

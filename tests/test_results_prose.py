@@ -168,6 +168,10 @@ def test_06_crop_and_colour_are_the_best_pair_and_knn_does_not_beat_random_init(
     for k in range(len(ops)):  # every operator alone is below the best pair that contains it
         assert lin[k][k]["mean"] < max(lin[i][j]["mean"] for i in range(len(ops)) for j in range(len(ops))
                                        if i != j and k in (i, j))
+    diag = {op: (lin[k][k]["mean"], r["knn"][k][k]["mean"]) for k, op in enumerate(ops)}
+    assert max(diag, key=lambda op: diag[op][0]) == "crop"  # "crop on top" by the linear probe
+    assert max(v[0] for v in diag.values()) - min(v[0] for v in diag.values()) < 0.01  # "within a point"
+    assert diag["crop"][1] < diag["color"][1] and diag["crop"][1] < diag["noise"][1]  # "trails colour and noise"
     rand = r["baselines"]["random init"]
     assert differs(r["default_policy"]["knn"], rand["knn"]) == 0  # "equal within the noise"
     assert all(differs(c, rand["knn"]) <= 0 for row in r["knn"] for c in row)  # "no cell is better"
@@ -230,7 +234,10 @@ def test_09_what_the_findings_claim():
     assert best10 == probe and differs(A["0.1"][probe], A["0.1"][scratch]) == 1
     assert differs(A["0.1"][probe], A["0.1"][rand]) == 0
     assert differs(A["1.0"][probe], A["1.0"][rand]) == 1 and A["1.0"][probe]["mean"] > A["1.0"][scratch]["mean"]
-    assert all(differs(A[f]["SimCLR fine-tuned"], A[f][scratch]) <= 0 for f in A)
+    assert all(differs(A[f]["SimCLR fine-tuned"], A[f][scratch]) <= 0 for f in A)  # never beyond the noise ...
+    ft10 = _phenomenon_rows("P7")["P7 fine-tuned vs scratch, 10 % labels"]
+    assert min(ft10["differences"]) > 0 and ft10["mean"] < 1 and ft10["verdict"] == "not shown"  # ... "every seed"
+    assert A["1.0"]["SimCLR fine-tuned"]["mean"] < A["1.0"][scratch]["mean"]  # "behind with all labels"
     # B: the supervised-pretrained network wins the transfer
     sup, sim = "supervised-pretrained h (linear probe)", "SimCLR-pretrained h (linear probe)"
     assert differs(B["0.01"][sup], B["0.01"][sim]) == 1 and differs(B["0.1"][sup], B["0.1"][sim]) == 1
@@ -268,3 +275,15 @@ def test_02_an_intermediate_tau_is_best_by_knn_and_the_linear_probe_barely_cares
     assert all(differs(x["linear"], rand) == 1 for x in v.values())  # "all well above random init"
     loss = [sum(x["final_loss"]) for k, x in v.items() if k != "tau=0.05"]
     assert loss == sorted(loss)  # the final loss rises with tau from 0.1 on
+
+
+def test_07_more_negatives_at_a_fixed_batch_help_knn_a_little_and_not_the_linear_probe():
+    neg = _results("07_small_batches")[1]
+    v, rand = neg["variants"], neg["baselines"]["random init"]
+    knn = [x["knn"]["mean"] for x in v.values()]  # in order of the negatives per anchor
+    assert [x["negatives"] for x in v.values()] == sorted(x["negatives"] for x in v.values())
+    assert knn[0] < knn[1] < knn[2] and abs(knn[3] - knn[2]) < 0.005  # "rises ..., then stays"
+    p3 = _phenomenon_rows("P3")
+    k, lin = (next(r for i, r in p3.items() if i.endswith(f"({m})")) for m in ("knn", "linear"))
+    assert k["verdict"] == "shown" and k["mean"] < 1.5 and lin["verdict"] == "not shown"  # "barely above"
+    assert all(differs(x["linear"], rand["linear"]) == 1 for x in v.values())  # "every arm far above random init"

@@ -1,12 +1,12 @@
 """The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
 
 Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json, and when they
-exist negatives.json and temperature.json; seconds, no training). Every comparison is paired: both arms of a row
-were trained with the same seed, so from the same initial weights, on the same images, and probed on the same test
-images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in ``RULES``). A
-phenomenon the cached runs cannot answer gets a row ``not measured`` with the reason: P3 and P5 until
-``python -m simclr_core.experiments negatives temperature`` has written their JSONs (``OPTIONAL``; their rows are
-built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes
+exist pretraining.json, negatives.json and temperature.json; seconds, no training). Every comparison is paired: both
+arms of a row were trained with the same seed, so from the same initial weights, on the same images, and probed on
+the same test images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in
+``RULES``). A question the cached runs cannot answer gets a row ``not measured`` with the reason: P1 at length, P3
+and P5 until ``python -m simclr_core.experiments pretraining negatives temperature`` has written their JSONs
+(``OPTIONAL``; their rows are built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes
 phenomena.json and the results README's table (``phenomena_table``).
 """
 
@@ -130,6 +130,9 @@ COMPARISONS = (
 )
 
 NOT_MEASURED = (
+    {"id": "P1 a long run", "phenomenon": "P1", "file": "pretraining.json",
+     "reason": ("no cached run pretrains longer than the main runs' steps",
+                "没有缓存的运行比主要运行的步数训练得更久")},
     {"id": "P3 more negatives at fixed images per step", "phenomenon": "P3", "file": "negatives.json",
      "reason": ("no cached run varies the negatives an anchor sees at a fixed number of images per step; the cached "
                 "N = 128 vs N = 32 comparison (small_batch.json, both 1,200 steps) is confounded: the larger batch "
@@ -149,6 +152,15 @@ OPTIONAL = tuple(s["file"] for s in NOT_MEASURED)  # read when present; absent: 
 _BEST_NOTE = ("the best tau is picked by these runs' mean kNN, so its gaps lean slightly optimistic; beating every "
               "other tau places the optimum inside the range",
               "最佳 tau 由这些运行的平均 kNN 选出,因此它的差距略偏乐观;胜过其他每个 tau 说明最优值位于该范围之内")
+
+
+def _p1(data: dict) -> list[Comparison]:
+    """The long run's end vs the same network at its initial weights (experiments.pretraining)."""
+    arm, steps = next(iter(data["variants"])), data["steps"]
+    text = (f"SimCLR pretrained {steps:,} steps vs random init (same network, its initial weights)",
+            f"SimCLR 预训练 {steps:,} 步对比随机初始化(同一网络,其初始权重)")
+    return [Comparison(f"P1 {steps:,} steps ({m})", "P1", text, m, "pretraining.json", ("variants", arm, m),
+                       ("baselines", "random init", m)) for m in ("knn", "linear")]
 
 
 def _p3(data: dict) -> list[Comparison]:
@@ -172,8 +184,9 @@ def _p5(data: dict) -> list[Comparison]:
 
 
 def measured_comparisons(results: dict) -> list[Comparison]:
-    """The rows of P3 and P5 from negatives.json and temperature.json, for those of them in ``results``."""
-    build = {"negatives.json": _p3, "temperature.json": _p5}
+    """The rows of P1 at length, P3 and P5 from pretraining.json, negatives.json and temperature.json, for those of
+    them in ``results``."""
+    build = {"pretraining.json": _p1, "negatives.json": _p3, "temperature.json": _p5}
     return [c for name in OPTIONAL if name in results for c in build[name](results[name])]
 
 
