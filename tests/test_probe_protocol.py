@@ -196,3 +196,37 @@ def test_the_probe_commands_defaults_are_the_protocols():
     for dest, value in (("k", PROTOCOL.knn_k), ("knn_t", PROTOCOL.knn_t), ("weight_decay", PROTOCOL.weight_decay)):
         stated = float(helps[dest].rsplit(", ", 1)[1].rstrip(")"))
         assert stated == value, (dest, helps[dest], value)
+
+
+# ---------------------------------------------------------------- the cached results agree with each other
+
+# (file, key path) of one cached run: the main runs' plain SimCLR (N = 128, 1,200 steps, tau = 0.2), which four
+# experiments share through the run cache, and the same network untrained
+_MAIN_RUN = {"visualize": ("variants", "SimCLR"), "small_batch": ("variants", "SimCLR, N=128"),
+             "negatives": ("variants", "m=128"), "temperature": ("variants", "tau=0.2")}
+_RANDOM_INIT = {"visualize": ("variants", "random init"), "small_batch": ("baselines", "random init"),
+                "negatives": ("baselines", "random init"), "temperature": ("baselines", "random init"),
+                "pretraining": ("baselines", "random init"), "fig5": ("baselines", "random init")}
+
+
+def _cached(places: dict) -> dict:
+    out = {}
+    for name, path in places.items():
+        file = REPO / "notebooks" / "results" / f"{name}.json"
+        if file.is_file():
+            node = json.loads(file.read_text())
+            for key in path:
+                node = node[key]
+            out[name] = {m: node[m]["values"] for m in ("knn", "linear")}
+    return out
+
+
+@pytest.mark.parametrize("places", [_MAIN_RUN, _RANDOM_INIT], ids=["main SimCLR run", "random init"])
+def test_one_encoder_has_the_same_numbers_in_every_cached_result(places):
+    """The same weights (a shared cached run, or the same seeded initialisation) probed under the one protocol give
+    the same per-seed numbers in every JSON: a result probed under another protocol would differ here."""
+    found = _cached(places)
+    assert len(found) >= 2, found
+    first = next(iter(found.values()))
+    for name, numbers in found.items():
+        assert numbers == first, (name, numbers, first)

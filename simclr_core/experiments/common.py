@@ -227,7 +227,8 @@ PRESETS = {
     # temperature (phenomena P3, P5) add about 35 and 45 minutes (9 and 12 runs of 1,200 steps at N = 128)
     "cpu": Preset("cpu", n_train=10_000, n_test=5000,
                   seeds=(0, 1, 2),  # the fewest that give an sd
-                  steps=1200,  # kNN +4 over random init, within 0.5 of a 3000-step run (measured learning curve)
+                  steps=1200,  # ~2 points over random init (visualize.json); longer runs gain more (pretraining.json,
+                  # 6,000 steps), but every experiment multiplies this by its arms x seeds: the CPU budget sets it
                   batch_size=128,  # the preset's N
                   widths=None,
                   fig5_ops=("crop", "cutout", "color", "noise"),  # the paper's strongest op, its best partner, two weak ones
