@@ -19,7 +19,7 @@ from simclr_core.experiments.stats import differs, fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {"02_temperature": ("temperature",), "06_augmentation_ablation": ("fig5",),
-             "07_small_batches": ("small_batch", "negatives"), "08_visualizing_representations": ("visualize",),
+             "07_small_batches": ("small_batch", "negatives"), "08_visualizing_representations": ("visualize", "pretraining"),
              "09_simclr_vs_supervised": ("vs_supervised",)}  # the first is the notebook's own experiment
 # numbers the notebooks quote from the paper / lecture, not measured here
 PAPER = {"56.3", "48.3", "25.4", "65.6", "56.4", "76.5", "69.3", "1.28"}
@@ -293,3 +293,16 @@ def test_07_more_negatives_at_a_fixed_batch_help_knn_a_little_and_not_the_linear
     k, lin = (next(r for i, r in p3.items() if i.endswith(f"({m})")) for m in ("knn", "linear"))
     assert k["verdict"] == "shown" and k["mean"] < 1.5 and lin["verdict"] == "not shown"  # "barely above"
     assert all(differs(x["linear"], rand["linear"]) == 1 for x in v.values())  # "every arm far above random init"
+
+
+def test_08_a_long_run_pays_and_its_curve_flattens():
+    long = _results("08_visualizing_representations")[1]
+    (run,) = long["variants"].values()
+    knn = [p["knn"]["mean"] for p in run["curve"]]
+    assert knn[:-1] == sorted(knn[:-1]) and knn[1] - knn[0] > 0.01 > abs(knn[-1] - knn[-2])  # "flattens"
+    p1 = _phenomenon_rows("P1")
+    short, longer = p1["P1 (knn)"], p1[f"P1 {long['steps']:,} steps (knn)"]
+    assert longer["verdict"] == p1[f"P1 {long['steps']:,} steps (linear)"]["verdict"] == "shown"
+    assert longer["mean"] > 2 * short["mean"]  # "more than twice the kNN gain"
+    assert p1[f"P1 {long['steps']:,} steps (linear)"]["mean"] > p1["P1 (linear)"]["mean"]
+    assert longer["mean"] >= 4 and p1[f"P1 {long['steps']:,} steps (linear)"]["mean"] >= 2.5  # the design's aim
