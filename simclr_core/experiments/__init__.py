@@ -23,7 +23,7 @@ objective change (``common.ShortRun``). Modules:
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
 images, 3 seeds; the four notebook experiments in about 2.5 hours, the cached numbers in notebooks/results were made
 with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 35 and 45 minutes, their
-plain-SimCLR arm being the cached run), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer
+plain-SimCLR arm being the cached run; ``pretraining`` three runs of five times the steps, about 40 minutes), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer
 runs). Every number is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels.
 Finished pretraining runs are kept in a cache folder (``--cache``), so experiments that share a run train it once.
 Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.

@@ -224,7 +224,8 @@ PRESETS = {
                     queue_sizes=(32,), bank_negatives=32, collapse_steps=3, finetune_steps=3, finetune_batch=16,
                     embed_points=60),
     # a 2-core laptop: the four notebook experiments in about 2.5 hours (the cached results); negatives and
-    # temperature (phenomena P3, P5) add about 35 and 45 minutes (9 and 12 runs of 1,200 steps at N = 128)
+    # temperature (phenomena P3, P5) add about 35 and 45 minutes (9 and 12 runs of 1,200 steps at N = 128),
+    # pretraining (P1 at length) about 40 (3 runs of 6,000 steps)
     "cpu": Preset("cpu", n_train=10_000, n_test=5000,
                   seeds=(0, 1, 2),  # the fewest that give an sd
                   steps=1200,  # ~2 points over random init (visualize.json); longer runs gain more (pretraining.json,
