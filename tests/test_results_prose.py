@@ -44,11 +44,15 @@ def _result(name):
     return _results(name)[0]
 
 
+def _phenomena_rows() -> list[dict]:
+    path = ROOT / "notebooks" / "results" / "phenomena.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
 def _paired() -> set[str]:
     """The phenomena table's paired differences as its tables print them: mean ± sd, each per-seed difference."""
-    path = ROOT / "notebooks" / "results" / "phenomena.json"
     out = set()
-    for row in json.loads(path.read_text())["rows"] if path.is_file() else []:
+    for row in _phenomena_rows():
         if "mean" in row and row["unit"] == "points":
             text = f"{row['mean']:.1f} ± {row['sd']:.1f}".replace("-0.0 ", "0.0 ")
             out.update([text, *text.split(" ± "), *(f"{d:.1f}" for d in row["differences"])])
@@ -263,8 +267,7 @@ def test_09_what_the_findings_claim():
 
 
 def _phenomenon_rows(p: str) -> dict:
-    rows = json.loads((ROOT / "notebooks" / "results" / "phenomena.json").read_text())["rows"]
-    return {r["id"]: r for r in rows if r["phenomenon"] == p}
+    return {r["id"]: r for r in _phenomena_rows() if r["phenomenon"] == p}
 
 
 def test_02_an_intermediate_tau_is_best_by_knn_and_the_linear_probe_barely_cares():

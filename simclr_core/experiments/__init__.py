@@ -23,8 +23,8 @@ objective change (``common.ShortRun``). Modules:
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
 images, 3 seeds; the four notebook experiments in about 2.5 hours, the cached numbers in notebooks/results were made
 with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 35 and 45 minutes, their
-plain-SimCLR arm being the cached run; ``pretraining`` three runs of five times the steps, about 40 minutes), ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer
-runs). Every number is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels.
+plain-SimCLR arm being the cached run; ``pretraining`` three runs of five times the steps, about 40 minutes),
+``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels.
 Finished pretraining runs are kept in a cache folder (``--cache``), so experiments that share a run train it once.
 Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
 """
@@ -32,10 +32,10 @@ Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..precision import parse_device, resolve_device
+from ..train.runfolder import write_text_atomic
 from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
 from .fig5 import run_fig5
@@ -48,8 +48,8 @@ from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
-           "run_fig5", "run_negatives", "run_pretraining", "run_temperature", "run_small_batch", "run_visualize", "run_vs_supervised", "EXPERIMENTS", "load_result",
-           "save_result", "load_or_run", "build_model", "default_views", "probe_of",
+           "run_fig5", "run_negatives", "run_pretraining", "run_temperature", "run_small_batch", "run_visualize",
+           "run_vs_supervised", "EXPERIMENTS", "load_result", "save_result", "load_or_run", "build_model", "default_views", "probe_of",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views", "write_phenomena"]
 
 
@@ -72,11 +72,7 @@ def save_result(result: dict, folder) -> Path:
     """Write <folder>/<experiment>.json atomically (temporary file, then rename)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{result['experiment']}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(folder / f"{result['experiment']}.json", json.dumps(result, indent=1) + "\n")
 
 
 def main(argv=None) -> None:

@@ -6,8 +6,9 @@ arms of a row were trained with the same seed, so from the same initial weights,
 the same test images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in
 ``RULES``). A question the cached runs cannot answer gets a row ``not measured`` with the reason: P1 at length, P3
 and P5 until ``python -m simclr_core.experiments pretraining negatives temperature`` has written their JSONs
-(``OPTIONAL``; their rows are built from the JSON by ``measured_comparisons``). ``python -m simclr_core.experiments phenomena`` writes
-phenomena.json and the results README's table (``phenomena_table``).
+(``OPTIONAL``; their rows are built from the JSON by ``measured_comparisons``).
+``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table
+(``phenomena_table``).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ drift from the numbers (``tests/test_phenomena.py`` regenerates it in both langu
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from ..train.runfolder import write_text_atomic
 from .phenomena import FILE, METRICS_ZH, VERDICTS_ZH, compute_phenomena
 
 __all__ = ["markdown", "readme_block", "update_readme", "write_phenomena", "BEGIN", "END"]
@@ -95,13 +95,7 @@ def update_readme(path, table: dict) -> None:
         text = head + block + rest.split(END, 1)[1]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    _write(path, text)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_phenomena(folder) -> Path:
@@ -109,6 +103,6 @@ def write_phenomena(folder) -> Path:
     folder = Path(folder)
     table = compute_phenomena(folder)
     path = folder / FILE
-    _write(path, json.dumps(table, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json.dumps(table, indent=1, ensure_ascii=False) + "\n")
     update_readme(folder / "README.md", table)
     return path
