@@ -1,8 +1,8 @@
 """Obtain a submission's values outside its notebook kernel: its answer cells, run again in a plain Python process.
 
-For each graded check the trusted side sends the notebook's answer cells to ``grader_probe.runner`` (one process
-per submission, inside the bubblewrap sandbox of ``grader.sandbox``), which forks a fresh child per check, runs
-the cells and evaluates the check's recipe. Only the JSON values come back, size-capped and validated here; what
+For each graded check the trusted side sends the notebook's answer cells to ``grader_probe.runner`` (a process in
+a bubblewrap sandbox of ``grader.sandbox``, kept for several submissions by ``Runners``), which forks a fresh
+child per check, runs the cells and evaluates the check's recipe. Only the JSON values come back, size-capped and validated here; what
 the nbgrader kernel displayed is never read. The cells run are the student's own code cells (answers and any cell
 she added) and the locked setup cells as the gradebook holds them; test cells never run there.
 
@@ -14,6 +14,7 @@ questions call it, the NT-Xent loss. The functions a problem set asks the studen
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import os
 import select
@@ -22,8 +23,11 @@ import struct
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .limits import DEFAULT
 
 REPO = Path(__file__).resolve().parent.parent
 MOUNT = "/opt/simclr-grading"  # where the sandbox sees grader_probe and the grading copy of simclr_core
@@ -33,6 +37,11 @@ RECIPE = "(evaluation)"  # grader_probe.runner's name for the step after the cel
 # the modules they import from simclr_core come with them
 LIBRARY = {"ps3_batch_size": ("nn/loss.py",)}
 NUMBERS = ("__init__.py", "teaching/__init__.py", "teaching/variants.py")
+# a runner serves at most RECYCLE submissions and takes none after MAX_AGE seconds: it imports torch once for them
+# (about 2 s of CPU per submission saved), and the sandbox's process allowance, counted when it started, stays near
+# what the machine runs now
+RECYCLE = 25
+MAX_AGE = 1200.0
 
 
 @dataclass
@@ -111,31 +120,55 @@ def _frame(obj) -> bytes:
 
 
 class Runner:
-    """One runner process per submission (``with Runner(...) as r: r.check(gid, cells)``)."""
+    """One runner process (``grader_probe.runner``) in its own sandbox, for one problem set: ``begin(student)``
+    starts a submission (the sandbox made clean, the id set), then ``check(gid, cells, skipped)`` per graded cell.
+    ``Runner(assignment, student, ...)`` begins that student's submission at once; ``with`` closes it."""
 
-    def __init__(self, assignment: str, student: str, cell_timeout: float, sandbox: bool = True):
-        self.cell_timeout = float(cell_timeout)
+    def __init__(self, assignment: str, student: str | None, cell_timeout: float, sandbox: bool = True):
+        self.assignment, self.cell_timeout = assignment, float(cell_timeout)
+        self.submissions, self.usable, self._deadline = 0, True, _now()
         self._tmp = Path(tempfile.mkdtemp(prefix="simclr-grading-run-"))
         opt = grading_library(assignment, self._tmp / "opt")
         work = self._tmp / "work"
         work.mkdir()
-        inner = [sys.executable, "-I", f"{MOUNT}/grader_probe/runner.py"]
-        env = {"SIMCLR_STUDENT_ID": student}
         if sandbox:
             from . import sandbox as sb
 
-            argv = sb.run_argv([], work, env)
-            argv += ["--ro-bind", str(opt), MOUNT, *inner]  # mounted over the sandbox's own /opt/simclr-grading
-        else:  # debugging only: no sandbox, the grading copy from its temporary folder
+            argv = sb.run_argv([], work, {}, seconds=int(MAX_AGE + DEFAULT.run_seconds + 60))
+            argv += ["--ro-bind", str(opt), MOUNT, sys.executable, "-I", f"{MOUNT}/grader_probe/runner.py",
+                     "--sandboxed"]  # the grading copy mounted over the sandbox's own /opt/simclr-grading
+        else:  # debugging only: no sandbox, the grading copy from its temporary folder, one runner per submission
             argv = [sys.executable, "-I", str(opt / "grader_probe" / "runner.py")]
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      cwd=work, env={**{k: v for k, v in os.environ.items()
-                                                        if k in ("PATH", "LANG", "OMP_NUM_THREADS")}, **env})
-        self._buf = b""
+                                      cwd=work, env={k: v for k, v in os.environ.items()
+                                                     if k in ("PATH", "LANG", "OMP_NUM_THREADS")})
+        self._started, self._buf = _now(), b""
         hello = self._read(120.0)
-        if hello != {"ready": True}:
+        if not isinstance(hello, dict) or hello.get("ready") is not True:
             self.close()
             raise RuntimeError(f"the grading runner did not start: {hello!r}")
+        self.sandboxed = hello.get("sandboxed") is True
+        if student is not None and not self.begin(student):
+            self.close()
+            raise RuntimeError("the grading runner's fresh sandbox is not clean")
+
+    def begin(self, student: str) -> bool:
+        """Start grading ``student``'s submission: False (and the runner unusable) when the runner could not show
+        its sandbox clean of the last submission, or has stopped answering."""
+        if not self.usable or (self.submissions and not self.sandboxed):
+            self.usable = False
+            return False
+        if self._send({"begin": str(student)}) and self._read(30.0) == {"ready": True}:
+            self.submissions += 1
+            self._deadline = _now() + DEFAULT.run_seconds  # a submission's checks, all together
+            return True
+        self.usable = False
+        return False
+
+    def reusable(self) -> bool:
+        """Whether the next submission may use this runner: still answering, in its own sandbox, and neither
+        ``RECYCLE`` submissions nor ``MAX_AGE`` seconds old."""
+        return self.usable and self.sandboxed and self.submissions < RECYCLE and _now() - self._started < MAX_AGE
 
     def _read(self, timeout: float):
         """One frame from the runner, or None if it ended, sent garbage or took longer than ``timeout``."""
@@ -160,13 +193,24 @@ class Runner:
                 return None
             self._buf += chunk
 
-    def _ask(self, check: str, cells) -> dict | None:
+    def _send(self, obj) -> bool:
         try:
-            self._proc.stdin.write(_frame({"check": check, "cells": cells, "timeout": self.cell_timeout}))
+            self._proc.stdin.write(_frame(obj))
             self._proc.stdin.flush()
+            return True
         except OSError:
-            return None
-        return self._read(self.cell_timeout * (len(cells) + 2) + 30)
+            return False
+
+    def _ask(self, check: str, cells) -> dict | None:
+        """The runner's reply to one check; None, and the runner unusable, if it gave none in time (a runner that
+        did not answer may still be working: its next frame would be this check's)."""
+        left = min(self.cell_timeout * (len(cells) + 2) + 30, self._deadline - _now())
+        reply = None
+        if self.usable and left > 0 and self._send({"check": check, "cells": cells, "timeout": self.cell_timeout}):
+            reply = self._read(left)
+        if reply is None:
+            self.usable = False
+        return reply
 
     def check(self, check: str, cells: list[tuple[str, str]], skipped: dict[str, str]) -> CheckRun:
         """Run ``cells`` but those of ``skipped`` (name -> why) and evaluate ``check``. A cell that stops its
@@ -201,6 +245,45 @@ class Runner:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Runners:
+    """The runner this grading process keeps between submissions (``grader.judge.TrustedChecks``): the next
+    submission of the same problem set begins on it instead of a new sandbox and a new torch import. Kept only
+    while ``Runner.reusable``; at most one is kept (a grading process grades one problem set at a time)."""
+
+    def __init__(self):
+        self._kept: tuple[tuple, Runner] | None = None
+
+    @contextmanager
+    def submission(self, assignment: str, student: str, cell_timeout: float, sandbox: bool = True):
+        """A runner that has begun ``student``'s submission (raises OSError / RuntimeError if none starts)."""
+        key, runner = (assignment, float(cell_timeout), bool(sandbox)), None
+        if self._kept is not None:
+            kept_key, kept = self._kept
+            self._kept = None
+            if kept_key == key and kept.reusable() and kept.begin(student):
+                runner = kept
+            else:
+                kept.close()
+        if runner is None:
+            runner = Runner(assignment, student, cell_timeout, sandbox)
+        try:
+            yield runner
+        finally:
+            if runner.reusable():
+                self._kept = (key, runner)
+            else:
+                runner.close()
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept[1].close()
+            self._kept = None
+
+
+RUNNERS = Runners()  # this process's; closed at exit (the sandbox also ends with its parent, --die-with-parent)
+atexit.register(RUNNERS.close)
 
 
 def _now() -> float:

@@ -23,7 +23,7 @@ from traitlets import Float
 from simclr_core.teaching.variants import same_student
 
 from . import CHECKS, shortcuts
-from .harness import CheckRun, Runner, answer_cells
+from .harness import RUNNERS, CheckRun, answer_cells
 from .problems import VARIANT_ASSIGNMENTS, other_variants, problem
 from .verdict import Verdict
 
@@ -182,14 +182,13 @@ class TrustedChecks(NbGraderPreprocessor):
         skipped = {c: "was stopped at the time limit" for c in stopped if isinstance(c, str)} \
             if isinstance(stopped, list) else {}
         try:
-            runner = Runner(*_settings(self.config, info["assignment"], info["student"]))
+            with RUNNERS.submission(*_settings(self.config, info["assignment"], info["student"])) as runner:
+                for gid in gids:
+                    runs[gid] = runner.check(gid, cells, skipped)
         except (OSError, RuntimeError) as e:  # no process for this submission: its checks wait for review
             self.log.error("the grading runner did not start for %s: %s", info["student"], e)
             return {gid: CheckRun(problem="the grading process did not start (needs review)") for gid in gids}, {}, \
                 released
-        with runner:
-            for gid in gids:
-                runs[gid] = runner.check(gid, cells, skipped)
         return runs, skipped, released
 
     def preprocess(self, nb, resources):

@@ -106,13 +106,12 @@ def _sandbox_argv(workdir: Path, env: dict[str, str] | None, extra_binds: list[s
     return cmd
 
 
-def run_argv(inner: list[str], workdir: Path, env: dict) -> list[str]:
+def run_argv(inner: list[str], workdir: Path, env: dict, seconds: int = DEFAULT.run_seconds) -> list[str]:
     """The argv that runs the plain command ``inner`` (no Jupyter kernel) in the same sandbox, under the same
     limits, as a grading kernel: its folder is a fresh size-capped tmpfs mounted at the path ``workdir`` (nothing
     of the host's ``workdir`` is visible or written), of ``env`` only ``FORWARDED_ENV`` reaches it, and it is
-    killed after ``Limits.run_seconds``. More bwrap options may be appended before the command when ``inner`` is
-    empty."""
-    return _sandbox_argv(workdir, env, [], seconds=DEFAULT.run_seconds) + list(inner)
+    killed after ``seconds``. More bwrap options may be appended before the command when ``inner`` is empty."""
+    return _sandbox_argv(workdir, env, [], seconds=seconds) + list(inner)
 
 
 def disposable_copy(src: Path, dst: Path) -> list[str]:

@@ -1,12 +1,18 @@
 """The answer runner of the autograder: a plain Python process (no IPython, no Jupyter) inside the grading sandbox.
 
-Started once per submission by ``grader.harness`` as ``python -I runner.py``. It imports torch and numpy once and
-then serves one request per graded check: it forks a fresh child, which runs the notebook's answer cells (the
-student's own cells and the locked setup cells, never a test cell) in an empty namespace, then evaluates the
-check's recipe (``grader_probe.RECIPES``) and sends the values back. Nothing a check's cells do (hooks, patched
-modules, finalizers, threads, a crash, an endless loop) outlives its child, so it cannot reach another check.
+Started by ``grader.harness`` as ``python -I runner.py`` and kept for several submissions of one problem set. It
+imports torch and numpy once and never runs a submission's code itself: for each graded check it forks a fresh
+child, which runs the notebook's answer cells (the student's own cells and the locked setup cells, never a test
+cell) in an empty namespace, then evaluates the check's recipe (``grader_probe.RECIPES``) and sends the values
+back. Nothing a check's cells do (hooks, patched modules, finalizers, threads, a crash, an endless loop, a process
+it started) outlives the check: after each, every other process of the sandbox is killed (``kill(-1)``). Before
+each submission the sandbox is made as it started (``clean``): its writable folders emptied, no process but this
+one and the sandbox's init, no System V IPC object; where that cannot be shown, the runner says so and the
+trusted side starts a fresh sandbox.
 
 Protocol on stdin/stdout, one frame per message (4-byte big-endian length, then UTF-8 JSON):
+  request  {"begin": student id}                                  a new submission, graded as this student
+  reply    {"ready": true} | {"dirty": why}                       clean, or why it is not (then it is discarded)
   request  {"check": gid, "cells": [[name, source], ...], "timeout": seconds per cell}
   reply    {"values": {...}, "variant": id | null, "errors": {cell: why}}          the child's report
            {"stopped": cell, "why": "timeout" | "exit"}                             the child did not finish
@@ -19,9 +25,11 @@ import json
 import os
 import select
 import signal
+import stat
 import struct
 import sys
 import time
+from pathlib import Path
 
 RECIPE = "(evaluation)"  # the name of the last step, the recipe itself, in progress frames
 MAX_REPLY = 4 << 20  # bytes a child may send; more is cut off and reported as unreadable
@@ -113,7 +121,89 @@ def _kill(pid: int) -> None:
             pass
 
 
-def serve(request: dict) -> dict:
+def in_own_sandbox(argv) -> bool:
+    """Whether this process may treat everything it can signal as the sandbox's: started with ``--sandboxed``
+    and the first process of its own pid namespace under the sandbox's init. Outside a sandbox, ``kill(-1)`` would
+    end every process of the user and ``clean`` would empty the user's folders."""
+    return "--sandboxed" in argv and os.getpid() == 2 and os.getppid() == 1
+
+
+def kill_others(sandboxed: bool) -> None:
+    """Kill every process of the sandbox but this one and its init (whatever a check started, detached or not),
+    then reap this process's children. Outside a sandbox only the reaping."""
+    if sandboxed:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:  # nothing else to signal
+            pass
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+
+
+def _remove(path: str, dev: int, keep: set[str]) -> None:
+    """Remove ``path`` and what is under it on the filesystem ``dev``; the folders of ``keep`` (on the way to
+    another writable folder mounted inside this one) are emptied but stay, other mounts are left alone."""
+    st = os.lstat(path)
+    if st.st_dev != dev:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o700)  # a folder its maker made unreadable
+        for name in os.listdir(path):
+            _remove(os.path.join(path, name), dev, keep)
+        if path not in keep:
+            os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def clean(folders) -> str | None:
+    """Make the sandbox as it started, or say why it is not: ``folders`` (the writable ones) emptied, no other
+    process, no System V IPC object (they outlive their makers)."""
+    kill_others(True)
+    keep = {str(parent) for f in folders for parent in Path(f).parents}
+    try:
+        for top in folders:
+            for name in os.listdir(top):
+                _remove(os.path.join(top, name), os.lstat(top).st_dev, keep)
+    except (OSError, RecursionError) as e:
+        return f"a writable folder could not be emptied ({type(e).__name__})"
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                left = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        if left:
+            return f"System V IPC objects ({kind}) are left"
+    for _ in range(100):  # a killed process is gone once the kernel has run its exit and init has reaped it
+        others = _others()
+        if not others:
+            return None
+        kill_others(True)
+        time.sleep(0.02)
+    return f"{len(others)} other processes are left"
+
+
+def _others() -> list[str]:
+    """The sandbox's processes but this one and its init, zombies (which run nothing) left out."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) not in (1, os.getpid()):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):  # ended meanwhile
+                continue
+            if state not in ("Z", "X"):
+                out.append(p)
+    return out
+
+
+def serve(request: dict, sandboxed: bool) -> dict:
     """Fork a child for one check, follow its progress, stop it at the per-cell time limit."""
     r, w = os.pipe()
     pid = os.fork()
@@ -158,7 +248,24 @@ def serve(request: dict) -> dict:
     _kill(pid)
     os.close(r)
     os.waitpid(pid, 0)
+    kill_others(sandboxed)
     return reply
+
+
+def begin(student, sandboxed: bool, folders) -> dict:
+    """A new submission: the sandbox made clean and the id graded set for the children (``SIMCLR_STUDENT_ID``,
+    which a notebook whose STUDENT_ID is left empty takes its numbers from). Outside a sandbox nothing can be
+    made clean: the trusted side starts a runner per submission there."""
+    if not isinstance(student, str):
+        return {"dirty": "no student id"}
+    why = clean(folders) if sandboxed else None
+    if why:
+        return {"dirty": why}
+    if student:
+        os.environ["SIMCLR_STUDENT_ID"] = student
+    else:
+        os.environ.pop("SIMCLR_STUDENT_ID", None)
+    return {"ready": True}
 
 
 def main() -> int:
@@ -173,7 +280,9 @@ def main() -> int:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
-    write_frame(proto_out, {"ready": True})
+    sandboxed = in_own_sandbox(sys.argv[1:])
+    folders = [f for f in (os.getcwd(), "/tmp", "/dev/shm") if os.path.isdir(f) and not os.path.islink(f)]
+    write_frame(proto_out, {"ready": True, "sandboxed": sandboxed})
     while True:
         head = read_exact(proto_in, 4)
         if head is None:
@@ -181,7 +290,8 @@ def main() -> int:
         body = read_exact(proto_in, struct.unpack(">I", head)[0])
         if body is None:
             return 0
-        reply = serve(json.loads(body))
+        request = json.loads(body)
+        reply = begin(request["begin"], sandboxed, folders) if "begin" in request else serve(request, sandboxed)
         try:
             write_frame(proto_out, reply)
         except Exception:  # noqa: BLE001 (NaN or an unserialisable value from the child)
