@@ -11,7 +11,8 @@ import math
 from numbers import Integral, Real
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "positive_float", "nonnegative_float", "probability", "one_of",
-           "int_tuple", "optional", "temperature", "TEMPERATURE_MIN", "known_keys", "known_name", "boolean"]
+           "int_tuple", "optional", "temperature", "TEMPERATURE_MIN", "known_keys", "known_name", "boolean",
+           "class_indices"]
 
 TEMPERATURE_MIN = 1e-4  # the logits sim / tau stay within +-1e4: loss and gradient finite and accurate in float32
 
@@ -120,3 +121,26 @@ def known_keys(what: str, given, valid) -> None:
     unknown = set(given) - set(valid)
     if unknown:
         raise ValueError(f"unknown {what} {sorted(unknown)}; valid: {sorted(valid)}")
+
+
+def _integer_dtype(dtype) -> bool:
+    kind = getattr(dtype, "kind", None)  # a numpy dtype
+    if kind is not None:
+        return kind in "iu"
+    return not (dtype.is_floating_point or dtype.is_complex) and str(dtype) != "torch.bool"
+
+
+def class_indices(name: str, labels, n: int, num_classes: int | None = None):
+    """A tensor or array of ``n`` integer class indices >= 0 (and < ``num_classes`` when given), returned as it
+    is; the error names the first label out of range and its position. Floats, booleans and complex numbers are
+    refused, not rounded: a label 1.7 is a mistake upstream, not class 1."""
+    dtype, shape = getattr(labels, "dtype", None), tuple(getattr(labels, "shape", ()))
+    if dtype is None or shape != (n,) or not _integer_dtype(dtype):
+        raise ValueError(f"{name} must be a ({n},) tensor of integer class indices, got "
+                         f"{dtype if dtype is not None else type(labels).__name__} {shape}")
+    bad = (labels < 0) if num_classes is None else (labels < 0) | (labels >= num_classes)
+    if n and bool(bad.any()):
+        i = bad.tolist().index(True)
+        valid = f"0..{num_classes - 1} (num_classes={num_classes})" if num_classes is not None else "0 or more"
+        raise ValueError(f"{name}: label {int(labels[i])} at position {i} is not a class index in {valid}")
+    return labels

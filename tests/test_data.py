@@ -129,5 +129,5 @@ def test_a_label_that_is_no_class_is_refused_with_its_value(bad):
 
     images = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
     ImageDataset(images, torch.tensor([0, 9, 3]), tuple("abcdefghij"))  # 10 classes: 0..9 are fine
-    with pytest.raises(ValueError, match=rf"target {bad} is not a class index: 10 classes take 0 to 9"):
+    with pytest.raises(ValueError, match=rf"targets: label {bad} at position 1 is not a class index in 0..9 \(num_classes=10\)"):
         ImageDataset(images, torch.tensor([0, bad, 3]), tuple("abcdefghij"))

@@ -115,8 +115,8 @@ def test_a_python2_style_batch_loads(fake):
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda e: e.update(labels=[1.7] + e["labels"][1:]), "label 0 is 1.7; labels must be integer class indices 0..9"),
-    (lambda e: e.update(labels=[10] + e["labels"][1:]), "label 10 of image 0 is not a class index in 0..9"),
-    (lambda e: e.update(labels=[-1] + e["labels"][1:]), "label -1 of image 0"),
+    (lambda e: e.update(labels=[10] + e["labels"][1:]), "label 10 at position 0 is not a class index in 0..9"),
+    (lambda e: e.update(labels=[-1] + e["labels"][1:]), "label -1 at position 0"),
     (lambda e: e.update(labels=[True] + e["labels"][1:]), "label 0 is True"),
     (lambda e: e.update(data=(np.arange(e["data"].size) % 256 + 300).astype(np.int64).reshape(e["data"].shape)),
      r"pixel values must be in 0\.\.255, found 300\.\.555 \(dtype int64\)"),

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checks
+
 __all__ = ["UnsafePickle", "load_cifar_pickle", "batch_arrays", "class_names", "MAX_BATCH_BYTES"]
 
 MAX_BATCH_BYTES = 512 * 1024 * 1024  # a real batch is 31 MB; refuse to read a multi-gigabyte file into memory
@@ -135,11 +137,7 @@ def _labels(raw, n_classes: int, path: Path) -> np.ndarray:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{path}: label {i} is {v!r}; labels must be integer class indices 0..{n_classes - 1}")
     labels = np.asarray(raw, dtype=np.int64).reshape(-1)
-    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    if bad.size:
-        raise ValueError(f"{path}: label {int(labels[bad[0]])} of image {int(bad[0])} is not a class index in "
-                         f"0..{n_classes - 1}")
-    return labels
+    return checks.class_indices(str(path), labels, len(labels), n_classes)
 
 
 def batch_arrays(entry: dict, n_classes: int, path: Path) -> tuple[np.ndarray, np.ndarray]:

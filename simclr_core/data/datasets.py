@@ -80,17 +80,12 @@ class ImageDataset(Dataset):
         if not isinstance(self.images, torch.Tensor) or not isinstance(self.targets, torch.Tensor):
             raise ValueError(f"images and targets must be tensors, got {type(self.images).__name__} and "
                              f"{type(self.targets).__name__}")
-        if self.targets.is_floating_point() or self.targets.dtype == torch.bool:
-            raise ValueError(f"targets must be integer class indices, got dtype {self.targets.dtype}")
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
             raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
         if self.targets.shape != (self.images.shape[0],):
             raise ValueError(f"targets must be ({self.images.shape[0]},), got {tuple(self.targets.shape)}")
-        if len(self.targets):  # a label past the classes would index a wrong row (or crash) deep in a probe
-            lo, hi = int(self.targets.min()), int(self.targets.max())
-            if lo < 0 or hi >= len(self.classes):
-                raise ValueError(f"target {lo if lo < 0 else hi} is not a class index: {len(self.classes)} classes "
-                                 f"take 0 to {len(self.classes) - 1}")
+        # a label past the classes would index a wrong row (or crash) deep in a probe
+        checks.class_indices("targets", self.targets, self.images.shape[0], len(self.classes))
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -206,10 +201,7 @@ def _read_cifar_pickles(root: Path, train: bool) -> ImageDataset:
 
 
 def _check_labels(targets: torch.Tensor, n_classes: int, where) -> None:
-    bad = (targets < 0) | (targets >= n_classes)
-    if bad.any():
-        i = int(bad.nonzero()[0])
-        raise ValueError(f"{where}: label {int(targets[i])} of image {i} is not a class index in 0..{n_classes - 1}")
+    checks.class_indices(str(where), targets, len(targets), n_classes)
 
 
 _IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

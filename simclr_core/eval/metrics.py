@@ -32,19 +32,13 @@ __all__ = ["knn_accuracy", "knn_predict", "linear_probe", "fit_linear_probe", "L
 def _check_feats(name_f, feats, name_y, labels, num_classes: int | None = None) -> None:
     if not isinstance(feats, torch.Tensor) or feats.dim() != 2 or feats.shape[1] < 1:
         raise ValueError(f"{name_f} must be a (N, d) tensor with d >= 1, got {getattr(feats, 'shape', type(feats).__name__)}")
-    if not isinstance(labels, torch.Tensor) or labels.shape != (feats.shape[0],):
-        raise ValueError(f"{name_y} must be a ({feats.shape[0]},) tensor of class indices, got {getattr(labels, 'shape', type(labels).__name__)}")
     if feats.shape[0] < 1:
         raise ValueError(f"{name_f} is empty")
     if feats.is_complex():
         raise ValueError(f"{name_f} must hold real numbers, got dtype {feats.dtype}")
     if not torch.isfinite(feats).all():
         raise ValueError(f"{name_f} holds non-finite values (NaN or inf): the encoder that made them has diverged")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or (labels < 0).any():
-        raise ValueError(f"{name_y} must be integer class indices >= 0, got dtype {labels.dtype}, min {labels.min().item()}")
-    if num_classes is not None and int(labels.max()) >= num_classes:
-        raise ValueError(f"{name_y} must be class indices in 0..{num_classes - 1} (num_classes={num_classes}), got "
-                         f"{int(labels.max())}")
+    checks.class_indices(name_y, labels, feats.shape[0], num_classes)
 
 
 def _check_pair(train_feats, train_labels, test_feats, test_labels, num_classes) -> int:

@@ -51,13 +51,7 @@ def _check_labelled(images, labels, num_classes: int) -> None:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.dtype != torch.uint8 or images.shape[0] < 1:
         raise ValueError(f"images must be a non-empty uint8 tensor (N, C, H, W), got "
                          f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
-    if (not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],) or labels.is_floating_point()
-            or labels.dtype == torch.bool):
-        raise ValueError(f"labels must be ({images.shape[0]},) integer class indices, got "
-                         f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}")
-    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise ValueError(f"labels must be class indices in 0..{num_classes - 1} (num_classes={num_classes}), got "
-                         f"{int(labels.min())}..{int(labels.max())}")
+    checks.class_indices("labels", labels, images.shape[0], num_classes)
 
 
 def train_classifier(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
