@@ -115,3 +115,15 @@ def test_only_the_sandboxes_first_process_counts_as_in_its_own_sandbox():
 
     assert not in_own_sandbox(["--sandboxed"]), f"pid {os.getpid()} is not a sandbox's first process"
     assert not in_own_sandbox([])
+
+
+def test_a_submissions_checks_share_one_time_limit(monkeypatch):
+    """``Limits.run_seconds`` bounds all of a submission's checks together, as when the runner's sandbox was
+    killed after it: the checks left when it is spent wait for review, and the runner is not reused."""
+    from grader.limits import Limits
+
+    monkeypatch.setattr(harness, "DEFAULT", Limits(run_seconds=3))
+    with harness.Runner(A1, "alice", cell_timeout=5) as r:
+        runs = [r.check(CHECK, [("a", "import time\ntime.sleep(1.2)\nL_12 = 1.0")], {}) for _ in range(4)]
+        assert [run.values is not None for run in runs] == [True, True, False, False], runs
+        assert "needs review" in runs[2].problem and not r.reusable()
