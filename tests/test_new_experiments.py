@@ -4,7 +4,7 @@ table computes P3 and P5 from their JSONs when present and keeps them ``not meas
 
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -84,7 +84,23 @@ def test_a_grouped_run_is_cached_apart_from_the_plain_one(tmp_path):
 
 
 def test_all_runs_the_new_experiments():
-    assert {"negatives", "temperature"} <= set(ex.EXPERIMENTS)
+    assert {"negatives", "temperature", "pretraining", "composition"} <= set(ex.EXPERIMENTS)
+
+
+def test_the_composition_arms_differ_from_the_main_run_only_in_their_views(tmp_path):
+    """P2 at length: the default-policy arm is the main run (the same ShortRun, views None: one cache entry), each
+    other arm the grid's operators at the preset's view size; every arm on the same seeds."""
+    from simclr_core.experiments import composition
+
+    ex.main(["composition", "--preset", "smoke", "--out", str(tmp_path), "--no-cache", "--device", "cpu"])
+    data = json.loads((tmp_path / "composition.json").read_text())
+    smoke = ex.PRESETS["smoke"]
+    assert list(data["variants"]) == list(composition.ARMS)
+    assert data["run"] == json.loads(json.dumps(asdict(ex.ShortRun(steps=smoke.steps, batch_size=smoke.batch_size,
+                                                                   widths=smoke.widths))))
+    assert data["variants"]["default policy"]["ops"] is None
+    assert data["variants"]["crop then color"]["ops"] == ["crop", "color"]
+    assert all(len(v[m]["values"]) == len(smoke.seeds) for v in data["variants"].values() for m in ("knn", "linear"))
 
 
 def _copy_cached(folder: Path) -> None:

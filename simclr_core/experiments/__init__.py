@@ -12,10 +12,11 @@ objective change (``common.ShortRun``). Modules:
   (``simclr_core.eval.probe``) and the measured numbers;
   ``python -m simclr_core.experiments NAME --preset P --out notebooks/results`` writes NAME.json, which the
   notebooks read instead of re-training. The figure-5 operators are ``simclr_core.data.fig5``;
-- ``negatives``, ``temperature``, ``pretraining``: phenomena P3 (more negatives at a fixed N images per step:
-  NT-Xent within groups of m pairs), P5 (pretraining at several tau; notebook 02) and P1 at length (one long run per
-  seed, probed along the way; notebook 08), which the notebooks' own experiments do not vary; their JSONs also
-  feed the phenomena table;
+- ``negatives``, ``temperature``, ``pretraining``, ``composition``: phenomena P3 (more negatives at a fixed N images
+  per step: NT-Xent within groups of m pairs), P5 (pretraining at several tau; notebook 02), P1 at length (one long
+  run per seed, probed along the way; notebook 08) and P2 at the main runs' length (crop, colour, crop then colour
+  and the default policy; notebook 06), which the notebooks' own experiments do not vary; their JSONs also feed
+  the phenomena table;
 - ``phenomena`` / ``phenomena_table``: from those JSONs, the paired per-seed verdict on each phenomenon of the
   paper (``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table;
   it reads negatives.json and temperature.json when present, and keeps P3 and P5 ``not measured`` until then).
@@ -23,7 +24,8 @@ objective change (``common.ShortRun``). Modules:
 Presets (``common.PRESETS``, every size with its reason): ``smoke`` (CI, seconds), ``cpu`` (a 2-core laptop: 10,000
 images, 3 seeds; the four notebook experiments in about 2.5 hours, the cached numbers in notebooks/results were made
 with it; ``negatives`` and ``temperature`` add 9 and 12 runs of the main size, about 35 and 45 minutes, their
-plain-SimCLR arm being the cached run; ``pretraining`` three runs of five times the steps, about 40 minutes),
+plain-SimCLR arm being the cached run; ``pretraining`` three runs of five times the steps, about 40 minutes;
+``composition`` nine runs of the main size, its default-policy arm the cached run),
 ``gpu`` (one GPU: all 60,000 images, all seven Figure-5 operators, longer runs). Every number is a mean +- sd over the preset's seeds (``stats``), next to random init and raw pixels.
 Finished pretraining runs are kept in a cache folder (``--cache``), so experiments that share a run train it once.
 Data: Fashion-MNIST (offline, 28x28 grayscale) unless CIFAR-10 is on disk and ``--dataset cifar10`` is given.
@@ -38,6 +40,7 @@ from ..precision import parse_device, resolve_device
 from ..train.runfolder import write_text_atomic
 from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
                      pretrain_short, probe_of, simclr_views)
+from .composition import run_composition
 from .fig5 import run_fig5
 from .negatives import run_negatives
 from .phenomena_table import write_phenomena
@@ -48,7 +51,7 @@ from .visualize import VISUALIZE_VARIANTS, run_visualize
 from .vs_supervised import run_vs_supervised
 
 __all__ = ["FIG5_OPS", "compose", "ShortRun", "pretrain_short", "finetune", "Preset", "PRESETS", "load_data",
-           "run_fig5", "run_negatives", "run_pretraining", "run_temperature", "run_small_batch", "run_visualize",
+           "run_composition", "run_fig5", "run_negatives", "run_pretraining", "run_temperature", "run_small_batch", "run_visualize",
            "run_vs_supervised", "EXPERIMENTS", "load_result", "save_result", "load_or_run", "build_model", "default_views", "probe_of",
            "small_batch_variants", "VISUALIZE_VARIANTS", "simclr_views", "write_phenomena"]
 
@@ -57,7 +60,7 @@ DEFAULT_CACHE = Path("~/.cache/simclr-workbook/experiment-runs")
 
 EXPERIMENTS = {"fig5": run_fig5, "small_batch": run_small_batch, "visualize": run_visualize,
                "vs_supervised": run_vs_supervised, "negatives": run_negatives, "temperature": run_temperature,
-               "pretraining": run_pretraining}
+               "pretraining": run_pretraining, "composition": run_composition}
 
 
 def load_result(name: str, folder) -> dict | None:

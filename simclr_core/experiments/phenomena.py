@@ -1,11 +1,12 @@
 """The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
 
 Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json, and when they
-exist pretraining.json, negatives.json and temperature.json; seconds, no training). Every comparison is paired: both
+exist pretraining.json, composition.json, negatives.json and temperature.json; seconds, no training). Every comparison is paired: both
 arms of a row were trained with the same seed, so from the same initial weights, on the same images, and probed on
 the same test images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in
-``RULES``). A question the cached runs cannot answer gets a row ``not measured`` with the reason: P1 at length, P3
-and P5 until ``python -m simclr_core.experiments pretraining negatives temperature`` has written their JSONs
+``RULES``). A question the cached runs cannot answer gets a row ``not measured`` with the reason: P1 and P2 at
+length, P3 and P5 until ``python -m simclr_core.experiments pretraining composition negatives temperature`` has
+written their JSONs
 (``OPTIONAL``; their rows are built from the JSON by ``measured_comparisons``).
 ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table
 (``phenomena_table``).
@@ -92,6 +93,8 @@ class Comparison:
 _OPS = (("crop", "crop", "裁剪"), ("cutout", "cutout", "挖空(cutout)"), ("color", "colour", "颜色失真"),
         ("noise", "noise", "噪声"))
 _IN = ("in_domain",)
+_GRID_NOTE = ("the Figure 5 grid: {steps} steps of {batch} pairs per cell",  # filled in from the result's run
+              "图 5 网格:每格 {steps} 步、每步 {batch} 对")
 _NEG_NOTE = ("the collapsed run trained 400 steps, SimCLR 1,200: collapse happens within the first few hundred",
              "坍缩的运行训练了 400 步,SimCLR 训练了 1,200 步:坍缩在最初几百步内就会发生")
 _SIZE_NOTE = ("in the cached runs fine-tuned and from-scratch classifiers were tested at 16 px, the probes at 28 px",
@@ -104,9 +107,11 @@ COMPARISONS = (
                  ("variants", "SimCLR", m), ("variants", "random init", m)) for m in ("knn", "linear")),
     *(Comparison(f"P2 default policy vs random init ({m})", "P2", ("default augmentation policy vs random init",
                                                                   "默认增强策略对比随机初始化"), m,
-                 "fig5.json", ("default_policy", m), ("baselines", "random init", m)) for m in ("knn", "linear")),
+                 "fig5.json", ("default_policy", m), ("baselines", "random init", m), note=_GRID_NOTE)
+      for m in ("knn", "linear")),
     *(Comparison(f"P2 crop+colour vs {en} ({m})", "P2", (f"crop then colour vs {en} alone", f"先裁剪再颜色失真对比单独{zh}"),
-                 m, "fig5.json", (m, "crop", "color"), (m, op, op)) for op, en, zh in _OPS for m in ("knn", "linear")),
+                 m, "fig5.json", (m, "crop", "color"), (m, op, op), note=_GRID_NOTE)
+      for op, en, zh in _OPS for m in ("knn", "linear")),
     *(Comparison(f"P4 {en} vs SimCLR, small batch ({m})", "P4", (f"{en} vs plain SimCLR at the small batch",
                                                                  f"小 batch 下{zh}对比普通 SimCLR"),
                  m, "small_batch.json", ("variants", key, m), ("variants", "SimCLR, N={small_batch}", m))
@@ -142,6 +147,10 @@ NOT_MEASURED = (
                 "(small_batch.json,都是 1,200 步)是混杂的:大 batch 同时也多看了 4 倍的图像"),
      "confounded": ("small_batch.json", ("variants", "SimCLR, N={large_batch}", "knn"),
                     ("variants", "SimCLR, N={small_batch}", "knn"))},
+    {"id": "P2 at the main runs' length", "phenomenon": "P2", "file": "composition.json",
+     "reason": ("no cached run trains the single operators and crop then colour as long as the main runs (the "
+                "Figure 5 grid trains each cell a few hundred short steps)",
+                "没有缓存的运行把单一变换和先裁剪再颜色失真训练得与主要运行一样久(图 5 网格每格只训练几百个短步)")},
     {"id": "P5 temperature", "phenomenon": "P5", "file": "temperature.json",
      "reason": ("no cached training run varies tau (notebook 02 measures the loss at several tau, not what a run "
                 "trained at each learns)",
@@ -162,6 +171,23 @@ def _p1(data: dict) -> list[Comparison]:
             f"SimCLR 预训练 {steps:,} 步对比随机初始化(同一网络,其初始权重)")
     return [Comparison(f"P1 {steps:,} steps ({m})", "P1", text, m, "pretraining.json", ("variants", arm, m),
                        ("baselines", "random init", m)) for m in ("knn", "linear")]
+
+
+def _p2(data: dict) -> list[Comparison]:
+    """At the main runs' length (experiments.composition): the default policy and crop then colour vs random init,
+    crop then colour vs each of its operators alone."""
+    steps, n = data["run"]["steps"], data["run"]["batch_size"]
+    note = (f"{steps:,} steps of {n} pairs per arm, the main runs' length; the default policy is the main run",
+            f"每组 {steps:,} 步、每步 {n} 对,与主要运行一样长;默认策略就是主要运行")
+    pairs = [("default policy", ("baselines", "random init"), "default augmentation policy vs random init",
+              "默认增强策略对比随机初始化"),
+             ("crop then color", ("baselines", "random init"), "crop then colour vs random init",
+              "先裁剪再颜色失真对比随机初始化"),
+             ("crop then color", ("variants", "crop"), "crop then colour vs crop alone", "先裁剪再颜色失真对比单独裁剪"),
+             ("crop then color", ("variants", "color"), "crop then colour vs colour alone",
+              "先裁剪再颜色失真对比单独颜色失真")]
+    return [Comparison(f"P2 at length: {en} ({m})", "P2", (en, zh), m, "composition.json", ("variants", a, m),
+                       (*b, m), note=note) for a, b, en, zh in pairs for m in ("knn", "linear")]
 
 
 def _p3(data: dict) -> list[Comparison]:
@@ -185,9 +211,9 @@ def _p5(data: dict) -> list[Comparison]:
 
 
 def measured_comparisons(results: dict) -> list[Comparison]:
-    """The rows of P1 at length, P3 and P5 from pretraining.json, negatives.json and temperature.json, for those of
-    them in ``results``."""
-    build = {"pretraining.json": _p1, "negatives.json": _p3, "temperature.json": _p5}
+    """The rows of P1 and P2 at length, P3 and P5 from pretraining.json, composition.json, negatives.json and
+    temperature.json, for those of them in ``results``."""
+    build = {"pretraining.json": _p1, "composition.json": _p2, "negatives.json": _p3, "temperature.json": _p5}
     return [c for name in OPTIONAL if name in results for c in build[name](results[name])]
 
 
@@ -246,7 +272,13 @@ def _row(c: Comparison, results: dict) -> dict:
             "a": [_r(v) for v in a], "b": [_r(v) for v in b], "differences": [_r(d) for d in diffs],
             "mean": _r(ms["mean"]), "sd": _r(ms["sd"]), "min_effect": min_effect,
             "verdict": verdict(diffs, min_effect) if len(diffs) >= MIN_SEEDS else "not measured",
-            "note": c.note[0], "note_zh": c.note[1]}
+            "note": _filled(c.note[0], data), "note_zh": _filled(c.note[1], data)}
+
+
+def _filled(note: str, data: dict) -> str:
+    """A note with {steps} and {batch} of the result's run."""
+    run = data.get("run", {})
+    return note.format(steps=f"{run.get('steps', 0):,}", batch=run.get("batch_size")) if "{" in note else note
 
 
 def _not_measured(spec: dict, results: dict) -> dict:
