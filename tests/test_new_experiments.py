@@ -144,10 +144,10 @@ def test_p3_and_p5_rows_from_hand_made_results(tmp_path):
         assert len(lines) == len(table["rows"])
 
 
-def test_absent_results_keep_p1_at_length_p3_and_p5_not_measured(tmp_path):
+def test_absent_results_keep_p1_and_p2_at_length_p3_and_p5_not_measured(tmp_path):
     _copy_cached(tmp_path)
     rows = [r for r in compute_phenomena(tmp_path)["rows"] if r["verdict"] == "not measured"]
-    assert [r["phenomenon"] for r in rows] == ["P1", "P3", "P5"]
+    assert [r["phenomenon"] for r in rows] == ["P1", "P2", "P3", "P5"]
     assert [r["reason"] for r in rows] == [s["reason"][0] for s in NOT_MEASURED]
 
 
@@ -164,6 +164,23 @@ def test_p1_at_length_rows_from_hand_made_results(tmp_path):
     assert rows["P1 6,000 steps (linear)"]["verdict"] == "shown"
     assert "pretrained 6,000 steps vs random init" in rows["P1 6,000 steps (knn)"]["comparison"]
     assert len(rows) == 4  # the main runs' two rows stay
+
+
+def test_p2_at_length_rows_from_hand_made_results(tmp_path):
+    _copy_cached(tmp_path)
+    arms = {"default policy": _arm([78, 78, 78], [87, 87, 87]), "crop": _arm([70, 71, 72], [85, 85, 85]),
+            "color": _arm([71, 71, 71], [84, 84.5, 84]), "crop then color": _arm([77, 78, 79], [87, 87, 87])}
+    comp = {"experiment": "composition", "preset": {"seeds": [0, 1, 2]}, "run": {"steps": 1200, "batch_size": 128},
+            "variants": arms, "baselines": {"random init": _arm([75, 76, 77], [84, 84, 84])}}
+    (tmp_path / "composition.json").write_text(json.dumps(comp))
+    rows = {r["id"]: r for r in compute_phenomena(tmp_path)["rows"] if r["id"].startswith("P2 at length")}
+    assert len(rows) == 8
+    assert rows["P2 at length: crop then colour vs crop alone (knn)"]["differences"] == pytest.approx([7, 7, 7])
+    assert rows["P2 at length: default augmentation policy vs random init (knn)"]["differences"] == \
+        pytest.approx([3, 2, 1])
+    assert rows["P2 at length: crop then colour vs colour alone (linear)"]["differences"] == \
+        pytest.approx([3, 2.5, 3])
+    assert "1,200 steps of 128 pairs" in rows["P2 at length: crop then colour vs crop alone (knn)"]["note"]
 
 
 def test_smoke_results_give_p3_and_p5_rows_without_verdicts(smoke, tmp_path):

@@ -203,10 +203,12 @@ def test_the_probe_commands_defaults_are_the_protocols():
 # (file, key path) of one cached run: the main runs' plain SimCLR (N = 128, 1,200 steps, tau = 0.2), which four
 # experiments share through the run cache, and the same network untrained
 _MAIN_RUN = {"visualize": ("variants", "SimCLR"), "small_batch": ("variants", "SimCLR, N=128"),
-             "negatives": ("variants", "m=128"), "temperature": ("variants", "tau=0.2")}
+             "negatives": ("variants", "m=128"), "temperature": ("variants", "tau=0.2"),
+             "composition": ("variants", "default policy")}
 _RANDOM_INIT = {"visualize": ("variants", "random init"), "small_batch": ("baselines", "random init"),
                 "negatives": ("baselines", "random init"), "temperature": ("baselines", "random init"),
-                "pretraining": ("baselines", "random init")}  # fig5.json: probed before the protocol (README)
+                "pretraining": ("baselines", "random init"), "fig5": ("baselines", "random init"),
+                "composition": ("baselines", "random init")}  # vs_supervised.json: probed before the protocol
 
 
 def _cached(places: dict) -> dict:

@@ -139,6 +139,10 @@ NOT_MEASURED = (
     {"id": "P1 a long run", "phenomenon": "P1", "file": "pretraining.json",
      "reason": ("no cached run pretrains longer than the main runs' steps",
                 "没有缓存的运行比主要运行的步数训练得更久")},
+    {"id": "P2 at the main runs' length", "phenomenon": "P2", "file": "composition.json",
+     "reason": ("no cached run trains the single operators and crop then colour as long as the main runs (the "
+                "Figure 5 grid trains each cell a few hundred short steps)",
+                "没有缓存的运行把单一变换和先裁剪再颜色失真训练得与主要运行一样久(图 5 网格每格只训练几百个短步)")},
     {"id": "P3 more negatives at fixed images per step", "phenomenon": "P3", "file": "negatives.json",
      "reason": ("no cached run varies the negatives an anchor sees at a fixed number of images per step; the cached "
                 "N = 128 vs N = 32 comparison (small_batch.json, both 1,200 steps) is confounded: the larger batch "
@@ -147,10 +151,6 @@ NOT_MEASURED = (
                 "(small_batch.json,都是 1,200 步)是混杂的:大 batch 同时也多看了 4 倍的图像"),
      "confounded": ("small_batch.json", ("variants", "SimCLR, N={large_batch}", "knn"),
                     ("variants", "SimCLR, N={small_batch}", "knn"))},
-    {"id": "P2 at the main runs' length", "phenomenon": "P2", "file": "composition.json",
-     "reason": ("no cached run trains the single operators and crop then colour as long as the main runs (the "
-                "Figure 5 grid trains each cell a few hundred short steps)",
-                "没有缓存的运行把单一变换和先裁剪再颜色失真训练得与主要运行一样久(图 5 网格每格只训练几百个短步)")},
     {"id": "P5 temperature", "phenomenon": "P5", "file": "temperature.json",
      "reason": ("no cached training run varies tau (notebook 02 measures the loss at several tau, not what a run "
                 "trained at each learns)",
