@@ -128,11 +128,12 @@ def test_ps4_quotes_only_what_notebooks_06_09_measured_and_the_papers_numbers():
     """Every mean ± sd and decimal a model answer of problem set 4 quotes is a value of the cached results the
     application notebooks read (formatted as they format it), or one of the paper's numbers listed above; so a
     mark scheme cannot drift from what the workbook measures."""
-    from .test_results_prose import DECIMAL, NOTEBOOKS, PLUS_MINUS, _leaves, _quotable, _result
+    from .test_results_prose import DECIMAL, NOTEBOOKS, PLUS_MINUS, _leaves, _quotable, _results
 
     quotable = set(PS4_PAPER)
     for name in NOTEBOOKS:
-        quotable |= _quotable(_result(name)) | _leaves(_result(name))
+        for result in _results(name):
+            quotable |= _quotable(result) | _leaves(result)
     for gid, source in _ps4_solutions().items():
         pairs = {f"{m} ± {s}" for m, s in PLUS_MINUS.findall(source)}
         unknown = sorted(x for x in pairs | set(DECIMAL.findall(PLUS_MINUS.sub("", source))) if x not in quotable)
