@@ -1,13 +1,12 @@
 """The phenomena table: does each phenomenon of the SimCLR paper show in the cached experiments?
 
 Read from the cached results only (fig5.json, small_batch.json, visualize.json, vs_supervised.json, and when they
-exist pretraining.json, composition.json, negatives.json and temperature.json; seconds, no training). Every comparison is paired: both
-arms of a row were trained with the same seed, so from the same initial weights, on the same images, and probed on
-the same test images; the per-seed differences A - B are what the verdict reads (``verdict``, thresholds in
-``RULES``). A question the cached runs cannot answer gets a row ``not measured`` with the reason: P1 and P2 at
-length, P3 and P5 until ``python -m simclr_core.experiments pretraining composition negatives temperature`` has
-written their JSONs
-(``OPTIONAL``; their rows are built from the JSON by ``measured_comparisons``).
+exist pretraining.json, composition.json, negatives.json and temperature.json; seconds, no training). Every
+comparison is paired: both arms of a row were trained with the same seed, so from the same initial weights, on
+the same images, and probed on the same test images; the per-seed differences A - B are what the verdict reads
+(``verdict``, thresholds in ``RULES``). The rows themselves are ``phenomena_rows``: a question the cached runs
+cannot answer gets a row ``not measured`` with the reason (P1 and P2 at length, P3 and P5 until
+``python -m simclr_core.experiments pretraining composition negatives temperature`` has written their JSONs).
 ``python -m simclr_core.experiments phenomena`` writes phenomena.json and the results README's table
 (``phenomena_table``).
 """
