@@ -2,9 +2,10 @@
 
 For each graded check the trusted side sends the notebook's answer cells to ``grader_probe.runner`` (a process in
 a bubblewrap sandbox of ``grader.sandbox``, kept for several submissions by ``Runners``), which forks a fresh
-child per check, runs the cells and evaluates the check's recipe. Only the JSON values come back, size-capped and validated here; what
-the nbgrader kernel displayed is never read. The cells run are the student's own code cells (answers and any cell
-she added) and the locked setup cells as the gradebook holds them; test cells never run there.
+child per check, runs the cells and evaluates the check's recipe. Only the JSON values come back, size-capped and
+validated here; what the nbgrader kernel displayed is never read. The cells run are the student's own code cells
+(answers and any cell she added) and the locked setup cells as the gradebook holds them; test cells never run
+there.
 
 While the cells run, ``simclr_core`` is a grading copy (``grading_library``): the student's numbers
 (``teaching.variants``), the worked example's numbers (``teaching.sheet``) and, only where a problem set's own
@@ -125,7 +126,7 @@ class Runner:
     ``Runner(assignment, student, ...)`` begins that student's submission at once; ``with`` closes it."""
 
     def __init__(self, assignment: str, student: str | None, cell_timeout: float, sandbox: bool = True):
-        self.assignment, self.cell_timeout = assignment, float(cell_timeout)
+        self.cell_timeout = float(cell_timeout)
         self.submissions, self.usable, self._deadline = 0, True, _now()
         self._tmp = Path(tempfile.mkdtemp(prefix="simclr-grading-run-"))
         opt = grading_library(assignment, self._tmp / "opt")

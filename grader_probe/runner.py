@@ -167,8 +167,9 @@ def clean(folders) -> str | None:
     keep = {str(parent) for f in folders for parent in Path(f).parents}
     try:
         for top in folders:
+            dev = os.lstat(top).st_dev
             for name in os.listdir(top):
-                _remove(os.path.join(top, name), os.lstat(top).st_dev, keep)
+                _remove(os.path.join(top, name), dev, keep)
     except (OSError, RecursionError) as e:
         return f"a writable folder could not be emptied ({type(e).__name__})"
     for kind in ("shm", "msg", "sem"):

@@ -200,10 +200,6 @@ def _read_cifar_pickles(root: Path, train: bool) -> ImageDataset:
                         "cifar10")
 
 
-def _check_labels(targets: torch.Tensor, n_classes: int, where) -> None:
-    checks.class_indices(str(where), targets, len(targets), n_classes)
-
-
 _IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
@@ -265,7 +261,7 @@ def _load_fashion_mnist(root: Path, train: bool, download: bool) -> ImageDataset
         raise ValueError(f"Fashion-MNIST files in {root} disagree: images {images.shape}, labels {labels.shape}")
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28)
     targets = torch.from_numpy(labels.astype(np.int64))
-    _check_labels(targets, len(FASHION_CLASSES), files[1])
+    checks.class_indices(str(files[1]), targets, len(targets), len(FASHION_CLASSES))
     return ImageDataset(x, targets, FASHION_CLASSES, "fashion-mnist")
 
 

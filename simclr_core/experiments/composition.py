@@ -12,10 +12,11 @@ with the others and with the same network at its initial weights.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
-from .common import Preset, ShortRun, compose, load_data, meta, pretrain_short, probe_of
-from .stats import baselines, over_seeds
+from .common import Preset, ShortRun, compose, load_data, meta
+from .negatives import measure_arms
+from .stats import baselines
 
 __all__ = ["ARMS", "run_composition"]
 
@@ -27,25 +28,16 @@ def run_composition(preset: Preset, dataset: str = "fashion-mnist", device="cpu"
                     cache=None) -> dict:
     """kNN and linear probe (mean +- sd over seeds, per-seed values) of each arm of ``ARMS`` pretrained for the
     main runs' steps, with random init and raw pixels under the same protocol."""
-    from tqdm.auto import tqdm
-
     t0 = time.time()
     train, test = load_data(preset.n_train, preset.n_test, dataset)
     run = ShortRun(steps=preset.steps, batch_size=preset.batch_size, widths=preset.widths)
     size = run.recipe(dataset, len(train)).augment.size
-    arms = {}
-    bar = tqdm(total=len(ARMS) * len(preset.seeds), disable=not progress, desc="P2 at length (arms x seeds)")
+    views = {name: compose(list(ops), size=size) for name, ops in ARMS.items() if ops is not None}
+    arms = measure_arms({name: run for name in ARMS}, train, test, preset, dataset, device, progress, cache,
+                        "P2 at length (arms x seeds)", views)
     for name, ops in ARMS.items():
-        views = None if ops is None else compose(list(ops), size=size)
-        rows = []
-        for seed in preset.seeds:
-            model, _ = pretrain_short(train, views, replace(run, seed=seed), device, progress=False, dataset=dataset,
-                                      cache=cache)
-            rows.append(probe_of(model.encoder, train, test, device))
-            bar.update()
-        arms[name] = {"ops": list(ops) if ops else None, **over_seeds(rows)}
-    bar.close()
-    return {**meta("composition", preset, dataset, device, t0), "run": asdict(run), "view_size": size,
+        arms[name]["ops"] = list(ops) if ops else None
+    return {**meta("composition", preset, dataset, device, t0), "view_size": size,
             "design": (f"{len(ARMS)} arms of {run.steps} steps at N = {run.batch_size} (the main runs' recipe), "
                        f"{len(preset.seeds)} seeds each, the same seeds on every arm"),
-            "variants": arms, "baselines": baselines(train, test, preset, dataset, device, run)}
+            "run": asdict(run), "variants": arms, "baselines": baselines(train, test, preset, dataset, device, run)}

@@ -40,10 +40,11 @@ def arms(preset: Preset) -> dict[str, ShortRun]:
 
 
 def measure_arms(runs: dict[str, ShortRun], train, test, preset: Preset, dataset: str, device, progress: bool,
-                 cache, desc: str) -> dict:
+                 cache, desc: str, views: dict | None = None) -> dict:
     """name -> {"run", kNN and linear probe as mean_sd over the preset's seeds (per-seed ``values``), the mean loss
     of the last 5 % of the steps per seed, the mean training time}: every arm trained once per seed from that seed's
-    initial weights (``pretrain_short``, cached), so the arms are paired seed by seed. Shared with ``temperature``."""
+    initial weights (``pretrain_short``, cached), so the arms are paired seed by seed. ``views``: name -> the arm's
+    view function (absent: the preset's policy). Shared with ``temperature`` and ``composition``."""
     from tqdm.auto import tqdm
 
     out = {}
@@ -51,8 +52,8 @@ def measure_arms(runs: dict[str, ShortRun], train, test, preset: Preset, dataset
     for name, run in runs.items():
         rows, secs, last = [], [], []
         for seed in preset.seeds:
-            model, hist = pretrain_short(train, None, replace(run, seed=seed), device, progress=False,
-                                         dataset=dataset, cache=cache)
+            model, hist = pretrain_short(train, (views or {}).get(name), replace(run, seed=seed), device,
+                                         progress=False, dataset=dataset, cache=cache)
             secs.append(hist["train_s"])
             tail = hist["loss"][-max(1, len(hist["loss"]) // 20):]
             last.append(round(sum(tail) / len(tail), 4))
