@@ -254,3 +254,12 @@ def test_mean_sd_matches_statistics_and_differs_calls_noise_noise():
     assert differs(mean_sd([0.90, 0.91, 0.90]), b) == 1 and differs(b, mean_sd([0.90, 0.91, 0.90])) == -1
     with pytest.raises(ValueError, match="at least one value"):
         mean_sd([])
+
+
+def test_a_refreshed_bank_is_its_own_run_and_needs_a_bank():
+    """bank_refresh = 0 leaves a run's cache key as it was before the option existed; any other value keys a new
+    run; a refresh without a bank is a clear error."""
+    plain = ex.ShortRun(bank_negatives=8)
+    assert "bank_refresh" not in plain.key() and ex.ShortRun(bank_negatives=8, bank_refresh=50).key()["bank_refresh"] == 50
+    with pytest.raises(ValueError, match=r"bank_refresh=5 re-encodes a memory bank: set bank_negatives > 0"):
+        ex.ShortRun(bank_refresh=5)

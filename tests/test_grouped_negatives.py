@@ -58,3 +58,16 @@ def test_the_objective_checks_m_against_the_recipes_batch():
     with pytest.raises(ValueError, match=r"got 5; valid: \[2, 4, 8\]"):
         GroupedObjective(0.2, 5, N)
     assert GroupedObjective(0.2, 4, N).m == 4
+
+
+def test_at_the_experiments_size_in_float32_with_a_small_tau():
+    """N = 128 pairs in groups of 4 (the negatives experiment's smallest arm), float32, tau = 0.05."""
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(128, 32, generator=g), torch.randn(128, 32, generator=g)
+    a1, a2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    b1, b2 = z1.double().requires_grad_(), z2.double().requires_grad_()
+    loss = grouped_nt_xent(a1, a2, 0.05, 4)
+    ref = torch.stack([nt_xent(b1[i:i + 4], b2[i:i + 4], 0.05) for i in range(0, 128, 4)]).mean()
+    loss.backward(), ref.backward()
+    assert torch.isfinite(loss) and abs(loss.item() - ref.item()) < 1e-4 * ref.item()
+    assert torch.allclose(a1.grad.double(), b1.grad, atol=1e-6) and torch.allclose(a2.grad.double(), b2.grad, atol=1e-6)

@@ -9,7 +9,7 @@ import pytest
 
 from simclr_core.experiments.phenomena import (COMPARISONS, PHENOMENA, RULES, compute_phenomena,
                                                measured_comparisons, read_results, verdict)
-from simclr_core.experiments.phenomena_table import BEGIN, END, markdown, readme_block, update_readme
+from simclr_core.experiments.phenomena_table import BEGIN, END, for_notebook, markdown, readme_block, update_readme
 
 RESULTS = Path(__file__).resolve().parents[1] / "notebooks" / "results"
 
@@ -128,3 +128,15 @@ def test_a_notebook_shows_the_rows_of_its_phenomena_only(table):
     assert all(line.startswith("| P5 ") for line in lines)
     with pytest.raises(ValueError, match=r"unknown phenomena \['P9'\]; valid: \['P1', "):
         markdown(table, "zh", only=("P9",))
+
+
+def test_a_notebook_block_holds_the_chosen_rows_in_both_languages(table):
+    block = for_notebook(RESULTS, ("P2",), id_prefix="P2 at length")
+    en, zh = block.split("\n\n按种子")
+    wanted = [r for r in table["rows"] if r["id"].startswith("P2 at length")]
+    assert 0 < len(wanted) < sum(r["phenomenon"] == "P2" for r in table["rows"])
+    for part, lang in ((en, "en"), ("按种子" + zh, "zh")):
+        lines = [line for line in part.splitlines() if line.startswith("| P2 ")]
+        assert len(lines) == len(wanted)
+        assert (table["phenomena"]["P2"][lang] in lines[0])
+    assert for_notebook(RESULTS, ("P5",)).count("| P5 ") == 2 * sum(r["phenomenon"] == "P5" for r in table["rows"])

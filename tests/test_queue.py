@@ -223,3 +223,76 @@ def test_memory_bank_objective_never_draws_an_anchor_of_its_batch():
     drawn = torch.cat(seen)
     assert len(drawn) == 5 * 64 and not torch.isin(drawn, idx).any()
     assert set(drawn.tolist()) == {1, 3}
+
+
+def _bank_setup(refresh_every: int):
+    from simclr_core.data.augment import AugmentConfig
+    from simclr_core.data.fast_augment import BatchAugment
+    from simclr_core.nn.models import ProjectionHead, SimCLR, small_cnn
+    from simclr_core.train.step import MemoryBankObjective
+
+    torch.manual_seed(0)
+    enc = small_cnn(1, widths=(4, 8))
+    model = SimCLR(enc, ProjectionHead(enc.out_dim, 8, 4))
+    images = torch.randint(0, 256, (12, 1, 10, 10), dtype=torch.uint8)
+    view = BatchAugment(AugmentConfig(size=8, crop=False, flip=False, color_jitter=False, grayscale=False))
+    objective = MemoryBankObjective(0.5, model, n_images=12, negatives=6, seed=0, refresh_every=refresh_every,
+                                    images=images, view=view)
+    return model, images, view, objective
+
+
+def _bank_steps(model, objective, steps: int):
+    from simclr_core.precision import Precision
+
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        idx = torch.randperm(12, generator=g)[:4]
+        v = torch.rand(4, 1, 8, 8, generator=g)
+        objective.loss(model, v, v.flip(3), idx, Precision(torch.device("cpu")))
+        objective.after_step(model)
+
+
+def test_a_refreshed_bank_holds_the_networks_own_embeddings_of_every_image():
+    """Every k steps the bank is z of every image under the network as it is (independently: eval mode, one batch,
+    F.normalize); between refreshes only the momentum update moves it; encoding leaves the model as it was."""
+    import torch.nn.functional as F
+
+    model, images, view, objective = _bank_setup(refresh_every=3)
+
+    def fresh():
+        model.eval()
+        with torch.no_grad():
+            z = F.normalize(model(view(images))[1], dim=1)
+        model.train()
+        return z
+
+    _bank_steps(model, objective, 2)
+    assert not torch.allclose(objective.bank.bank, fresh(), atol=1e-3)  # not yet refreshed
+    _bank_steps(model, objective, 1)  # the third step's after_step refreshes; nothing runs after it
+    assert torch.allclose(objective.bank.bank, fresh(), atol=1e-5) and objective.steps == 3
+    _bank_steps(model, objective, 1)
+    assert not torch.allclose(objective.bank.bank, fresh(), atol=1e-3)  # momentum-updated rows only
+    state = [t.clone() for t in (*model.parameters(), *model.buffers())]
+    objective.encode_all(model)
+    assert model.training and all(torch.equal(a, b) for a, b in zip(state, (*model.parameters(), *model.buffers())))
+    assert objective.state_dict()["steps"] == 4
+
+
+def test_a_bank_without_refresh_is_never_re_encoded():
+    model, images, view, objective = _bank_setup(refresh_every=0)
+    calls = []
+    objective.encode_all = lambda m: calls.append(1)
+    _bank_steps(model, objective, 5)
+    assert calls == []
+
+
+def test_a_refresh_without_images_is_a_clear_error():
+    from simclr_core.nn.models import ProjectionHead, SimCLR, small_cnn
+    from simclr_core.train.step import MemoryBankObjective
+
+    enc = small_cnn(1, widths=(4, 8))
+    model = SimCLR(enc, ProjectionHead(enc.out_dim, 8, 4))
+    with pytest.raises(ValueError, match=r"refresh_every=5 needs the n_images = 12 images and a view function"):
+        MemoryBankObjective(0.5, model, n_images=12, negatives=6, refresh_every=5)
+    with pytest.raises(ValueError, match="refresh_every"):
+        MemoryBankObjective(0.5, model, n_images=12, negatives=6, refresh_every=-1)

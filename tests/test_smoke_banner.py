@@ -23,8 +23,8 @@ NOTEBOOKS = ["05_cifar10_pretrain_probe", "06_augmentation_ablation", "07_small_
 SAME_IN_SMOKE = {
     "05_cifar10_pretrain_probe": {'shipped.probe["results"]': "the shipped encoder's recorded full probe (probe.json)"},
     "06_augmentation_ablation": {"ex.compose([name])": "a gallery of the operators, not a measurement"},
-    "07_small_batches": {"phenomena_markdown(table": "the cached phenomena table (phenomena.json), not this run's"},
-    "08_visualizing_representations": {"phenomena_markdown(table": "the cached phenomena table (phenomena.json)"},
+    "07_small_batches": {"for_notebook(RESULTS": "the cached phenomena table (phenomena.json), not this run's"},
+    "08_visualizing_representations": {"for_notebook(RESULTS": "the cached phenomena table (phenomena.json)"},
     "10_distributed": {"def simulate(loss_of_rank, K)": "exact float64 losses and gradients, no training"},
 }
 PERCENT = re.compile(r"\d%")

@@ -11,7 +11,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -61,12 +61,15 @@ class ShortRun:
     negatives: bool = True  # False: alignment-only loss -cos(z1, z2), the collapsing ablation
     seed: int = 0
     group_pairs: int = 0  # > 0: NT-Xent within groups of this many pairs (2m - 2 negatives, still N images per step)
+    bank_refresh: int = 0  # > 0, with a bank: every this many steps the bank is re-encoded by the current network
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "head_dim"):
             checks.positive_int(name, getattr(self, name))
         checks.nonnegative_int("queue_size", self.queue_size)
         checks.nonnegative_int("bank_negatives", self.bank_negatives)
+        if checks.nonnegative_int("bank_refresh", self.bank_refresh) and not self.bank_negatives:
+            raise ValueError(f"bank_refresh={self.bank_refresh} re-encodes a memory bank: set bank_negatives > 0")
         checks.nonnegative_int("seed", self.seed)
         if checks.nonnegative_int("group_pairs", self.group_pairs):
             check_group_pairs(self.group_pairs, self.batch_size)
@@ -87,15 +90,20 @@ class ShortRun:
                       warmup_epochs=min(0.5, epochs), max_steps=self.steps, minutes=None, seed=self.seed,
                       monitor_train=min(1000, n_images), monitor_test=200)
 
-    def objective(self, n_images: int):
-        """The loss variant, as a function of the model (the trainer builds the model)."""
+    def objective(self, images: torch.Tensor, dataset: str):
+        """The loss variant, as a function of the model (the trainer builds the model); ``images``: the training
+        images (n, C, H, W) uint8, which a refreshed bank re-encodes at the recipe's view size."""
+        n_images = len(images)
         if not self.negatives:
             return lambda model: AlignmentObjective(self.temperature)
         if self.queue_size:
             return lambda model: QueueObjective(self.temperature, model, self.queue_size, self.momentum)
         if self.bank_negatives:
-            return lambda model: MemoryBankObjective(self.temperature, model, n_images, self.bank_negatives,
-                                                     seed=self.seed)
+            plain = replace(self.recipe(dataset, n_images).augment, crop=False, flip=False, color_jitter=False,
+                            grayscale=False, blur=False)  # the views' size and normalisation, nothing random
+            return lambda model: MemoryBankObjective(
+                self.temperature, model, n_images, self.bank_negatives, seed=self.seed, refresh_every=self.bank_refresh,
+                images=images, view=BatchAugment(plain).to(next(model.parameters()).device))
         if self.group_pairs:
             return lambda model: GroupedObjective(self.temperature, self.group_pairs, self.batch_size)
         return None
@@ -105,8 +113,9 @@ class ShortRun:
         that the runs cached before grouping existed keep their keys; a memory-bank run also names the bank's
         draws (``BANK_DRAWS``), so that no run of a bank that could draw the anchor's own entry is found again."""
         fields = asdict(self)
-        if not fields["group_pairs"]:
-            del fields["group_pairs"]
+        for name in ("group_pairs", "bank_refresh"):  # 0: the runs cached before the option existed
+            if not fields[name]:
+                del fields[name]
         if self.bank_negatives:
             fields["bank_draws"] = BANK_DRAWS
         return fields
@@ -164,7 +173,7 @@ def pretrain_short(train, views, run: ShortRun, device="cpu", progress: bool = T
     losses = _Losses()
     cbs = [losses] + ([_Every(every, callback)] if callback is not None and every else [])
     res = pretrain(recipe, RunOptions(device=str(device), progress=progress), train, train,
-                   objective=run.objective(len(train)), augment=views, callbacks=cbs)
+                   objective=run.objective(train.images, dataset), augment=views, callbacks=cbs)
     loss = [float(v) for v in losses.losses]
     history = {"step": list(range(1, len(loss) + 1)), "loss": loss, "train_s": round(time.time() - t0, 1)}
     if file is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..train.runfolder import write_text_atomic
 from .phenomena import FILE, METRICS_ZH, VERDICTS_ZH, compute_phenomena
 
-__all__ = ["markdown", "readme_block", "update_readme", "write_phenomena", "BEGIN", "END"]
+__all__ = ["markdown", "for_notebook", "readme_block", "update_readme", "write_phenomena", "BEGIN", "END"]
 
 BEGIN = "<!-- phenomena table: generated from phenomena.json by python -m simclr_core.experiments phenomena -->"
 END = "<!-- end of phenomena table -->"
@@ -71,6 +71,14 @@ def markdown(table: dict, lang: str, only: tuple[str, ...] | None = None) -> str
         name = table["phenomena"][row["phenomenon"]][lang]
         lines.append(f"| {row['phenomenon']} {name} | " + " | ".join(_cells(row, lang)) + " |")
     return "\n".join(lines)
+
+
+def for_notebook(folder, only: tuple[str, ...], id_prefix: str = "") -> str:
+    """The rows of phenomena ``only`` (those whose id starts with ``id_prefix``) from ``folder``/phenomena.json, in
+    English and then in Chinese: what a notebook shows beside its own experiment."""
+    table = json.loads((Path(folder) / FILE).read_text(encoding="utf-8"))
+    table = {**table, "rows": [r for r in table["rows"] if r["id"].startswith(id_prefix)]}
+    return markdown(table, "en", only) + "\n\n" + markdown(table, "zh", only)
 
 
 def readme_block(table: dict) -> str:

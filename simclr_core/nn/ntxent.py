@@ -50,7 +50,7 @@ class _NTXent(torch.autograd.Function):
     """l_i for the given anchors; see the module docstring for the forward and backward formulas."""
 
     @staticmethod
-    def forward(ctx, z, keys, anchors, tau: float, reduction: str):
+    def forward(ctx, z, keys, anchors, tau: float, reduction: str, group_pairs: int | None):
         n2 = z.shape[0]
         with torch.autocast(z.device.type, enabled=False):
             scale, norm = _row_norms(z)
@@ -61,6 +61,10 @@ class _NTXent(torch.autograd.Function):
             if anchors is None:
                 logits.fill_diagonal_(float("-inf"))
                 labels = torch.arange(n2, device=z.device).add_(n2 // 2).remainder_(n2)  # (2N,) j(i)
+                if group_pairs is not None:  # rows of other groups are no candidates: P is block-diagonal
+                    group = torch.arange(n2, device=z.device).remainder_(n2 // 2)  # (2N,) the pair of each row
+                    group.div_(group_pairs, rounding_mode="floor")  # (2N,) its group
+                    logits.masked_fill_(group[:, None] != group[None, :], float("-inf"))
             else:
                 logits[torch.arange(a.shape[0], device=z.device), anchors] = float("-inf")
                 labels = (anchors + n2 // 2).remainder_(n2)  # (A,) j(i) at global rows
@@ -101,11 +105,11 @@ class _NTXent(torch.autograd.Function):
             du.index_add_(0, labels, wa, alpha=-1.0)  # - Y^T a
             du = du + d_anchor if anchors is None else du.index_add_(0, anchors, d_anchor)
         du.sub_(u * (u * du).sum(dim=1, keepdim=True))  # (I - u u^T) du
-        return du.div_(norm).div_(scale), None, None, None, None
+        return du.div_(norm).div_(scale), None, None, None, None, None
 
 
 def ntxent_losses(z: torch.Tensor, tau: float, reduction: str = "mean", anchors: torch.Tensor | None = None,
-                  keys: torch.Tensor | None = None) -> torch.Tensor:
+                  keys: torch.Tensor | None = None, group_pairs: int | None = None) -> torch.Tensor:
     """The NT-Xent losses of ``anchors`` (default: all 2N rows) among the rows of z and the extra ``keys``.
 
     Args:
@@ -114,9 +118,12 @@ def ntxent_losses(z: torch.Tensor, tau: float, reduction: str = "mean", anchors:
         reduction: "mean" over the anchors, "sum", or "none" (one loss per anchor, in the order of ``anchors``).
         anchors: (A,) int64 row indices of z whose losses are wanted, or None for all 2N rows.
         keys: (K, D) unit-row negatives that get no gradient (a queue or a memory bank), or None.
+        group_pairs: m, or None. With m, pairs [g m, (g + 1) m) form group g and an anchor's candidates are the
+            2m - 1 other rows of its group only (NT-Xent within groups, ``train.step.grouped_nt_xent``); N must
+            be a multiple of m, and anchors and keys must be None.
 
     No checks and no host synchronisation: callers check once at their public boundary.
     """
     z = z if z.dtype == torch.float64 else z.float()
     keys = None if keys is None or keys.shape[0] == 0 else keys.detach()
-    return _NTXent.apply(z, keys, anchors, tau, reduction)
+    return _NTXent.apply(z, keys, anchors, tau, reduction, group_pairs)

@@ -98,11 +98,10 @@ def grouped_nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float, group_pairs:
     NT-Xent batch of their own (``nn.ntxent.ntxent_losses``), so each anchor's denominator holds the 2m - 2 other
     rows of its group. Returns the mean over all 2N anchors (= the mean of the groups' means, the groups being
     equal in size); with m = N it is ``nt_xent``. The batch is shuffled by the loader, so contiguous groups are
-    random groups. Checked on shapes only (no host synchronisation)."""
-    n, d = z1.shape
-    m = check_group_pairs(group_pairs, n)
-    groups = torch.cat([z1.reshape(n // m, m, d), z2.reshape(n // m, m, d)], dim=1)  # (G, 2m, D) [view 1, view 2]
-    return torch.stack([ntxent_losses(g, tau) for g in groups]).mean()
+    random groups. One (2N, 2N) product with the other groups' logits masked, not a loop over groups: at N = 128
+    the full product costs less than a Python call per group. Checked on shapes only (no host synchronisation)."""
+    m = check_group_pairs(group_pairs, z1.shape[0])
+    return ntxent_losses(torch.cat([z1, z2]), tau, group_pairs=m)  # (2N, D) [view 1, view 2]
 
 
 class GroupedObjective(SimCLRObjective):
@@ -164,15 +163,25 @@ class QueueObjective(SimCLRObjective):
 class MemoryBankObjective(SimCLRObjective):
     """NT-Xent with ``negatives`` extra negatives drawn uniformly from a memory bank of one embedding per dataset
     image, which the step then updates with momentum (PIRL-style; ``simclr_core.nn.queue.MemoryBank``). The draws
-    skip the batch's own images, so no anchor ever meets its own stored entry as a negative."""
+    skip the batch's own images, so no anchor ever meets its own stored entry as a negative.
+
+    ``refresh_every`` k > 0 (with ``images`` and ``view``): every k steps the whole bank is replaced by the current
+    network's z of every image (``view(images)``: un-augmented, at the views' size), so no entry is more than k steps
+    old; with a small batch an entry is otherwise rewritten only about every n / N steps. A diagnostic: it tells
+    whether the bank's negatives hurt because they are stale (notebook 07)."""
 
     def __init__(self, temperature: float, model: nn.Module, n_images: int, negatives: int, momentum: float = 0.5,
-                 seed: int = 0):
+                 seed: int = 0, refresh_every: int = 0, images: torch.Tensor | None = None, view=None):
         super().__init__(temperature)
         dim = model.head.out_dim if hasattr(model.head, "out_dim") else model.encoder.out_dim
         self.bank = MemoryBank(n_images, dim, momentum, seed).to(next(model.parameters()).device)
         self.K = checks.positive_int("negatives", negatives)
         self.g = torch.Generator().manual_seed(seed + 1)  # which entries are drawn: its own stream
+        self.refresh_every = checks.nonnegative_int("refresh_every", refresh_every)
+        if self.refresh_every and (images is None or view is None or len(images) != n_images):
+            raise ValueError(f"refresh_every={refresh_every} needs the n_images = {n_images} images and a view function "
+                             f"to re-encode them, got {None if images is None else len(images)} images")
+        self.images, self.view, self.steps = images, view, 0
         self._update = None
 
     def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
@@ -183,13 +192,29 @@ class MemoryBankObjective(SimCLRObjective):
 
     def after_step(self, model) -> None:
         self.bank.update(*self._update)
+        self.steps += 1
+        if self.refresh_every and self.steps % self.refresh_every == 0:
+            self.bank.bank.copy_(self.encode_all(model))
+
+    @torch.no_grad()
+    def encode_all(self, model, chunk: int = 1000) -> torch.Tensor:
+        """(n_images, d_z) unit rows: z of every image under the network as it is now (eval mode: BatchNorm's
+        running statistics, so encoding changes nothing in the model)."""
+        was_training, device = model.training, self.bank.bank.device
+        model.eval()
+        try:
+            z = [model(self.view(x.to(device)))[1].float() for x in self.images.split(chunk)]
+        finally:
+            model.train(was_training)
+        return F.normalize(torch.cat(z), dim=1)
 
     def state_dict(self) -> dict:
-        return {"bank": self.bank.state_dict(), "g": self.g.get_state()}
+        return {"bank": self.bank.state_dict(), "g": self.g.get_state(), "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.bank.load_state_dict(state["bank"])
         self.g.set_state(state["g"])
+        self.steps = int(state.get("steps", 0))
 
 
 class AlignmentObjective(SimCLRObjective):
