@@ -126,11 +126,11 @@ def _ps4_solutions() -> dict[str, str]:
 
 def test_ps4_quotes_only_what_notebooks_06_09_measured_and_the_papers_numbers():
     """Every mean ± sd and decimal a model answer of problem set 4 quotes is a value of the cached results the
-    application notebooks read (formatted as they format it), or one of the paper's numbers listed above; so a
-    mark scheme cannot drift from what the workbook measures."""
-    from .test_results_prose import DECIMAL, NOTEBOOKS, PLUS_MINUS, _leaves, _quotable, _results
+    application notebooks read (formatted as they format it), a paired difference of the phenomena table, or one of
+    the paper's numbers listed above; so a mark scheme cannot drift from what the workbook measures."""
+    from .test_results_prose import DECIMAL, NOTEBOOKS, PLUS_MINUS, _leaves, _paired, _quotable, _results
 
-    quotable = set(PS4_PAPER)
+    quotable = set(PS4_PAPER) | _paired()
     for name in NOTEBOOKS:
         for result in _results(name):
             quotable |= _quotable(result) | _leaves(result)

@@ -70,7 +70,7 @@ def test_a_bank_run_names_its_draws_in_the_cache_key():
     """A bank run trained when its draws could hit the anchor's own entry must not be found again."""
     plain = ex.ShortRun()
     bank = replace(plain, bank_negatives=64)
-    assert bank.key()["bank_draws"] == ex.common.BANK_DRAWS and "bank_draws" not in plain.key()
+    assert bank.key()["bank_draws"] == ex.short_run.BANK_DRAWS and "bank_draws" not in plain.key()
 
 
 def test_a_grouped_run_is_cached_apart_from_the_plain_one(tmp_path):

@@ -208,7 +208,12 @@ _MAIN_RUN = {"visualize": ("variants", "SimCLR"), "small_batch": ("variants", "S
 _RANDOM_INIT = {"visualize": ("variants", "random init"), "small_batch": ("baselines", "random init"),
                 "negatives": ("baselines", "random init"), "temperature": ("baselines", "random init"),
                 "pretraining": ("baselines", "random init"), "fig5": ("baselines", "random init"),
-                "composition": ("baselines", "random init")}  # vs_supervised.json: probed before the protocol
+                "composition": ("baselines", "random init")}
+# vs_supervised.json keeps each method's numbers under the label budget: with all labels, its SimCLR h (linear
+# probe and kNN) is the main run, its random-init probe the same network untrained
+_ALL_LABELS = ("in_domain", "all")
+_VS_SUPERVISED = {"main SimCLR run": {"linear": "SimCLR h (linear probe)", "knn": "SimCLR h (kNN)"},
+                  "random init": {"linear": "random-init h (linear probe)"}}
 
 
 def _cached(places: dict) -> dict:
@@ -229,6 +234,13 @@ def test_one_encoder_has_the_same_numbers_in_every_cached_result(places):
     the same per-seed numbers in every JSON: a result probed under another protocol would differ here."""
     found = _cached(places)
     assert len(found) >= 2, found
+    file = REPO / "notebooks" / "results" / "vs_supervised.json"
+    if file.is_file():
+        node = json.loads(file.read_text())[_ALL_LABELS[0]][_ALL_LABELS[1]]
+        label = "main SimCLR run" if places is _MAIN_RUN else "random init"
+        first = next(iter(found.values()))
+        for m, method in _VS_SUPERVISED[label].items():
+            assert node[method]["values"] == first[m], ("vs_supervised", method, node[method]["values"], first[m])
     first = next(iter(found.values()))
     for name, numbers in found.items():
         assert numbers == first, (name, numbers, first)

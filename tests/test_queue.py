@@ -253,18 +253,20 @@ def _bank_steps(model, objective, steps: int):
 
 
 def test_a_refreshed_bank_holds_the_networks_own_embeddings_of_every_image():
-    """Every k steps the bank is z of every image under the network as it is (independently: eval mode, one batch,
-    F.normalize); between refreshes only the momentum update moves it; encoding leaves the model as it was."""
+    """Every k steps each entry becomes what the update writes, the mean of two views' unit z, under the network as
+    it is (independently: one training-mode batch of all views, F.normalize); between refreshes only the momentum
+    update moves the bank; encoding leaves the model's weights and BatchNorm statistics as they were."""
+    import copy
+
     import torch.nn.functional as F
 
     model, images, view, objective = _bank_setup(refresh_every=3)
 
     def fresh():
-        model.eval()
+        twin = copy.deepcopy(model).train()  # its BatchNorm statistics may move: the model's may not
         with torch.no_grad():
-            z = F.normalize(model(view(images))[1], dim=1)
-        model.train()
-        return z
+            z1, z2 = twin(torch.cat([view(images), view(images)]))[1].chunk(2)
+        return F.normalize((F.normalize(z1, dim=1) + F.normalize(z2, dim=1)) / 2, dim=1)
 
     _bank_steps(model, objective, 2)
     assert not torch.allclose(objective.bank.bank, fresh(), atol=1e-3)  # not yet refreshed
@@ -275,7 +277,8 @@ def test_a_refreshed_bank_holds_the_networks_own_embeddings_of_every_image():
     state = [t.clone() for t in (*model.parameters(), *model.buffers())]
     objective.encode_all(model)
     assert model.training and all(torch.equal(a, b) for a, b in zip(state, (*model.parameters(), *model.buffers())))
-    assert objective.state_dict()["steps"] == 4
+    saved = objective.state_dict()
+    assert saved["steps"] == 4 and set(saved) == {"bank", "g", "steps", "g_views"}
 
 
 def test_a_bank_without_refresh_is_never_re_encoded():

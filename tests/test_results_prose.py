@@ -200,23 +200,33 @@ def test_06_at_the_main_runs_length_every_p2_comparison_is_shown():
 def test_07_the_large_batch_beats_random_init_and_extra_negatives_do_not_help_here():
     r = _result("07_small_batches")
     v, rand = r["variants"], r["baselines"]["random init"]
-    big, small = f"SimCLR, N={r['large_batch']}", f"SimCLR, N={r['small_batch']}"
+    n, N = r["small_batch"], r["large_batch"]
+    big, small = f"SimCLR, N={N}", f"SimCLR, N={n}"
     assert differs(v[big]["linear"], rand["linear"]) == 1 and differs(v[big]["knn"], rand["knn"]) == 1
     assert differs(v[small]["knn"], rand["knn"]) == 0
-    for n in (r["small_batch"], r["large_batch"]):
-        plain = v[f"SimCLR, N={n}"]
+    for b in (n, N):  # every bank and queue below plain SimCLR at its batch, by both probes
+        plain = v[f"SimCLR, N={b}"]
         for name, x in v.items():
-            if name.endswith(f"N={n}") and name != f"SimCLR, N={n}":
-                assert x["knn"]["mean"] < plain["knn"]["mean"] and x["linear"]["mean"] < plain["linear"]["mean"]
-        bank = next(x for k, x in v.items() if k.startswith("memory bank") and k.endswith(f"N={n}"))
-        queue = next(x for k, x in v.items() if k.startswith("MoCo") and k.endswith(f"N={n}"))
-        assert queue["knn"]["mean"] > bank["knn"]["mean"]  # "the queue beats the bank at both batch sizes"
+            if name.endswith(f"N={b}") and name != f"SimCLR, N={b}":
+                assert x["knn"]["mean"] < plain["knn"]["mean"], name
+                assert x["linear"]["mean"] <= plain["linear"]["mean"] + 0.0005, name  # "level": 87.1 vs 87.1
+        bank, queue = v[f"memory bank (PIRL), N={b}"], v[f"MoCo queue K=4096, N={b}"]
+        assert queue["knn"]["mean"] > bank["knn"]["mean"]  # "the queue did better than the bank"
         assert all(1 < x["train_s"] / plain["train_s"] <= 1.5 for x in (bank, queue))  # "at most half as long again"
     others = [x for name, x in v.items() if name != big]
     assert all(differs(x["knn"], rand["knn"]) <= 0 for x in others)  # "by kNN the only run clearly ahead"
-    small_bank, small_queue = (next(x for k, x in v.items() if k.startswith(p) and k.endswith(f"N={r['small_batch']}"))
-                               for p in ("memory bank", "MoCo"))
-    assert small_bank["loss_curve"][-1][1] < small_queue["loss_curve"][-1][1] < 8.3  # "6.08 ... 7.01", below chance
+    # the losses: bank and queue start low and rise, plain SimCLR falls
+    bank, queue, plain = (v[k]["loss_curve"] for k in (f"memory bank (PIRL), N={n}", f"MoCo queue K=4096, N={n}", small))
+    assert bank[0][1] < bank[-1][1] < queue[-1][1] < 8.3 and queue[0][1] < queue[-1][1] and plain[-1][1] < plain[0][1]
+    # staleness is not the cause; the number of bank negatives is; the queue does not depend on K
+    p4 = _phenomenon_rows("P4")
+    assert all(p4[f"P4 re-encoded bank vs bank, small batch ({m})"]["verdict"] == "not shown" for m in ("knn", "linear"))
+    assert all(p4[f"P4 small bank vs bank, small batch ({m})"]["verdict"] == "shown" for m in ("knn", "linear"))
+    refreshed = v[f"memory bank re-encoded every 25 steps, N={n}"]
+    assert refreshed["loss_curve"][-1][1] > bank[-1][1] and refreshed["train_s"] > 4 * v[small]["train_s"]
+    small_bank = v[f"memory bank (PIRL) K=256, N={n}"]
+    assert differs(small_bank["linear"], v[small]["linear"]) == 0
+    assert all(differs(v[f"MoCo queue K=256, N={n}"][m], v[f"MoCo queue K=4096, N={n}"][m]) == 0 for m in ("knn", "linear"))
 
 
 def test_08_simclr_beats_random_init_and_the_collapsed_run_collapses():
@@ -251,30 +261,42 @@ def test_the_results_readme_quotes_the_cached_wall_times():
 def test_09_what_the_findings_claim():
     r = _result("09_simclr_vs_supervised")
     A, B = r["in_domain"], r["transfer"]
+    assert list(A) == list(B) == ["1", "10", "100", "all"]
+    assert [A[k]["n_labels"] for k in A] == [10, 100, 1000, 10_000]  # every class equally, all 10,000 at the end
     probe, scratch, rand = "SimCLR h (linear probe)", "supervised from scratch", "random-init h (linear probe)"
-    # A: inside the noise at 1 %; the probe best at 10 % but random init within its noise; fine-tuning never wins
-    assert all(differs(A["0.01"][probe], A["0.01"][m]) == 0 for m in (scratch, rand, "raw pixels (linear probe)",
-                                                                    "SimCLR fine-tuned"))
-    best10 = max((v["mean"], m) for m, v in A["0.1"].items() if m != "n_labels")[1]
-    assert best10 == probe and differs(A["0.1"][probe], A["0.1"][scratch]) == 1
-    assert differs(A["0.1"][probe], A["0.1"][rand]) == 0
-    assert differs(A["1.0"][probe], A["1.0"][rand]) == 1 and A["1.0"][probe]["mean"] > A["1.0"][scratch]["mean"]
-    assert all(differs(A[f]["SimCLR fine-tuned"], A[f][scratch]) <= 0 for f in A)  # never beyond the noise ...
-    ft10 = _phenomenon_rows("P7")["P7 fine-tuned vs scratch, 10 % labels"]
-    assert min(ft10["differences"]) > 0 and ft10["mean"] < 1 and ft10["verdict"] == "not shown"  # ... "every seed"
-    assert A["1.0"]["SimCLR fine-tuned"]["mean"] < A["1.0"][scratch]["mean"]  # "behind with all labels"
-    # B: the supervised-pretrained network wins the transfer
+    ft, raw = "SimCLR fine-tuned", "raw pixels (linear probe)"
+    p7 = _phenomenon_rows("P7")
+    # A: one label per class: SimCLR wins, by probe, fine-tuning and kNN, above every baseline
+    assert all(p7[f"P7 {k} vs scratch, 1 per class"]["verdict"] == "shown" for k in ("probe", "fine-tuned"))
+    assert all(differs(A["1"][m], A["1"][raw]) == 1 for m in (probe, ft))
+    assert all(a > b for a, b in zip(A["1"]["SimCLR h (kNN)"]["values"], A["1"][scratch]["values"]))  # every seed
+    assert A["1"][probe]["mean"] > A["1"][rand]["mean"] and differs(A["1"][probe], A["1"]["SimCLR h (kNN)"]) == 0
+    # 10 per class: inside the noise; 100 per class: the probe ahead on every seed, fine-tuning back to scratch
+    assert all(p7[f"P7 {k} vs scratch, 10 per class"]["verdict"] == "not shown" for k in ("probe", "fine-tuned"))
+    p100 = p7["P7 probe vs scratch, 100 per class"]
+    assert p100["verdict"] == "shown" and min(p100["differences"]) > 0
+    assert differs(A["100"][probe], A["100"][rand]) == 1
+    assert p7["P7 fine-tuned vs scratch, 100 per class"]["verdict"] == "not shown"
+    # all labels: the probe above random init and raw pixels, level with scratch and fine-tuning
+    assert differs(A["all"][probe], A["all"][rand]) == 1 and differs(A["all"][probe], A["all"][raw]) == 1
+    assert differs(A["all"][probe], A["all"][scratch]) == 0 and differs(A["all"][probe], A["all"][ft]) == 0
+    # B: the supervised-pretrained network wins the transfer from 10 labels per class on
     sup, sim = "supervised-pretrained h (linear probe)", "SimCLR-pretrained h (linear probe)"
-    assert differs(B["0.01"][sup], B["0.01"][sim]) == 1 and differs(B["0.1"][sup], B["0.1"][sim]) == 1
-    for f in ("0.1", "1.0"):
-        assert differs(B[f]["supervised-pretrained fine-tuned"], B[f]["SimCLR-pretrained fine-tuned"]) == 1
-        assert differs(B[f]["SimCLR-pretrained fine-tuned"], B[f][scratch]) == -1
-    assert differs(B["0.01"][sim], B["0.01"][rand]) == -1
-    # the projection head: h beats z everywhere, no head in between with all labels; z more invariant
-    for f in A:
-        assert differs(A[f][probe], A[f]["SimCLR z = g(h) (linear probe)"]) == 1
-    nohead = A["1.0"]["no-head SimCLR h (linear probe)"]["mean"]
-    assert A["1.0"]["SimCLR z = g(h) (linear probe)"]["mean"] < nohead < A["1.0"][probe]["mean"]
+    assert all(differs(B[k][sup], B[k][sim]) == 1 for k in ("10", "100", "all"))
+    for k in ("10", "all"):
+        assert differs(B[k]["supervised-pretrained fine-tuned"], B[k]["SimCLR-pretrained fine-tuned"]) == 1
+    assert differs(B["10"][sim], B["10"][rand]) == -1 and differs(B["100"][sim], B["100"][rand]) == 0
+    assert differs(B["all"][sim], B["all"][rand]) == 1
+    assert differs(B["all"]["SimCLR-pretrained fine-tuned"], B["all"][scratch]) == -1
+    one = [v["mean"] for m, v in B["1"].items() if m != "n_labels"]
+    assert all(differs(B["1"][m], B["1"][n]) == 0 for m in B["1"] for n in B["1"] if "n_labels" not in (m, n))
+    assert (min(one), max(one)) == (B["1"][scratch]["mean"], B["1"][rand]["mean"])  # "between ... and ..."
+    # the projection head: h beats z from 10 labels per class on; no head below with 100 per class, not shown with all
+    for k in ("10", "100", "all"):
+        assert differs(A[k][probe], A[k]["SimCLR z = g(h) (linear probe)"]) == 1
+    assert differs(A["1"][probe], A["1"]["SimCLR z = g(h) (linear probe)"]) == 0
+    assert differs(A["100"][probe], A["100"]["no-head SimCLR h (linear probe)"]) == 1
+    assert _phenomenon_rows("P6")["P6 head vs no head (linear)"]["verdict"] == "not shown"
     inv, rot = r["invariance"], r["rotation_probe"]
     assert inv["z"]["pos_neg_ratio"] < inv["h"]["pos_neg_ratio"] and rot["h"] > rot["z"] + 0.1
     assert f"{100 * rot['h']:.0f}% vs {100 * rot['z']:.0f}%" in "\n".join(_findings("09_simclr_vs_supervised"))

@@ -2,11 +2,12 @@
 
 Every pretraining here runs through the library's one loop (``simclr_core.train.loop.Trainer``, via
 ``train.runs.pretrain``) with the Fashion-MNIST ``cpu`` preset's recipe; only the network size, batch, steps and the
-objective change (``common.ShortRun``). Modules:
+objective change (``short_run.ShortRun``). Modules:
 
-- ``common``: ``ShortRun`` + ``pretrain_short`` (one run; a queue and momentum encoder (MoCo), a memory bank
-  (PIRL) or no negatives at all are objectives of the trainer), ``finetune`` (the supervised baseline of Q6, the
-  library's ``train.supervised`` loop), ``Preset`` (experiment sizes), data, probes and the record of a result;
+- ``short_run``: ``ShortRun`` + ``pretrain_short`` (one run; a queue and momentum encoder (MoCo), a memory bank
+  (PIRL), re-encoded or not, or no negatives at all are objectives of the trainer) and the run cache;
+- ``common``: ``finetune`` (the supervised baseline of Q6, the library's ``train.supervised`` loop), ``Preset``
+  (experiment sizes), data, probes and the record of a result;
 - ``fig5``, ``small_batch``, ``visualize``, ``vs_supervised``: the experiments of notebooks 06, 07, 08 and 09. Each
   returns a JSON-able dict that records the command, the config, the device, the probe protocol
   (``simclr_core.eval.probe``) and the measured numbers;
@@ -38,8 +39,8 @@ from pathlib import Path
 
 from ..precision import parse_device, resolve_device
 from ..train.runfolder import write_text_atomic
-from .common import (FIG5_OPS, PRESETS, Preset, ShortRun, build_model, compose, default_views, finetune, load_data,
-                     pretrain_short, probe_of, simclr_views)
+from .common import FIG5_OPS, PRESETS, Preset, compose, default_views, finetune, load_data, probe_of, simclr_views
+from .short_run import ShortRun, build_model, pretrain_short
 from .composition import run_composition
 from .fig5 import run_fig5
 from .negatives import run_negatives

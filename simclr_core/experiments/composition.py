@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from .common import Preset, ShortRun, compose, load_data, meta
+from .common import Preset, compose, load_data, meta
+from .short_run import ShortRun
 from .negatives import measure_arms
 from .stats import baselines
 

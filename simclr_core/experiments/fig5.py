@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
-from .common import Preset, ShortRun, compose, load_data, meta, pretrain_short, probe_of
+from .common import Preset, compose, load_data, meta, probe_of
+from .short_run import ShortRun, pretrain_short
 from .stats import baselines, over_seeds
 
 

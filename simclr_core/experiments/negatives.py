@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
-from .common import Preset, ShortRun, load_data, meta, pretrain_short, probe_of
+from .common import Preset, load_data, meta, probe_of
+from .short_run import ShortRun, pretrain_short
 from .stats import baselines, over_seeds
 
 __all__ = ["GROUPS", "arms", "arm_name", "measure_arms", "run_negatives"]

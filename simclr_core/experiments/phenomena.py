@@ -79,13 +79,19 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
-def _resolve(data: dict, path) -> list:
-    """``path`` made concrete for this result: {small_batch}, {large_batch} and {queue} filled in from it (07's
-    keys name its batch sizes), and a name indexing a list read as a Figure-5 operator (row: 1st op, column: 2nd).
-    KeyError when the result has no such entry."""
+def _sizes(data: dict) -> dict:
+    """07's batch and queue sizes, by which its keys and comparisons name its arms."""
     sizes = {k: data[k] for k in ("small_batch", "large_batch") if k in data}
     if "queue_sizes" in data.get("preset", {}):
-        sizes["queue"] = max(data["preset"]["queue_sizes"])
+        sizes["queue"], sizes["small_queue"] = max(data["preset"]["queue_sizes"]), min(data["preset"]["queue_sizes"])
+    return sizes
+
+
+def _resolve(data: dict, path) -> list:
+    """``path`` made concrete for this result: {small_batch}, {large_batch}, {queue} and {small_queue} filled in from
+    it (07's keys name its batch and queue sizes), and a name indexing a list read as a Figure-5 operator (row: 1st
+    op, column: 2nd). KeyError when the result has no such entry."""
+    sizes = _sizes(data)
     obj, out = data, []
     for key in path:
         if isinstance(key, str) and "{" in key:
@@ -123,7 +129,8 @@ def _row(c: Comparison, results: dict) -> dict:
     diffs = [x - y for x, y in zip(a, b)]
     ms = mean_sd(diffs)  # fewer than MIN_SEEDS (the smoke preset's 2): numbers without a verdict
     min_effect = RULES["min_effect_rank" if c.unit == "rank" else "min_effect_points"].value
-    return {"id": c.id, "phenomenon": c.phenomenon, "comparison": c.comparison[0], "comparison_zh": c.comparison[1],
+    en, zh = (text.format(**_sizes(data)) if "{" in text else text for text in c.comparison)
+    return {"id": c.id, "phenomenon": c.phenomenon, "comparison": en, "comparison_zh": zh,
             "metric": c.metric, "unit": c.unit,
             "source": {"file": c.file, "a": pa, "b": pb}, "seeds": list(data["preset"]["seeds"]),
             "a": [_r(v) for v in a], "b": [_r(v) for v in b], "differences": [_r(d) for d in diffs],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .small_batch import BANK_REFRESH
+
 __all__ = ["Comparison", "COMPARISONS", "NOT_MEASURED", "OPTIONAL", "measured_comparisons"]
 
 
@@ -33,8 +35,7 @@ _GRID_NOTE = ("the Figure 5 grid: {steps} steps of {batch} pairs per cell",  # f
               "图 5 网格:每格 {steps} 步、每步 {batch} 对")
 _NEG_NOTE = ("the collapsed run trained 400 steps, SimCLR 1,200: collapse happens within the first few hundred",
              "坍缩的运行训练了 400 步,SimCLR 训练了 1,200 步:坍缩在最初几百步内就会发生")
-_SIZE_NOTE = ("in the cached runs fine-tuned and from-scratch classifiers were tested at 16 px, the probes at 28 px",
-              "缓存的运行中,微调和从零训练的分类器在 16 像素下测试,探针在 28 像素下测试")
+_REFRESHED = f"memory bank re-encoded every {BANK_REFRESH} steps, N={{small_batch}}"  # experiments.small_batch
 _P7 = {"probe": ("SimCLR linear probe", "SimCLR 线性探针", "SimCLR h (linear probe)", "linear"),
        "fine-tuned": ("SimCLR fine-tuned", "SimCLR 微调", "SimCLR fine-tuned", "top-1")}
 COMPARISONS = (
@@ -53,17 +54,30 @@ COMPARISONS = (
                  m, "small_batch.json", ("variants", key, m), ("variants", "SimCLR, N={small_batch}", m))
       for en, zh, key in (("memory bank", "记忆库", "memory bank (PIRL), N={small_batch}"),
                           ("MoCo queue", "MoCo 队列", "MoCo queue K={queue}, N={small_batch}")) for m in ("knn", "linear")),
+    *(Comparison(f"P4 re-encoded bank vs {short}, small batch ({m})", "P4",
+                 (f"memory bank re-encoded every {BANK_REFRESH} steps vs {en} at the small batch",
+                  f"小 batch 下每 {BANK_REFRESH} 步重新编码的记忆库对比{zh}"),
+                 m, "small_batch.json", ("variants", _REFRESHED, m), ("variants", key, m))
+      for short, en, zh, key in (("bank", "the plain memory bank", "普通记忆库", "memory bank (PIRL), N={small_batch}"),
+                                 ("SimCLR", "plain SimCLR", "普通 SimCLR", "SimCLR, N={small_batch}"))
+      for m in ("knn", "linear")),
+    *(Comparison(f"P4 small bank vs bank, small batch ({m})", "P4",
+                 ("memory bank with {small_queue:,} vs {queue:,} extra negatives at the small batch",
+                  "小 batch 下有 {small_queue:,} 个与 {queue:,} 个额外负样本的记忆库对比"),
+                 m, "small_batch.json", ("variants", "memory bank (PIRL) K={small_queue}, N={small_batch}", m),
+                 ("variants", "memory bank (PIRL), N={small_batch}", m)) for m in ("knn", "linear")),
     Comparison("P6 h vs z (linear)", "P6", ("probe on h vs on z = g(h), all labels", "在 h 上与在 z = g(h) 上的探针,全部标签"),
-               "linear", "vs_supervised.json", (*_IN, "1.0", "SimCLR h (linear probe)"),
-               (*_IN, "1.0", "SimCLR z = g(h) (linear probe)")),
+               "linear", "vs_supervised.json", (*_IN, "all", "SimCLR h (linear probe)"),
+               (*_IN, "all", "SimCLR z = g(h) (linear probe)")),
     Comparison("P6 head vs no head (linear)", "P6", ("h of a run with a head vs of a run without, all labels",
                                                      "有投影头与无投影头的运行的 h,全部标签"),
-               "linear", "vs_supervised.json", (*_IN, "1.0", "SimCLR h (linear probe)"),
-               (*_IN, "1.0", "no-head SimCLR h (linear probe)")),
-    *(Comparison(f"P7 {what} vs scratch, {pct} labels", "P7", (f"{en} vs supervised from scratch, {pct} of the labels",
-                                                               f"{zh}对比从零监督训练,{pct} 的标签"),
-                 metric, "vs_supervised.json", (*_IN, frac, key), (*_IN, frac, "supervised from scratch"), note=_SIZE_NOTE)
-      for frac, pct in (("0.01", "1 %"), ("0.1", "10 %")) for what, (en, zh, key, metric) in _P7.items()),
+               "linear", "vs_supervised.json", (*_IN, "all", "SimCLR h (linear probe)"),
+               (*_IN, "all", "no-head SimCLR h (linear probe)")),
+    *(Comparison(f"P7 {what} vs scratch, {k} per class", "P7",
+                 (f"{en} vs supervised from scratch, {k} labelled image{'s' if k > 1 else ''} per class",
+                  f"{zh}对比从零监督训练,每类 {k} 张有标签图像"),
+                 metric, "vs_supervised.json", (*_IN, str(k), key), (*_IN, str(k), "supervised from scratch"))
+      for k in (1, 10, 100) for what, (en, zh, key, metric) in _P7.items()),
     *(Comparison(f"P8 SimCLR vs no negatives ({m})", "P8", ("SimCLR vs the alignment-only run (no negatives)",
                                                            "SimCLR 对比只有对齐项的运行(没有负样本)"),
                  m, "visualize.json", ("variants", "SimCLR", key), ("variants", "collapsed (no negatives)", key),

@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, replace
 
 from ..train.runfolder import write_text_atomic
-from .common import Preset, ShortRun, load_data, meta, pretrain_short, probe_of, run_cache_file
+from .common import Preset, load_data, meta, probe_of
+from .short_run import ShortRun, pretrain_short, run_cache_file
 from .stats import baselines, over_seeds
 
 __all__ = ["LONG_STEPS", "CHECKPOINTS", "arm_name", "long_run", "run_pretraining"]

@@ -67,7 +67,8 @@ def baselines(train, test, preset, dataset: str, device, run) -> dict:
     as every trained encoder (``common.probe_of``)."""
     from dataclasses import replace
 
-    from .common import build_model, probe_of
+    from .common import probe_of
+    from .short_run import build_model
 
     rand = []
     for seed in preset.seeds:

@@ -1,7 +1,7 @@
 """Phenomenon P5 (issue 34, exercise Q2.2): which temperature does a training run prefer?
 
 Notebook 02 measures the NT-Xent loss at several tau; what matters is what a network trained at each tau learns.
-Every arm here is the main runs' SimCLR (``common.ShortRun``: batch, steps, network, augmentation) with only tau
+Every arm here is the main runs' SimCLR (``short_run.ShortRun``: batch, steps, network, augmentation) with only tau
 changed, trained from the same initial weights on the same image order (the seed) and probed under the
 workbook's one protocol (``eval.probe``). tau = 0.2 is the recipe's own, the run ``small_batch`` and
 ``visualize`` cache. The phenomena table (``phenomena``) reads the tau with the best mean kNN against every other
@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from .common import Preset, ShortRun, load_data, meta
+from .common import Preset, load_data, meta
+from .short_run import ShortRun
 from .negatives import measure_arms
 from .stats import baselines
 

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .common import (Preset, ShortRun, build_model, default_views, histogram, load_data, meta, pretrain_short,
-                     probe_of, views_of_test)
+from .common import Preset, default_views, histogram, load_data, meta, probe_of, views_of_test
+from .short_run import ShortRun, build_model, pretrain_short
 from .stats import over_seeds
 
 @dataclass(frozen=True)

@@ -165,10 +165,10 @@ class MemoryBankObjective(SimCLRObjective):
     image, which the step then updates with momentum (PIRL-style; ``simclr_core.nn.queue.MemoryBank``). The draws
     skip the batch's own images, so no anchor ever meets its own stored entry as a negative.
 
-    ``refresh_every`` k > 0 (with ``images`` and ``view``): every k steps the whole bank is replaced by the current
-    network's z of every image (``view(images)``: un-augmented, at the views' size), so no entry is more than k steps
-    old; with a small batch an entry is otherwise rewritten only about every n / N steps. A diagnostic: it tells
-    whether the bank's negatives hurt because they are stale (notebook 07)."""
+    ``refresh_every`` k > 0 (with ``images`` and ``view``): every k steps every entry is rewritten as the update
+    writes it, from two fresh views of its image (``view(x, generator)``) under the current network, so no entry is
+    more than k steps old; with a small batch an entry is otherwise rewritten only about every n / N steps. A
+    diagnostic: it tells whether the bank's negatives hurt because they are stale (notebook 07)."""
 
     def __init__(self, temperature: float, model: nn.Module, n_images: int, negatives: int, momentum: float = 0.5,
                  seed: int = 0, refresh_every: int = 0, images: torch.Tensor | None = None, view=None):
@@ -182,6 +182,7 @@ class MemoryBankObjective(SimCLRObjective):
             raise ValueError(f"refresh_every={refresh_every} needs the n_images = {n_images} images and a view function "
                              f"to re-encode them, got {None if images is None else len(images)} images")
         self.images, self.view, self.steps = images, view, 0
+        self.g_views = torch.Generator().manual_seed(seed + 2)  # the refreshes' views: their own stream
         self._update = None
 
     def loss(self, model, v1, v2, idx, precision: Precision) -> torch.Tensor:
@@ -197,24 +198,33 @@ class MemoryBankObjective(SimCLRObjective):
             self.bank.bank.copy_(self.encode_all(model))
 
     @torch.no_grad()
-    def encode_all(self, model, chunk: int = 1000) -> torch.Tensor:
-        """(n_images, d_z) unit rows: z of every image under the network as it is now (eval mode: BatchNorm's
-        running statistics, so encoding changes nothing in the model)."""
-        was_training, device = model.training, self.bank.bank.device
-        model.eval()
+    def encode_all(self, model, chunk: int = 1024) -> torch.Tensor:
+        """(n_images, d_z): every entry as ``update`` computes it, the mean of the unit z of two views, under the
+        network as it is now, in training mode like the steps' embeddings (BatchNorm on batches of ``chunk``
+        images' views); BatchNorm's running statistics are put back, so encoding changes nothing in the model."""
+        device = self.bank.bank.device
+        kept = [b.clone() for b in model.buffers()]
         try:
-            z = [model(self.view(x.to(device)))[1].float() for x in self.images.split(chunk)]
+            rows = []
+            for x in self.images.split(chunk):
+                x = x.to(device)
+                z1, z2 = model(torch.cat([self.view(x, self.g_views), self.view(x, self.g_views)]))[1].float().chunk(2)
+                rows.append((F.normalize(z1, dim=1) + F.normalize(z2, dim=1)) / 2)
         finally:
-            model.train(was_training)
-        return F.normalize(torch.cat(z), dim=1)
+            for b, k in zip(model.buffers(), kept):
+                b.copy_(k)
+        return F.normalize(torch.cat(rows), dim=1)
 
     def state_dict(self) -> dict:
-        return {"bank": self.bank.state_dict(), "g": self.g.get_state(), "steps": self.steps}
+        return {"bank": self.bank.state_dict(), "g": self.g.get_state(), "steps": self.steps,
+                "g_views": self.g_views.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.bank.load_state_dict(state["bank"])
         self.g.set_state(state["g"])
         self.steps = int(state.get("steps", 0))
+        if "g_views" in state:
+            self.g_views.set_state(state["g_views"])
 
 
 class AlignmentObjective(SimCLRObjective):
