@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .small_batch import BANK_REFRESH
+from .vs_supervised import LABELS_PER_CLASS
 
 __all__ = ["Comparison", "COMPARISONS", "NOT_MEASURED", "OPTIONAL", "measured_comparisons"]
 
@@ -77,7 +78,7 @@ COMPARISONS = (
                  (f"{en} vs supervised from scratch, {k} labelled image{'s' if k > 1 else ''} per class",
                   f"{zh}对比从零监督训练,每类 {k} 张有标签图像"),
                  metric, "vs_supervised.json", (*_IN, str(k), key), (*_IN, str(k), "supervised from scratch"))
-      for k in (1, 10, 100) for what, (en, zh, key, metric) in _P7.items()),
+      for k in LABELS_PER_CLASS if k is not None for what, (en, zh, key, metric) in _P7.items()),
     *(Comparison(f"P8 SimCLR vs no negatives ({m})", "P8", ("SimCLR vs the alignment-only run (no negatives)",
                                                            "SimCLR 对比只有对齐项的运行(没有负样本)"),
                  m, "visualize.json", ("variants", "SimCLR", key), ("variants", "collapsed (no negatives)", key),

@@ -84,10 +84,12 @@ class ShortRun:
         if self.queue_size:
             return lambda model: QueueObjective(self.temperature, model, self.queue_size, self.momentum)
         if self.bank_negatives:
-            views = BatchAugment(self.recipe(dataset, n_images).augment)  # a refreshed entry: two views, as in a step
+            # re-encoding draws two views of every image, as a step does; a bank that is never re-encoded needs none
+            views = BatchAugment(self.recipe(dataset, n_images).augment) if self.bank_refresh else None
             return lambda model: MemoryBankObjective(
                 self.temperature, model, n_images, self.bank_negatives, seed=self.seed, refresh_every=self.bank_refresh,
-                images=images, view=views.to(next(model.parameters()).device))
+                images=None if views is None else images,
+                view=None if views is None else views.to(next(model.parameters()).device))
         if self.group_pairs:
             return lambda model: GroupedObjective(self.temperature, self.group_pairs, self.batch_size)
         return None
